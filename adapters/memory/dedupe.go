@@ -1,0 +1,77 @@
+package memory
+
+import (
+	"context"
+	"time"
+
+	"github.com/wa2genesys/connectorcache/ports"
+)
+
+// DedupeStore is a [ports.DedupeStore] in process memory.
+type DedupeStore struct {
+	marks *expiring[messageKey, mark]
+}
+
+var _ ports.DedupeStore = (*DedupeStore)(nil)
+
+type messageKey struct{ tenantID, messageID string }
+
+// mark is a message's state: held by owner, or committed.
+type mark struct {
+	owner     string
+	committed bool
+}
+
+// NewDedupeStore returns an empty DedupeStore.
+func NewDedupeStore(opts ...Option) *DedupeStore {
+	o := newOptions(opts)
+	return &DedupeStore{marks: newExpiring[messageKey, mark](o.now)}
+}
+
+// Claim implements [ports.DedupeStore].
+func (s *DedupeStore) Claim(_ context.Context, tenantID, messageID, owner string, ttl time.Duration) (ports.ClaimState, error) {
+	k := messageKey{tenantID, messageID}
+	s.marks.mu.Lock()
+	defer s.marks.mu.Unlock()
+	if m, ok := s.marks.get(k); ok {
+		if m.committed {
+			return ports.ClaimCommitted, nil
+		}
+		return ports.ClaimHeld, nil
+	}
+	s.marks.put(k, mark{owner: owner}, ttl)
+	return ports.ClaimAcquired, nil
+}
+
+// Commit implements [ports.DedupeStore].
+func (s *DedupeStore) Commit(_ context.Context, tenantID, messageID, owner string, ttl time.Duration) (bool, error) {
+	k := messageKey{tenantID, messageID}
+	s.marks.mu.Lock()
+	defer s.marks.mu.Unlock()
+	if !s.owns(k, owner) {
+		return false, nil
+	}
+	s.marks.put(k, mark{committed: true}, ttl)
+	return true, nil
+}
+
+// Release implements [ports.DedupeStore].
+func (s *DedupeStore) Release(_ context.Context, tenantID, messageID, owner string) (bool, error) {
+	k := messageKey{tenantID, messageID}
+	s.marks.mu.Lock()
+	defer s.marks.mu.Unlock()
+	if !s.owns(k, owner) {
+		return false, nil
+	}
+	s.marks.del(k)
+	return true, nil
+}
+
+func (s *DedupeStore) owns(k messageKey, owner string) bool {
+	m, ok := s.marks.get(k)
+	return ok && !m.committed && m.owner == owner
+}
+
+// Len reports how many messages the store holds, expired ones not yet
+// reclaimed included.
+func (s *DedupeStore) Len() int { return s.marks.len() }

@@ -1,0 +1,49 @@
+package memory
+
+import (
+	"context"
+	"time"
+
+	"github.com/wa2genesys/connectorcache/ports"
+)
+
+// TokenStore is a [ports.TokenStore] in process memory.
+type TokenStore struct {
+	tokens *expiring[string, ports.CachedToken]
+}
+
+var _ ports.TokenStore = (*TokenStore)(nil)
+
+// NewTokenStore returns an empty TokenStore.
+func NewTokenStore(opts ...Option) *TokenStore {
+	o := newOptions(opts)
+	return &TokenStore{tokens: newExpiring[string, ports.CachedToken](o.now)}
+}
+
+// GetToken implements [ports.TokenStore].
+func (s *TokenStore) GetToken(_ context.Context, tenantID string) (ports.CachedToken, bool, error) {
+	s.tokens.mu.Lock()
+	defer s.tokens.mu.Unlock()
+	tok, ok := s.tokens.get(tenantID)
+	return tok, ok, nil
+}
+
+// PutToken implements [ports.TokenStore].
+func (s *TokenStore) PutToken(_ context.Context, tenantID string, tok ports.CachedToken, ttl time.Duration) error {
+	s.tokens.mu.Lock()
+	defer s.tokens.mu.Unlock()
+	s.tokens.put(tenantID, tok, ttl)
+	return nil
+}
+
+// DeleteToken implements [ports.TokenStore].
+func (s *TokenStore) DeleteToken(_ context.Context, tenantID string) error {
+	s.tokens.mu.Lock()
+	defer s.tokens.mu.Unlock()
+	s.tokens.del(tenantID)
+	return nil
+}
+
+// Len reports how many tokens the store holds, expired ones not yet
+// reclaimed included.
+func (s *TokenStore) Len() int { return s.tokens.len() }

@@ -1,0 +1,135 @@
+package redigo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/wa2genesys/connectorcache/ports"
+)
+
+// TokenKey is the key a tenant's token is cached under.
+func TokenKey(tenantID string) string { return "genesys:token:" + tenantID }
+
+// DedupeKey is the key a tenant's message is recorded under.
+func DedupeKey(tenantID, messageID string) string {
+	return "genesys:dedupe:" + tenantID + ":" + messageID
+}
+
+// TokenStore is a [ports.TokenStore] on Redis. A token is stored as JSON
+// holding the token and its absolute expiry, with the TTL it was given.
+type TokenStore struct {
+	c *Client
+}
+
+var _ ports.TokenStore = (*TokenStore)(nil)
+
+// NewTokenStore returns a TokenStore on c.
+func NewTokenStore(c *Client) *TokenStore { return &TokenStore{c: c} }
+
+type storedToken struct {
+	AccessToken string `json:"access_token"`
+	// ExpiresAt is in Unix milliseconds.
+	ExpiresAt int64 `json:"expires_at"`
+}
+
+// GetToken implements [ports.TokenStore].
+func (s *TokenStore) GetToken(ctx context.Context, tenantID string) (ports.CachedToken, bool, error) {
+	key := TokenKey(tenantID)
+	raw, found, err := s.c.Get(ctx, key)
+	if err != nil || !found {
+		return ports.CachedToken{}, false, err
+	}
+	var st storedToken
+	if err := json.Unmarshal([]byte(raw), &st); err != nil || st.AccessToken == "" {
+		// Never echo the value: it holds a token.
+		return ports.CachedToken{}, false, fmt.Errorf("redis GET %s: %w", key, errMalformedToken)
+	}
+	return ports.CachedToken{AccessToken: st.AccessToken, ExpiresAt: time.UnixMilli(st.ExpiresAt)}, true, nil
+}
+
+var errMalformedToken = errors.New("stored value is not a token")
+
+// PutToken implements [ports.TokenStore].
+func (s *TokenStore) PutToken(ctx context.Context, tenantID string, tok ports.CachedToken, ttl time.Duration) error {
+	raw, err := json.Marshal(storedToken{AccessToken: tok.AccessToken, ExpiresAt: tok.ExpiresAt.UnixMilli()})
+	if err != nil {
+		return fmt.Errorf("encode token: %w", err)
+	}
+	return s.c.Set(ctx, TokenKey(tenantID), string(raw), ttl)
+}
+
+// DeleteToken implements [ports.TokenStore].
+func (s *TokenStore) DeleteToken(ctx context.Context, tenantID string) error {
+	return s.c.Del(ctx, TokenKey(tenantID))
+}
+
+// DedupeStore is a [ports.DedupeStore] on Redis. A claimed message's key
+// holds "claim:<owner>" for the claim TTL; a committed one holds "done" for
+// the dedupe TTL. Ownership checks run as Lua scripts, atomically.
+type DedupeStore struct {
+	c *Client
+}
+
+var _ ports.DedupeStore = (*DedupeStore)(nil)
+
+// NewDedupeStore returns a DedupeStore on c.
+func NewDedupeStore(c *Client) *DedupeStore { return &DedupeStore{c: c} }
+
+const committedMark = "done"
+
+func claimMark(owner string) string { return "claim:" + owner }
+
+// commitScript marks a message done for ARGV[3] ms if ARGV[1] still holds it.
+var commitScript = redis.NewScript(1, `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1`)
+
+// releaseScript deletes a message's key if ARGV[1] still holds it.
+var releaseScript = redis.NewScript(1, `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1`)
+
+// Claim implements [ports.DedupeStore] with one SET … NX EX … GET.
+func (s *DedupeStore) Claim(ctx context.Context, tenantID, messageID, owner string, ttl time.Duration) (ports.ClaimState, error) {
+	old, stored, err := s.c.setNXGet(ctx, DedupeKey(tenantID, messageID), claimMark(owner), ttl)
+	switch {
+	case err != nil:
+		return 0, err
+	case stored:
+		return ports.ClaimAcquired, nil
+	case old == committedMark:
+		return ports.ClaimCommitted, nil
+	}
+	return ports.ClaimHeld, nil
+}
+
+// Commit implements [ports.DedupeStore].
+func (s *DedupeStore) Commit(ctx context.Context, tenantID, messageID, owner string, ttl time.Duration) (bool, error) {
+	if ttl < time.Millisecond {
+		return false, fmt.Errorf("commit: ttl %v: must be at least 1ms", ttl)
+	}
+	key := DedupeKey(tenantID, messageID)
+	n, err := redis.Int(s.c.eval(ctx, commitScript, key, claimMark(owner), committedMark, strconv.FormatInt(ttl.Milliseconds(), 10)))
+	if err != nil {
+		return false, fmt.Errorf("redis commit %s: %w", key, err)
+	}
+	return n == 1, nil
+}
+
+// Release implements [ports.DedupeStore].
+func (s *DedupeStore) Release(ctx context.Context, tenantID, messageID, owner string) (bool, error) {
+	key := DedupeKey(tenantID, messageID)
+	n, err := redis.Int(s.c.eval(ctx, releaseScript, key, claimMark(owner)))
+	if err != nil {
+		return false, fmt.Errorf("redis release %s: %w", key, err)
+	}
+	return n == 1, nil
+}

@@ -1,0 +1,138 @@
+// Package app is the composition root: it reads the configuration, builds
+// the stores it names, wraps them to fail open, and returns the domain
+// services ready to use.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+
+	"go.uber.org/zap"
+
+	"github.com/wa2genesys/connectorcache/adapters/failopen"
+	"github.com/wa2genesys/connectorcache/adapters/memory"
+	"github.com/wa2genesys/connectorcache/adapters/redigo"
+	"github.com/wa2genesys/connectorcache/domain"
+	"github.com/wa2genesys/connectorcache/ports"
+)
+
+// Module is the wired module: its services and the health of their store.
+type Module struct {
+	// Tokens hands out each tenant's Genesys access token.
+	Tokens *domain.TokenCache
+	// Dedupe lets each WhatsApp message through once per tenant.
+	Dedupe *domain.Deduplicator
+
+	pinger ports.Pinger
+	close  func() error
+}
+
+// New builds the module that cfg describes. Tokens missing from the store
+// are fetched with fetcher. A nil logger means no logging.
+//
+// With the Redis store, New pings Redis once: an unreachable Redis is logged
+// as a warning and New still succeeds, failing open until Redis answers.
+func New(ctx context.Context, cfg Config, logger *zap.Logger, fetcher ports.TokenFetcher) (*Module, error) {
+	if fetcher == nil {
+		return nil, errors.New("app: token fetcher is nil")
+	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	var (
+		tokens ports.TokenStore
+		dedupe ports.DedupeStore
+		m      = &Module{}
+	)
+	switch cfg.Store {
+	case StoreMemory:
+		tokens, dedupe = memory.NewTokenStore(), memory.NewDedupeStore()
+		m.pinger, m.close = alwaysUp{}, func() error { return nil }
+	case StoreRedis:
+		client, err := newRedisClient(cfg.Redis)
+		if err != nil {
+			return nil, err
+		}
+		tokens = failopen.NewTokenStore(redigo.NewTokenStore(client), logger)
+		dedupe = failopen.NewDedupeStore(redigo.NewDedupeStore(client), logger)
+		m.pinger, m.close = client, client.Close
+		pingAtStartup(ctx, client, cfg.Redis, logger)
+	default:
+		return nil, fmt.Errorf("app: store %q is not one of %s, %s", cfg.Store, StoreRedis, StoreMemory)
+	}
+	m.Tokens = domain.NewTokenCache(tokens, fetcher, domain.TokenCacheConfig{
+		RefreshMargin: cfg.Token.RefreshMargin,
+		FetchTimeout:  cfg.Token.FetchTimeout,
+	})
+	m.Dedupe = domain.NewDeduplicator(dedupe, domain.DeduplicatorConfig{
+		TTL:      cfg.Dedupe.TTL,
+		ClaimTTL: cfg.Dedupe.ClaimTTL,
+	})
+	return m, nil
+}
+
+// Ping reports the store's real state; it does not fail open. The memory
+// store is always up.
+func (m *Module) Ping(ctx context.Context) error { return m.pinger.Ping(ctx) }
+
+// Close releases the store's connections.
+func (m *Module) Close() error { return m.close() }
+
+type alwaysUp struct{}
+
+func (alwaysUp) Ping(context.Context) error { return nil }
+
+func newRedisClient(c RedisConfig) (*redigo.Client, error) {
+	opts := redigo.Options{
+		URL:             c.URL,
+		Password:        c.Password,
+		DialTimeout:     c.DialTimeout,
+		ReadTimeout:     c.ReadTimeout,
+		WriteTimeout:    c.WriteTimeout,
+		MaxIdle:         c.Pool.MaxIdle,
+		MaxActive:       c.Pool.MaxActive,
+		Wait:            c.Pool.Wait,
+		IdleTimeout:     c.Pool.IdleTimeout,
+		MaxConnLifetime: c.Pool.MaxConnLifetime,
+		TestIdleAfter:   c.Pool.TestIdleAfter,
+	}
+	if c.TLSCAFile != "" {
+		pem, err := os.ReadFile(c.TLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("app: redis.tls_ca_file: %w", err)
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("app: redis.tls_ca_file %s: no PEM certificate in it", c.TLSCAFile)
+		}
+		opts.TLSConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
+	client, err := redigo.NewClient(opts)
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	return client, nil
+}
+
+func pingAtStartup(ctx context.Context, client *redigo.Client, c RedisConfig, log *zap.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, c.DialTimeout+c.ReadTimeout)
+	defer cancel()
+	if err := client.Ping(ctx); err != nil {
+		log.Warn("redis unreachable at startup; failing open until it answers",
+			zap.String("redis_url", c.RedactedURL()), zap.Error(err))
+		return
+	}
+	log.Info("redis connected", zap.String("redis_url", c.RedactedURL()))
+}
+
+// NewLogger returns a production JSON logger at c's level, writing to
+// standard error.
+func NewLogger(c LogConfig) (*zap.Logger, error) {
+	zc := zap.NewProductionConfig()
+	zc.Level = zap.NewAtomicLevelAt(c.Level)
+	return zc.Build()
+}

@@ -1,0 +1,311 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cast"
+	"github.com/spf13/viper"
+	"go.uber.org/zap/zapcore"
+)
+
+// Store kinds for [Config.Store].
+const (
+	StoreRedis  = "redis"
+	StoreMemory = "memory"
+)
+
+// Config is the module's configuration. [LoadConfig] fills every field,
+// defaults included, and validates it.
+type Config struct {
+	// Store is where tokens and dedupe records live: StoreRedis, or
+	// StoreMemory for a single instance run locally.
+	Store  string
+	Redis  RedisConfig
+	Token  TokenConfig
+	Dedupe DedupeConfig
+	Log    LogConfig
+}
+
+// RedisConfig configures the Redis connection pool.
+type RedisConfig struct {
+	// URL is redis://[user[:password]@]host[:port][/db], or rediss:// for
+	// TLS. It may hold a password: log it only through [RedisConfig.RedactedURL].
+	URL string
+	// Password, when not empty, replaces the URL's password.
+	Password string
+	// TLSCAFile is a PEM file of CA certificates trusted for rediss://.
+	// Empty means the system's roots.
+	TLSCAFile string
+	// DialTimeout bounds connecting and authenticating.
+	DialTimeout time.Duration
+	// ReadTimeout and WriteTimeout bound each command.
+	ReadTimeout, WriteTimeout time.Duration
+	Pool                      PoolConfig
+}
+
+// RedactedURL is URL with its password masked, fit for logs.
+func (c RedisConfig) RedactedURL() string {
+	u, err := url.Parse(c.URL)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return u.Redacted()
+}
+
+// PoolConfig sizes the Redis connection pool.
+type PoolConfig struct {
+	// MaxIdle is how many idle connections are kept. Zero keeps none.
+	MaxIdle int
+	// MaxActive caps open connections. Zero means no cap.
+	MaxActive int
+	// IdleTimeout closes connections idle longer. Zero means never.
+	IdleTimeout time.Duration
+	// MaxConnLifetime closes connections older than this. Zero means never.
+	MaxConnLifetime time.Duration
+	// Wait makes callers wait for a free connection at MaxActive instead of
+	// failing (and failing open) at once.
+	Wait bool
+	// TestIdleAfter: a connection idle at least this long is PINGed before
+	// reuse. Zero PINGs every reuse.
+	TestIdleAfter time.Duration
+}
+
+// TokenConfig tunes the token cache.
+type TokenConfig struct {
+	// RefreshMargin is how long before expiry a token stops being served,
+	// at most half its lifetime.
+	RefreshMargin time.Duration
+	// FetchTimeout bounds one call to the auth service.
+	FetchTimeout time.Duration
+}
+
+// DedupeConfig tunes the deduplicator.
+type DedupeConfig struct {
+	// TTL is how long a processed message is remembered.
+	TTL time.Duration
+	// ClaimTTL is how long a claim holds a message being processed.
+	ClaimTTL time.Duration
+}
+
+// LogConfig configures the logger [NewLogger] builds.
+type LogConfig struct {
+	Level zapcore.Level
+}
+
+// defaults holds every key with its default. The environment variable of a
+// key is the key in upper case with dots turned into underscores.
+var defaults = []struct {
+	key string
+	val any
+}{
+	{"store", StoreRedis},
+	{"redis.url", "redis://redis:6379"},
+	{"redis.password", ""},
+	{"redis.tls_ca_file", ""},
+	{"redis.dial_timeout", "1s"},
+	{"redis.read_timeout", "500ms"},
+	{"redis.write_timeout", "500ms"},
+	{"redis.pool.max_idle", 16},
+	{"redis.pool.max_active", 64},
+	{"redis.pool.idle_timeout", "5m"},
+	{"redis.pool.max_conn_lifetime", "30m"},
+	{"redis.pool.wait", true},
+	{"redis.pool.test_idle_after", "1s"},
+	{"token.refresh_margin", "300s"},
+	{"token.fetch_timeout", "30s"},
+	{"dedupe.ttl", "24h"},
+	{"dedupe.claim_ttl", "5m"},
+	{"log.level", "info"},
+}
+
+// EnvName is the environment variable that sets key.
+func EnvName(key string) string {
+	return strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// LoadConfig reads the YAML file at path ("" reads none), lets the
+// environment override any key, and validates the result. Errors name the
+// offending key.
+func LoadConfig(path string) (Config, error) {
+	v, err := NewViper(path)
+	if err != nil {
+		return Config{}, err
+	}
+	return ConfigFrom(v)
+}
+
+// NewViper returns a viper holding the module's defaults, the YAML file at
+// path ("" reads none) and the environment, every key bound to its variable.
+// A host that extends the configuration reads its own keys from it.
+func NewViper(path string) (*viper.Viper, error) {
+	v := viper.New()
+	for _, d := range defaults {
+		v.SetDefault(d.key, d.val)
+		if err := v.BindEnv(d.key, EnvName(d.key)); err != nil {
+			return nil, fmt.Errorf("config: bind %s: %w", d.key, err)
+		}
+	}
+	if path != "" {
+		v.SetConfigFile(path)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("config: read %s: %w", path, err)
+		}
+	}
+	return v, nil
+}
+
+// ConfigFrom builds and validates a Config from v.
+func ConfigFrom(v *viper.Viper) (Config, error) {
+	r := reader{v: v}
+	cfg := Config{
+		Store: r.oneOf("store", StoreRedis, StoreMemory),
+		Redis: RedisConfig{
+			URL:          r.redisURL("redis.url"),
+			Password:     r.str("redis.password"),
+			TLSCAFile:    r.str("redis.tls_ca_file"),
+			DialTimeout:  r.duration("redis.dial_timeout", positive),
+			ReadTimeout:  r.duration("redis.read_timeout", positive),
+			WriteTimeout: r.duration("redis.write_timeout", positive),
+			Pool: PoolConfig{
+				MaxIdle:         r.integer("redis.pool.max_idle"),
+				MaxActive:       r.integer("redis.pool.max_active"),
+				IdleTimeout:     r.duration("redis.pool.idle_timeout", nonNegative),
+				MaxConnLifetime: r.duration("redis.pool.max_conn_lifetime", nonNegative),
+				Wait:            r.boolean("redis.pool.wait"),
+				TestIdleAfter:   r.duration("redis.pool.test_idle_after", nonNegative),
+			},
+		},
+		Token: TokenConfig{
+			RefreshMargin: r.duration("token.refresh_margin", positive),
+			FetchTimeout:  r.duration("token.fetch_timeout", positive),
+		},
+		Dedupe: DedupeConfig{
+			TTL:      r.duration("dedupe.ttl", atLeastSecond),
+			ClaimTTL: r.duration("dedupe.claim_ttl", atLeastSecond),
+		},
+		Log: LogConfig{Level: r.level("log.level")},
+	}
+	if cfg.Redis.TLSCAFile != "" {
+		if _, err := os.Stat(cfg.Redis.TLSCAFile); err != nil {
+			r.fail("redis.tls_ca_file", "cannot be read: %v", err)
+		}
+	}
+	if err := errors.Join(r.errs...); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// reader reads typed keys from viper and collects one error per bad key.
+type reader struct {
+	v    *viper.Viper
+	errs []error
+}
+
+func (r *reader) fail(key, format string, args ...any) {
+	r.errs = append(r.errs, fmt.Errorf("config: %s (env %s): %s", key, EnvName(key), fmt.Sprintf(format, args...)))
+}
+
+func (r *reader) str(key string) string { return r.v.GetString(key) }
+
+func (r *reader) oneOf(key string, allowed ...string) string {
+	s := strings.ToLower(strings.TrimSpace(r.v.GetString(key)))
+	for _, a := range allowed {
+		if s == a {
+			return s
+		}
+	}
+	r.fail(key, "%q is not one of %s", s, strings.Join(allowed, ", "))
+	return ""
+}
+
+type durationRule struct {
+	ok   func(time.Duration) bool
+	want string
+}
+
+var (
+	positive      = durationRule{func(d time.Duration) bool { return d > 0 }, "greater than zero"}
+	nonNegative   = durationRule{func(d time.Duration) bool { return d >= 0 }, "zero or more"}
+	atLeastSecond = durationRule{func(d time.Duration) bool { return d >= time.Second }, "at least 1s"}
+)
+
+func (r *reader) duration(key string, rule durationRule) time.Duration {
+	raw := r.v.Get(key)
+	s, ok := raw.(string)
+	if !ok {
+		if d, isDur := raw.(time.Duration); isDur {
+			s = d.String()
+		} else {
+			r.fail(key, "%v is not a duration; write it with a unit, such as 500ms or 5m", raw)
+			return 0
+		}
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		r.fail(key, "%q is not a duration; write it with a unit, such as 500ms or 5m", s)
+		return 0
+	}
+	if !rule.ok(d) {
+		r.fail(key, "%v must be %s", d, rule.want)
+		return 0
+	}
+	return d
+}
+
+func (r *reader) integer(key string) int {
+	n, err := cast.ToIntE(r.v.Get(key))
+	if err != nil || n < 0 {
+		r.fail(key, "%v is not a whole number of zero or more", r.v.Get(key))
+		return 0
+	}
+	return n
+}
+
+func (r *reader) boolean(key string) bool {
+	b, err := cast.ToBoolE(r.v.Get(key))
+	if err != nil {
+		r.fail(key, "%v is not true or false", r.v.Get(key))
+	}
+	return b
+}
+
+func (r *reader) level(key string) zapcore.Level {
+	l, err := zapcore.ParseLevel(r.v.GetString(key))
+	if err != nil {
+		r.fail(key, "%q is not a log level (debug, info, warn, error)", r.v.GetString(key))
+	}
+	return l
+}
+
+// redisURL validates a Redis URL without ever echoing it: it may hold a
+// password.
+func (r *reader) redisURL(key string) string {
+	s := strings.TrimSpace(r.v.GetString(key))
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		r.fail(key, "not a valid URL")
+	case u.Scheme != "redis" && u.Scheme != "rediss":
+		r.fail(key, "scheme %q, want redis:// or rediss://", u.Scheme)
+	case u.Opaque != "" || u.Host == "":
+		r.fail(key, "no host; want redis://host:port")
+	case u.Path != "" && u.Path != "/" && !isDBPath(u.Path):
+		r.fail(key, "path %q is not a database number", u.Path)
+	default:
+		return s
+	}
+	return ""
+}
+
+func isDBPath(p string) bool {
+	n, err := strconv.Atoi(strings.TrimPrefix(p, "/"))
+	return err == nil && n >= 0
+}

@@ -1,0 +1,173 @@
+package domain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/wa2genesys/connectorcache/ports"
+)
+
+// Defaults for [TokenCacheConfig] fields left zero.
+const (
+	DefaultRefreshMargin = 300 * time.Second
+	DefaultFetchTimeout  = 30 * time.Second
+)
+
+// minCacheableLifetime is the shortest token lifetime worth caching: a token
+// that lives less is handed out but not stored.
+const minCacheableLifetime = 2 * time.Second
+
+// TokenCacheConfig tunes a [TokenCache].
+type TokenCacheConfig struct {
+	// RefreshMargin is how long before its expiry a token stops being served
+	// from the cache, capped at half the token's lifetime. Zero means
+	// DefaultRefreshMargin.
+	RefreshMargin time.Duration
+	// FetchTimeout bounds one call to the auth service. Zero means
+	// DefaultFetchTimeout.
+	FetchTimeout time.Duration
+	// Now returns the current time. Nil means time.Now.
+	Now func() time.Time
+}
+
+// TokenCache hands out one access token per tenant, cached in a
+// [ports.TokenStore] and fetched from a [ports.TokenFetcher] only on a miss.
+// Concurrent misses for one tenant share one fetch. It is safe for
+// concurrent use.
+type TokenCache struct {
+	store        ports.TokenStore
+	fetcher      ports.TokenFetcher
+	margin       time.Duration
+	fetchTimeout time.Duration
+	now          func() time.Time
+	flights      singleflight.Group
+
+	hits, misses, fetches, fetchErrors atomic.Uint64
+}
+
+// TokenStats counts what a [TokenCache] did since it was made.
+type TokenStats struct {
+	// Hits and Misses count Token calls answered from the store or not.
+	Hits, Misses uint64
+	// Fetches counts calls to the auth service; FetchErrors those that failed.
+	Fetches, FetchErrors uint64
+}
+
+// Stats returns the cache's counters.
+func (c *TokenCache) Stats() TokenStats {
+	return TokenStats{
+		Hits:        c.hits.Load(),
+		Misses:      c.misses.Load(),
+		Fetches:     c.fetches.Load(),
+		FetchErrors: c.fetchErrors.Load(),
+	}
+}
+
+// NewTokenCache returns a TokenCache over store and fetcher.
+func NewTokenCache(store ports.TokenStore, fetcher ports.TokenFetcher, cfg TokenCacheConfig) *TokenCache {
+	c := &TokenCache{
+		store:        store,
+		fetcher:      fetcher,
+		margin:       cfg.RefreshMargin,
+		fetchTimeout: cfg.FetchTimeout,
+		now:          cfg.Now,
+	}
+	if c.margin <= 0 {
+		c.margin = DefaultRefreshMargin
+	}
+	if c.fetchTimeout <= 0 {
+		c.fetchTimeout = DefaultFetchTimeout
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c
+}
+
+// Token returns the tenant's access token: the cached one while it is fresh,
+// otherwise a fresh one from the auth service, which it caches.
+//
+// A caller whose ctx ends stops waiting, but a fetch other callers share goes
+// on, bounded by the fetch timeout. Errors from the auth service are
+// returned wrapped.
+func (c *TokenCache) Token(ctx context.Context, tenantID string) (string, error) {
+	if err := validateTenantID(tenantID); err != nil {
+		return "", err
+	}
+	tok, found, err := c.store.GetToken(ctx, tenantID)
+	if err != nil {
+		return "", fmt.Errorf("token for tenant %s: %w", tenantID, err)
+	}
+	if found && c.now().Before(tok.ExpiresAt) {
+		c.hits.Add(1)
+		return tok.AccessToken, nil
+	}
+	c.misses.Add(1)
+
+	flight := c.flights.DoChan(tenantID, func() (any, error) {
+		return c.fetch(context.WithoutCancel(ctx), tenantID)
+	})
+	select {
+	case <-ctx.Done():
+		return "", fmt.Errorf("token for tenant %s: %w", tenantID, ctx.Err())
+	case res := <-flight:
+		if res.Err != nil {
+			return "", res.Err
+		}
+		return res.Val.(string), nil
+	}
+}
+
+// fetch gets a token from the auth service and caches it.
+func (c *TokenCache) fetch(ctx context.Context, tenantID string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.fetchTimeout)
+	defer cancel()
+
+	c.fetches.Add(1)
+	tok, err := c.fetcher.FetchToken(ctx, tenantID)
+	if err == nil && tok.AccessToken == "" {
+		err = errEmptyToken
+	}
+	if err != nil {
+		c.fetchErrors.Add(1)
+		return "", fmt.Errorf("fetch token for tenant %s: %w", tenantID, err)
+	}
+	ttl, ok := cacheTTL(tok.ExpiresIn, c.margin)
+	if !ok {
+		return tok.AccessToken, nil
+	}
+	cached := ports.CachedToken{AccessToken: tok.AccessToken, ExpiresAt: c.now().Add(tok.ExpiresIn)}
+	if err := c.store.PutToken(ctx, tenantID, cached, ttl); err != nil {
+		return "", fmt.Errorf("cache token for tenant %s: %w", tenantID, err)
+	}
+	return tok.AccessToken, nil
+}
+
+var errEmptyToken = errors.New("auth service returned an empty access token")
+
+// Invalidate drops the tenant's cached token, so that the next [TokenCache.Token]
+// fetches a fresh one. Call it when Genesys answers 401.
+func (c *TokenCache) Invalidate(ctx context.Context, tenantID string) error {
+	if err := validateTenantID(tenantID); err != nil {
+		return err
+	}
+	if err := c.store.DeleteToken(ctx, tenantID); err != nil {
+		return fmt.Errorf("invalidate token for tenant %s: %w", tenantID, err)
+	}
+	return nil
+}
+
+// cacheTTL returns how long a token that lives expiresIn may be cached:
+// expiresIn − min(margin, expiresIn/2). ok is false for a token that lives
+// under two seconds (or whose lifetime is unknown), which is not cached.
+func cacheTTL(expiresIn, margin time.Duration) (ttl time.Duration, ok bool) {
+	if expiresIn < minCacheableLifetime {
+		return 0, false
+	}
+	return expiresIn - min(margin, expiresIn/2), true
+}

@@ -1,0 +1,80 @@
+// Package ports declares the interfaces the domain needs from the outside
+// world, and the small types they carry. It holds nothing else.
+//
+// The token and dedupe stores speak in tenant and message ids, never in keys:
+// how a store lays them out is its own business. Every port is safe for
+// concurrent use.
+package ports
+
+import (
+	"context"
+	"time"
+)
+
+//go:generate go tool mockgen -source=ports.go -destination=../internal/mocks/ports.go -package=mocks
+
+// Token is an OAuth access token as the auth service issued it.
+type Token struct {
+	// AccessToken is the bearer token. It is a secret: never log it.
+	AccessToken string
+	// ExpiresIn is the lifetime the auth service gave the token (OAuth's
+	// expires_in). Zero means the service did not say.
+	ExpiresIn time.Duration
+}
+
+// TokenFetcher obtains a fresh access token for a tenant from the auth
+// service. Errors are returned as they happened; the caller decides.
+type TokenFetcher interface {
+	FetchToken(ctx context.Context, tenantID string) (Token, error)
+}
+
+// CachedToken is a token as a [TokenStore] holds it: the token and the
+// absolute time it expires.
+type CachedToken struct {
+	AccessToken string
+	ExpiresAt   time.Time
+}
+
+// TokenStore caches one access token per tenant.
+type TokenStore interface {
+	// GetToken returns the tenant's cached token. found is false on a miss,
+	// which is not an error.
+	GetToken(ctx context.Context, tenantID string) (tok CachedToken, found bool, err error)
+	// PutToken caches tok for the tenant for ttl, which is positive.
+	PutToken(ctx context.Context, tenantID string, tok CachedToken, ttl time.Duration) error
+	// DeleteToken removes the tenant's cached token. Deleting a token that
+	// is not there is not an error.
+	DeleteToken(ctx context.Context, tenantID string) error
+}
+
+// ClaimState is what a [DedupeStore] found when asked to claim a message.
+type ClaimState int
+
+const (
+	// ClaimAcquired means the message was free and is now held by the caller.
+	ClaimAcquired ClaimState = iota + 1
+	// ClaimHeld means another owner holds the message and has not committed it.
+	ClaimHeld
+	// ClaimCommitted means the message was processed and committed.
+	ClaimCommitted
+)
+
+// DedupeStore records which messages are being processed or were processed,
+// per tenant. Claims are owned: only the owner that claimed a message can
+// commit or release it.
+type DedupeStore interface {
+	// Claim atomically takes the message for owner for ttl, unless someone
+	// holds it or it was committed; the answer says which.
+	Claim(ctx context.Context, tenantID, messageID, owner string, ttl time.Duration) (ClaimState, error)
+	// Commit marks the message processed for ttl, but only while owner
+	// still holds it. owned reports whether it did.
+	Commit(ctx context.Context, tenantID, messageID, owner string, ttl time.Duration) (owned bool, err error)
+	// Release frees the message so that it can be claimed again, but only
+	// while owner still holds it. owned reports whether it did.
+	Release(ctx context.Context, tenantID, messageID, owner string) (owned bool, err error)
+}
+
+// Pinger reports whether a backing store is reachable.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
