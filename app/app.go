@@ -27,8 +27,35 @@ type Module struct {
 	// Dedupe lets each WhatsApp message through once per tenant.
 	Dedupe *domain.Deduplicator
 
-	pinger ports.Pinger
-	close  func() error
+	store    string
+	pinger   ports.Pinger
+	close    func() error
+	failOpen *failopen.Events
+	pool     func() redigo.PoolStats
+}
+
+// Stats is a snapshot of the module's counters, for metrics and health.
+type Stats struct {
+	// Store is the store kind: StoreRedis or StoreMemory.
+	Store  string
+	Tokens domain.TokenStats
+	Dedupe domain.DedupeStats
+	// FailOpen counts store errors answered with a safe default, by
+	// operation. Empty for the memory store, which does not fail.
+	FailOpen map[string]uint64
+	// Pool is the Redis pool's connection counts; zero for the memory store.
+	Pool redigo.PoolStats
+}
+
+// Stats returns a snapshot of the module's counters.
+func (m *Module) Stats() Stats {
+	return Stats{
+		Store:    m.store,
+		Tokens:   m.Tokens.Stats(),
+		Dedupe:   m.Dedupe.Stats(),
+		FailOpen: m.failOpen.Snapshot(),
+		Pool:     m.pool(),
+	}
 }
 
 // New builds the module that cfg describes. Tokens missing from the store
@@ -46,20 +73,21 @@ func New(ctx context.Context, cfg Config, logger *zap.Logger, fetcher ports.Toke
 	var (
 		tokens ports.TokenStore
 		dedupe ports.DedupeStore
-		m      = &Module{}
+		m      = &Module{store: cfg.Store, failOpen: &failopen.Events{}}
 	)
 	switch cfg.Store {
 	case StoreMemory:
 		tokens, dedupe = memory.NewTokenStore(), memory.NewDedupeStore()
 		m.pinger, m.close = alwaysUp{}, func() error { return nil }
+		m.pool = func() redigo.PoolStats { return redigo.PoolStats{} }
 	case StoreRedis:
 		client, err := newRedisClient(cfg.Redis)
 		if err != nil {
 			return nil, err
 		}
-		tokens = failopen.NewTokenStore(redigo.NewTokenStore(client), logger)
-		dedupe = failopen.NewDedupeStore(redigo.NewDedupeStore(client), logger)
-		m.pinger, m.close = client, client.Close
+		tokens = failopen.NewTokenStore(redigo.NewTokenStore(client), logger, m.failOpen)
+		dedupe = failopen.NewDedupeStore(redigo.NewDedupeStore(client), logger, m.failOpen)
+		m.pinger, m.close, m.pool = client, client.Close, client.Stats
 		pingAtStartup(ctx, client, cfg.Redis, logger)
 	default:
 		return nil, fmt.Errorf("app: store %q is not one of %s, %s", cfg.Store, StoreRedis, StoreMemory)

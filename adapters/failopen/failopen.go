@@ -12,6 +12,8 @@ package failopen
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -22,22 +24,64 @@ import (
 // logMessage is the one message every fail-open warning carries.
 const logMessage = "store failed; failing open"
 
+// Events counts fail-open events by operation (get_token, put_token,
+// delete_token, claim, commit, release). The zero value is ready to use and
+// it is safe for concurrent use; a nil *Events counts nothing.
+type Events struct {
+	counts sync.Map // op string → *atomic.Uint64
+}
+
+func (e *Events) add(op string) {
+	if e == nil {
+		return
+	}
+	n, ok := e.counts.Load(op)
+	if !ok {
+		n, _ = e.counts.LoadOrStore(op, new(atomic.Uint64))
+	}
+	n.(*atomic.Uint64).Add(1)
+}
+
+// Snapshot returns the counts so far, by operation.
+func (e *Events) Snapshot() map[string]uint64 {
+	out := make(map[string]uint64)
+	if e == nil {
+		return out
+	}
+	e.counts.Range(func(op, n any) bool {
+		out[op.(string)] = n.(*atomic.Uint64).Load()
+		return true
+	})
+	return out
+}
+
+// failer logs and counts a fail-open event.
+type failer struct {
+	log    *zap.Logger
+	events *Events
+}
+
+func (f failer) fail(op, tenantID string, err error, extra ...zap.Field) {
+	f.events.add(op)
+	f.log.Warn(logMessage, append([]zap.Field{zap.String("op", op), zap.String("tenant", tenantID), zap.Error(err)}, extra...)...)
+}
+
 // NewTokenStore returns a TokenStore that never fails: errors from next are
-// logged once as warnings and answered as a cache miss or a skipped write.
-// A nil log means no logging.
-func NewTokenStore(next ports.TokenStore, log *zap.Logger) ports.TokenStore {
-	return &tokenStore{next: next, log: orNop(log)}
+// logged as warnings, counted in events, and answered as a cache miss or a
+// skipped write. A nil log means no logging; nil events, no counting.
+func NewTokenStore(next ports.TokenStore, log *zap.Logger, events *Events) ports.TokenStore {
+	return &tokenStore{next: next, failer: failer{log: orNop(log), events: events}}
 }
 
 type tokenStore struct {
 	next ports.TokenStore
-	log  *zap.Logger
+	failer
 }
 
 func (s *tokenStore) GetToken(ctx context.Context, tenantID string) (ports.CachedToken, bool, error) {
 	tok, found, err := s.next.GetToken(ctx, tenantID)
 	if err != nil {
-		warn(s.log, "get_token", tenantID, err)
+		s.fail("get_token", tenantID, err)
 		return ports.CachedToken{}, false, nil
 	}
 	return tok, found, nil
@@ -45,35 +89,35 @@ func (s *tokenStore) GetToken(ctx context.Context, tenantID string) (ports.Cache
 
 func (s *tokenStore) PutToken(ctx context.Context, tenantID string, tok ports.CachedToken, ttl time.Duration) error {
 	if err := s.next.PutToken(ctx, tenantID, tok, ttl); err != nil {
-		warn(s.log, "put_token", tenantID, err)
+		s.fail("put_token", tenantID, err)
 	}
 	return nil
 }
 
 func (s *tokenStore) DeleteToken(ctx context.Context, tenantID string) error {
 	if err := s.next.DeleteToken(ctx, tenantID); err != nil {
-		warn(s.log, "delete_token", tenantID, err)
+		s.fail("delete_token", tenantID, err)
 	}
 	return nil
 }
 
 // NewDedupeStore returns a DedupeStore that never fails: errors from next
-// are logged once as warnings; a failed claim is answered as acquired and a
-// failed commit or release as done.
-// A nil log means no logging.
-func NewDedupeStore(next ports.DedupeStore, log *zap.Logger) ports.DedupeStore {
-	return &dedupeStore{next: next, log: orNop(log)}
+// are logged as warnings and counted in events; a failed claim is answered
+// as acquired and a failed commit or release as done. A nil log means no
+// logging; nil events, no counting.
+func NewDedupeStore(next ports.DedupeStore, log *zap.Logger, events *Events) ports.DedupeStore {
+	return &dedupeStore{next: next, failer: failer{log: orNop(log), events: events}}
 }
 
 type dedupeStore struct {
 	next ports.DedupeStore
-	log  *zap.Logger
+	failer
 }
 
 func (s *dedupeStore) Claim(ctx context.Context, tenantID, messageID, owner string, ttl time.Duration) (ports.ClaimState, error) {
 	state, err := s.next.Claim(ctx, tenantID, messageID, owner, ttl)
 	if err != nil {
-		warn(s.log, "claim", tenantID, err, zap.String("message_id", messageID))
+		s.fail("claim", tenantID, err, zap.String("message_id", messageID))
 		return ports.ClaimAcquired, nil
 	}
 	return state, nil
@@ -82,7 +126,7 @@ func (s *dedupeStore) Claim(ctx context.Context, tenantID, messageID, owner stri
 func (s *dedupeStore) Commit(ctx context.Context, tenantID, messageID, owner string, ttl time.Duration) (bool, error) {
 	owned, err := s.next.Commit(ctx, tenantID, messageID, owner, ttl)
 	if err != nil {
-		warn(s.log, "commit", tenantID, err, zap.String("message_id", messageID))
+		s.fail("commit", tenantID, err, zap.String("message_id", messageID))
 		return true, nil
 	}
 	return owned, nil
@@ -91,14 +135,10 @@ func (s *dedupeStore) Commit(ctx context.Context, tenantID, messageID, owner str
 func (s *dedupeStore) Release(ctx context.Context, tenantID, messageID, owner string) (bool, error) {
 	owned, err := s.next.Release(ctx, tenantID, messageID, owner)
 	if err != nil {
-		warn(s.log, "release", tenantID, err, zap.String("message_id", messageID))
+		s.fail("release", tenantID, err, zap.String("message_id", messageID))
 		return true, nil
 	}
 	return owned, nil
-}
-
-func warn(log *zap.Logger, op, tenantID string, err error, extra ...zap.Field) {
-	log.Warn(logMessage, append([]zap.Field{zap.String("op", op), zap.String("tenant", tenantID), zap.Error(err)}, extra...)...)
 }
 
 func orNop(log *zap.Logger) *zap.Logger {
