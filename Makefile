@@ -1,0 +1,28 @@
+GO ?= go
+
+.PHONY: all test redis mocks lint bench
+
+all: lint test
+
+## test: every test, with the race detector, against real redis-server processes.
+test: redis
+	$(GO) test -race -count=1 ./...
+
+## redis: install Debian's redis-server when it is missing (the tests start their own).
+redis:
+	@scripts/ensure-redis.sh
+
+## mocks: regenerate the gomock mocks of the ports.
+mocks:
+	$(GO) generate ./ports/...
+
+## lint: formatting, vet, domain's import direction, mocks up to date.
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@scripts/check-imports.sh
+	@scripts/check-mocks.sh
+
+## bench: benchmarks of the hot paths, memory and Redis stores.
+bench: redis
+	$(GO) test -run '^$$' -bench . -benchmem ./...
