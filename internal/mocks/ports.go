@@ -222,3 +222,40 @@ func (mr *MockPingerMockRecorder) Ping(ctx interface{}) *gomock.Call {
 	mr.mock.ctrl.T.Helper()
 	return mr.mock.ctrl.RecordCallWithMethodType(mr.mock, "Ping", reflect.TypeOf((*MockPinger)(nil).Ping), ctx)
 }
+
+// MockDeliverer is a mock of Deliverer interface.
+type MockDeliverer struct {
+	ctrl     *gomock.Controller
+	recorder *MockDelivererMockRecorder
+}
+
+// MockDelivererMockRecorder is the mock recorder for MockDeliverer.
+type MockDelivererMockRecorder struct {
+	mock *MockDeliverer
+}
+
+// NewMockDeliverer creates a new mock instance.
+func NewMockDeliverer(ctrl *gomock.Controller) *MockDeliverer {
+	mock := &MockDeliverer{ctrl: ctrl}
+	mock.recorder = &MockDelivererMockRecorder{mock}
+	return mock
+}
+
+// EXPECT returns an object that allows the caller to indicate expected use.
+func (m *MockDeliverer) EXPECT() *MockDelivererMockRecorder {
+	return m.recorder
+}
+
+// Deliver mocks base method.
+func (m *MockDeliverer) Deliver(ctx context.Context, msg ports.InboundMessage) error {
+	m.ctrl.T.Helper()
+	ret := m.ctrl.Call(m, "Deliver", ctx, msg)
+	ret0, _ := ret[0].(error)
+	return ret0
+}
+
+// Deliver indicates an expected call of Deliver.
+func (mr *MockDelivererMockRecorder) Deliver(ctx, msg interface{}) *gomock.Call {
+	mr.mock.ctrl.T.Helper()
+	return mr.mock.ctrl.RecordCallWithMethodType(mr.mock, "Deliver", reflect.TypeOf((*MockDeliverer)(nil).Deliver), ctx, msg)
+}
