@@ -10,11 +10,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
+	"github.com/wa2genesys/connectorcache/adapters/breaker"
 	"github.com/wa2genesys/connectorcache/adapters/failopen"
 	"github.com/wa2genesys/connectorcache/adapters/memory"
+	"github.com/wa2genesys/connectorcache/adapters/nearcache"
 	"github.com/wa2genesys/connectorcache/adapters/redigo"
 	"github.com/wa2genesys/connectorcache/domain"
 	"github.com/wa2genesys/connectorcache/ports"
@@ -32,6 +36,7 @@ type Module struct {
 	close    func() error
 	failOpen *failopen.Events
 	pool     func() redigo.PoolStats
+	breaker  func() breaker.State
 }
 
 // Stats is a snapshot of the module's counters, for metrics and health.
@@ -45,6 +50,10 @@ type Stats struct {
 	FailOpen map[string]uint64
 	// Pool is the Redis pool's connection counts; zero for the memory store.
 	Pool redigo.PoolStats
+	// Breaker is the state of the circuit breaker in front of Redis:
+	// closed while Redis answers, open while calls skip it. The memory
+	// store is always closed.
+	Breaker breaker.State
 }
 
 // Stats returns a snapshot of the module's counters.
@@ -55,6 +64,7 @@ func (m *Module) Stats() Stats {
 		Dedupe:   m.Dedupe.Stats(),
 		FailOpen: m.failOpen.Snapshot(),
 		Pool:     m.pool(),
+		Breaker:  m.breaker(),
 	}
 }
 
@@ -80,13 +90,13 @@ func New(ctx context.Context, cfg Config, logger *zap.Logger, fetcher ports.Toke
 		tokens, dedupe = memory.NewTokenStore(), memory.NewDedupeStore()
 		m.pinger, m.close = alwaysUp{}, func() error { return nil }
 		m.pool = func() redigo.PoolStats { return redigo.PoolStats{} }
+		m.breaker = func() breaker.State { return breaker.Closed }
 	case StoreRedis:
 		client, err := newRedisClient(cfg.Redis)
 		if err != nil {
 			return nil, err
 		}
-		tokens = failopen.NewTokenStore(redigo.NewTokenStore(client), logger, m.failOpen)
-		dedupe = failopen.NewDedupeStore(redigo.NewDedupeStore(client), logger, m.failOpen)
+		tokens, dedupe = redisStores(client, cfg, logger, m)
 		m.pinger, m.close, m.pool = client, client.Close, client.Stats
 		pingAtStartup(ctx, client, cfg.Redis, logger)
 	default:
@@ -101,6 +111,35 @@ func New(ctx context.Context, cfg Config, logger *zap.Logger, fetcher ports.Toke
 		ClaimTTL: cfg.Dedupe.ClaimTTL,
 	})
 	return m, nil
+}
+
+// warnEvery is how often one kind of fail-open warning is logged at most.
+const warnEvery = 10 * time.Second
+
+// redisStores stacks the Redis stores: the circuit breaker right on Redis,
+// the token near cache above it, fail-open on top, the dedupe one answering
+// from a bounded local record while Redis fails.
+func redisStores(client *redigo.Client, cfg Config, logger *zap.Logger, m *Module) (ports.TokenStore, ports.DedupeStore) {
+	brk := breaker.New("redis", breaker.Settings{
+		Failures: uint32(cfg.Redis.Breaker.Failures),
+		Cooldown: cfg.Redis.Breaker.Cooldown,
+		Probes:   uint32(cfg.Redis.Breaker.Probes),
+	}, logger)
+	m.breaker = brk.State
+
+	warnLog := logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return zapcore.NewSamplerWithOptions(c, warnEvery, 1, 0)
+	}))
+	tokens := failopen.NewTokenStore(
+		nearcache.NewTokenStore(breaker.NewTokenStore(redigo.NewTokenStore(client), brk), nearcache.Config{
+			MaxAge:        cfg.Token.LocalMaxAge,
+			RefreshMargin: cfg.Token.RefreshMargin,
+		}),
+		warnLog, m.failOpen)
+	local := memory.NewDedupeStore(memory.WithMaxEntries(cfg.Dedupe.LocalMaxEntries), memory.WithMaxTTL(cfg.Dedupe.LocalMaxAge))
+	dedupe := failopen.NewDedupeStore(breaker.NewDedupeStore(redigo.NewDedupeStore(client), brk),
+		warnLog, m.failOpen, failopen.WithLocal(local))
+	return tokens, dedupe
 }
 
 // Ping reports the store's real state; it does not fail open. The memory

@@ -47,6 +47,17 @@ type RedisConfig struct {
 	// ReadTimeout and WriteTimeout bound each command.
 	ReadTimeout, WriteTimeout time.Duration
 	Pool                      PoolConfig
+	Breaker                   BreakerConfig
+}
+
+// BreakerConfig tunes the circuit breaker in front of Redis.
+type BreakerConfig struct {
+	// Failures is how many consecutive failures open the breaker.
+	Failures int
+	// Cooldown is how long it stays open before one probe goes through.
+	Cooldown time.Duration
+	// Probes is how many calls may go through while half-open.
+	Probes int
 }
 
 // RedactedURL is URL with its password masked, fit for logs.
@@ -83,6 +94,9 @@ type TokenConfig struct {
 	RefreshMargin time.Duration
 	// FetchTimeout bounds one call to the auth service.
 	FetchTimeout time.Duration
+	// LocalMaxAge is how long the in-process copy of a token is served
+	// before Redis is read again (Redis store only).
+	LocalMaxAge time.Duration
 }
 
 // DedupeConfig tunes the deduplicator.
@@ -91,6 +105,11 @@ type DedupeConfig struct {
 	TTL time.Duration
 	// ClaimTTL is how long a claim holds a message being processed.
 	ClaimTTL time.Duration
+	// LocalMaxEntries bounds the in-process record of claims that answers
+	// while Redis fails (Redis store only).
+	LocalMaxEntries int
+	// LocalMaxAge is how long that record remembers a message.
+	LocalMaxAge time.Duration
 }
 
 // LogConfig configures the logger [NewLogger] builds.
@@ -117,10 +136,16 @@ var defaults = []struct {
 	{"redis.pool.max_conn_lifetime", "30m"},
 	{"redis.pool.wait", true},
 	{"redis.pool.test_idle_after", "1s"},
+	{"redis.breaker.failures", 5},
+	{"redis.breaker.cooldown", "1s"},
+	{"redis.breaker.probes", 1},
 	{"token.refresh_margin", "300s"},
 	{"token.fetch_timeout", "30s"},
+	{"token.local_max_age", "30s"},
 	{"dedupe.ttl", "24h"},
 	{"dedupe.claim_ttl", "5m"},
+	{"dedupe.local_max_entries", 100000},
+	{"dedupe.local_max_age", "1h"},
 	{"log.level", "info"},
 }
 
@@ -181,14 +206,22 @@ func ConfigFrom(v *viper.Viper) (Config, error) {
 				Wait:            r.boolean("redis.pool.wait"),
 				TestIdleAfter:   r.duration("redis.pool.test_idle_after", nonNegative),
 			},
+			Breaker: BreakerConfig{
+				Failures: r.positiveInt("redis.breaker.failures"),
+				Cooldown: r.duration("redis.breaker.cooldown", positive),
+				Probes:   r.positiveInt("redis.breaker.probes"),
+			},
 		},
 		Token: TokenConfig{
 			RefreshMargin: r.duration("token.refresh_margin", positive),
 			FetchTimeout:  r.duration("token.fetch_timeout", positive),
+			LocalMaxAge:   r.duration("token.local_max_age", positive),
 		},
 		Dedupe: DedupeConfig{
-			TTL:      r.duration("dedupe.ttl", atLeastSecond),
-			ClaimTTL: r.duration("dedupe.claim_ttl", atLeastSecond),
+			TTL:             r.duration("dedupe.ttl", atLeastSecond),
+			ClaimTTL:        r.duration("dedupe.claim_ttl", atLeastSecond),
+			LocalMaxEntries: r.positiveInt("dedupe.local_max_entries"),
+			LocalMaxAge:     r.duration("dedupe.local_max_age", atLeastSecond),
 		},
 		Log: LogConfig{Level: r.level("log.level")},
 	}
@@ -264,6 +297,15 @@ func (r *reader) integer(key string) int {
 	n, err := cast.ToIntE(r.v.Get(key))
 	if err != nil || n < 0 {
 		r.fail(key, "%v is not a whole number of zero or more", r.v.Get(key))
+		return 0
+	}
+	return n
+}
+
+func (r *reader) positiveInt(key string) int {
+	n, err := cast.ToIntE(r.v.Get(key))
+	if err != nil || n <= 0 {
+		r.fail(key, "%v is not a whole number greater than zero", r.v.Get(key))
 		return 0
 	}
 	return n

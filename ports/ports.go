@@ -8,8 +8,14 @@ package ports
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrUnavailable is returned, wrapped, by a store that did not try the
+// operation because its backend is known to be down (an open circuit
+// breaker). It is a failure like any other, but one already reported.
+var ErrUnavailable = errors.New("ports: store unavailable")
 
 //go:generate go tool mockgen -source=ports.go -destination=../internal/mocks/ports.go -package=mocks
 

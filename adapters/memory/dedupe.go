@@ -25,7 +25,7 @@ type mark struct {
 // NewDedupeStore returns an empty DedupeStore.
 func NewDedupeStore(opts ...Option) *DedupeStore {
 	o := newOptions(opts)
-	return &DedupeStore{marks: newExpiring[messageKey, mark](o.now)}
+	return &DedupeStore{marks: newExpiring[messageKey, mark](o)}
 }
 
 // Claim implements [ports.DedupeStore].

@@ -17,7 +17,7 @@ var _ ports.TokenStore = (*TokenStore)(nil)
 // NewTokenStore returns an empty TokenStore.
 func NewTokenStore(opts ...Option) *TokenStore {
 	o := newOptions(opts)
-	return &TokenStore{tokens: newExpiring[string, ports.CachedToken](o.now)}
+	return &TokenStore{tokens: newExpiring[string, ports.CachedToken](o)}
 }
 
 // GetToken implements [ports.TokenStore].

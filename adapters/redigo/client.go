@@ -14,8 +14,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/url"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -60,6 +63,9 @@ type Options struct {
 // concurrent use.
 type Client struct {
 	pool *redis.Pool
+	// opTimeout bounds a command whose context has no deadline: waiting
+	// for a connection, dialing, writing and reading.
+	opTimeout time.Duration
 }
 
 // NewClient returns a Client for o. It connects lazily: no connection is
@@ -86,7 +92,7 @@ func NewClient(o Options) (*Client, error) {
 		IdleTimeout:     o.IdleTimeout,
 		MaxConnLifetime: o.MaxConnLifetime,
 	}
-	return &Client{pool: pool}, nil
+	return &Client{pool: pool, opTimeout: o.DialTimeout + o.WriteTimeout + o.ReadTimeout}, nil
 }
 
 // dialOptions splits the credentials off the URL, so that no error redigo
@@ -146,23 +152,50 @@ func (c *Client) Stats() PoolStats {
 
 // do runs one command on a pooled connection.
 func (c *Client) do(ctx context.Context, cmd string, args ...any) (any, error) {
-	conn, err := c.pool.GetContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	return redis.DoContext(conn, ctx, cmd, args...)
+	return c.withConn(ctx, func(conn redis.Conn) (any, error) {
+		return redis.DoContext(conn, ctx, cmd, args...)
+	})
 }
 
 // eval runs a Lua script on a pooled connection, through EVALSHA with an
 // EVAL fallback when the server does not have the script yet.
 func (c *Client) eval(ctx context.Context, s *redis.Script, keysAndArgs ...any) (any, error) {
+	return c.withConn(ctx, func(conn redis.Conn) (any, error) {
+		return s.DoContext(ctx, conn, keysAndArgs...)
+	})
+}
+
+// withConn runs f on a pooled connection, bounded in time. A connection
+// found broken (the server restarted since it was pooled) is dropped and f
+// is tried once more on another.
+func (c *Client) withConn(ctx context.Context, f func(redis.Conn) (any, error)) (any, error) {
+	if _, ok := ctx.Deadline(); !ok && c.opTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opTimeout)
+		defer cancel()
+	}
+	reply, err := c.once(ctx, f)
+	if err != nil && brokenConn(err) && ctx.Err() == nil {
+		reply, err = c.once(ctx, f)
+	}
+	return reply, err
+}
+
+func (c *Client) once(ctx context.Context, f func(redis.Conn) (any, error)) (any, error) {
 	conn, err := c.pool.GetContext(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	return s.DoContext(ctx, conn, keysAndArgs...)
+	return f(conn)
+}
+
+// brokenConn reports whether err says the connection was closed under the
+// command, as every pooled connection is after a server restart.
+func brokenConn(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, net.ErrClosed)
 }
 
 // Get returns the value at key; found is false when there is none.

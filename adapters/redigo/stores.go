@@ -99,11 +99,12 @@ return 1`)
 
 // Claim implements [ports.DedupeStore] with one SET … NX EX … GET.
 func (s *DedupeStore) Claim(ctx context.Context, tenantID, messageID, owner string, ttl time.Duration) (ports.ClaimState, error) {
-	old, stored, err := s.c.setNXGet(ctx, DedupeKey(tenantID, messageID), claimMark(owner), ttl)
+	mark := claimMark(owner)
+	old, stored, err := s.c.setNXGet(ctx, DedupeKey(tenantID, messageID), mark, ttl)
 	switch {
 	case err != nil:
 		return 0, err
-	case stored:
+	case stored, old == mark: // old == mark: a retried SET whose first reply was lost
 		return ports.ClaimAcquired, nil
 	case old == committedMark:
 		return ports.ClaimCommitted, nil

@@ -1,0 +1,196 @@
+// Package breaker puts a circuit breaker (github.com/sony/gobreaker/v2) in
+// front of the store ports. After a run of failures it opens: calls return
+// [ports.ErrUnavailable] at once, without touching the backend, so that a
+// dead or hung Redis costs nothing per message. After a cool-down one probe
+// goes through (half-open); its success closes the breaker again.
+//
+// One breaker guards one backend: share it between the token and dedupe
+// stores of one Redis. Misses, lost claims and an owner check that fails are
+// answers, not failures; only errors count.
+package breaker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+	"go.uber.org/zap"
+
+	"github.com/wa2genesys/connectorcache/ports"
+)
+
+// Defaults for [Settings] fields left zero.
+const (
+	DefaultFailures = 5
+	DefaultCooldown = time.Second
+	DefaultProbes   = 1
+)
+
+// Settings tunes a [Breaker].
+type Settings struct {
+	// Failures is how many consecutive failures open the breaker. Zero
+	// means DefaultFailures.
+	Failures uint32
+	// Cooldown is how long the breaker stays open before it lets a probe
+	// through. Zero means DefaultCooldown.
+	Cooldown time.Duration
+	// Probes is how many calls may go through while half-open. Zero means
+	// DefaultProbes.
+	Probes uint32
+}
+
+// State is a breaker's state.
+type State string
+
+// The breaker's states.
+const (
+	Closed   State = "closed"
+	HalfOpen State = "half-open"
+	Open     State = "open"
+)
+
+// Breaker is a circuit breaker for one backend. It is safe for concurrent use.
+type Breaker struct {
+	cb *gobreaker.TwoStepCircuitBreaker[struct{}]
+}
+
+// New returns a closed Breaker. It logs one warning each time it opens and
+// one info line each time it closes or turns half-open. A nil log means no
+// logging.
+func New(name string, s Settings, log *zap.Logger) *Breaker {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if s.Failures == 0 {
+		s.Failures = DefaultFailures
+	}
+	if s.Cooldown <= 0 {
+		s.Cooldown = DefaultCooldown
+	}
+	if s.Probes == 0 {
+		s.Probes = DefaultProbes
+	}
+	return &Breaker{cb: gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        name,
+		MaxRequests: s.Probes,
+		Timeout:     s.Cooldown,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= s.Failures },
+		// A caller that gave up says nothing about the backend.
+		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
+		OnStateChange: func(name string, from, to gobreaker.State) {
+			fields := []zap.Field{zap.String("breaker", name), zap.String("from", stateOf(from).String()), zap.String("to", stateOf(to).String())}
+			if to == gobreaker.StateOpen {
+				log.Warn("circuit breaker opened; skipping the store and failing open", append(fields, zap.Duration("cooldown", s.Cooldown))...)
+				return
+			}
+			log.Info("circuit breaker state changed", fields...)
+		},
+	})}
+}
+
+// State returns the breaker's current state.
+func (b *Breaker) State() State { return stateOf(b.cb.State()) }
+
+func (s State) String() string { return string(s) }
+
+func stateOf(s gobreaker.State) State {
+	switch s {
+	case gobreaker.StateOpen:
+		return Open
+	case gobreaker.StateHalfOpen:
+		return HalfOpen
+	}
+	return Closed
+}
+
+// allow reports whether a call may go through, and how to report its
+// outcome. When it may not, err wraps [ports.ErrUnavailable].
+func (b *Breaker) allow(op string) (done func(error), err error) {
+	done, err = b.cb.Allow()
+	if err != nil {
+		return nil, fmt.Errorf("%s: breaker %s: %w", op, b.State(), ports.ErrUnavailable)
+	}
+	return done, nil
+}
+
+// NewTokenStore returns next guarded by b.
+func NewTokenStore(next ports.TokenStore, b *Breaker) ports.TokenStore {
+	return &tokenStore{next: next, b: b}
+}
+
+type tokenStore struct {
+	next ports.TokenStore
+	b    *Breaker
+}
+
+func (s *tokenStore) GetToken(ctx context.Context, tenantID string) (ports.CachedToken, bool, error) {
+	done, err := s.b.allow("get token")
+	if err != nil {
+		return ports.CachedToken{}, false, err
+	}
+	tok, found, err := s.next.GetToken(ctx, tenantID)
+	done(err)
+	return tok, found, err
+}
+
+func (s *tokenStore) PutToken(ctx context.Context, tenantID string, tok ports.CachedToken, ttl time.Duration) error {
+	done, err := s.b.allow("put token")
+	if err != nil {
+		return err
+	}
+	err = s.next.PutToken(ctx, tenantID, tok, ttl)
+	done(err)
+	return err
+}
+
+func (s *tokenStore) DeleteToken(ctx context.Context, tenantID string) error {
+	done, err := s.b.allow("delete token")
+	if err != nil {
+		return err
+	}
+	err = s.next.DeleteToken(ctx, tenantID)
+	done(err)
+	return err
+}
+
+// NewDedupeStore returns next guarded by b.
+func NewDedupeStore(next ports.DedupeStore, b *Breaker) ports.DedupeStore {
+	return &dedupeStore{next: next, b: b}
+}
+
+type dedupeStore struct {
+	next ports.DedupeStore
+	b    *Breaker
+}
+
+func (s *dedupeStore) Claim(ctx context.Context, tenantID, messageID, owner string, ttl time.Duration) (ports.ClaimState, error) {
+	done, err := s.b.allow("claim")
+	if err != nil {
+		return 0, err
+	}
+	state, err := s.next.Claim(ctx, tenantID, messageID, owner, ttl)
+	done(err)
+	return state, err
+}
+
+func (s *dedupeStore) Commit(ctx context.Context, tenantID, messageID, owner string, ttl time.Duration) (bool, error) {
+	done, err := s.b.allow("commit")
+	if err != nil {
+		return false, err
+	}
+	owned, err := s.next.Commit(ctx, tenantID, messageID, owner, ttl)
+	done(err)
+	return owned, err
+}
+
+func (s *dedupeStore) Release(ctx context.Context, tenantID, messageID, owner string) (bool, error) {
+	done, err := s.b.allow("release")
+	if err != nil {
+		return false, err
+	}
+	owned, err := s.next.Release(ctx, tenantID, messageID, owner)
+	done(err)
+	return owned, err
+}

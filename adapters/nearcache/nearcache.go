@@ -1,0 +1,145 @@
+// Package nearcache keeps an in-process copy of each tenant's token in front
+// of a shared [ports.TokenStore]. It serves two ends with one mechanism:
+//
+//   - speed: a fresh local copy answers without a round trip, lock-free and
+//     without allocating;
+//   - outage: while the shared store fails, the local copy answers until the
+//     token's own refresh point, so an outage does not send every message to
+//     the auth service.
+//
+// Staleness is bounded: a copy older than MaxAge is checked against the
+// shared store again, so that an invalidation made by another replica
+// reaches this one within MaxAge. Deleting a token drops the local copy at
+// once.
+package nearcache
+
+import (
+	"context"
+	"maps"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wa2genesys/connectorcache/ports"
+)
+
+// DefaultMaxAge is the MaxAge used when [Config.MaxAge] is zero.
+const DefaultMaxAge = 30 * time.Second
+
+// Config tunes a near cache.
+type Config struct {
+	// MaxAge is how long a local copy is served before the shared store is
+	// read again. Zero means DefaultMaxAge.
+	MaxAge time.Duration
+	// RefreshMargin is how long before its expiry a token read from the
+	// shared store stops being served locally; it matches the token cache's
+	// margin. Tokens the cache wrote itself carry their exact TTL instead.
+	RefreshMargin time.Duration
+	// Now returns the current time. Nil means time.Now.
+	Now func() time.Time
+}
+
+// entry is an immutable local copy of one tenant's token.
+type entry struct {
+	tok ports.CachedToken
+	// staleAt is when the copy stops being served, even during an outage.
+	staleAt time.Time
+	// checkAt is when the shared store must be read again.
+	checkAt time.Time
+}
+
+type store struct {
+	next   ports.TokenStore
+	maxAge time.Duration
+	margin time.Duration
+	now    func() time.Time
+
+	// local maps tenant ids to entries. Readers load it without a lock;
+	// writers copy it under mu and swap it.
+	local atomic.Pointer[map[string]*entry]
+	mu    sync.Mutex
+}
+
+// NewTokenStore returns next with a near cache in front of it.
+func NewTokenStore(next ports.TokenStore, cfg Config) ports.TokenStore {
+	s := &store{next: next, maxAge: cfg.MaxAge, margin: cfg.RefreshMargin, now: cfg.Now}
+	if s.maxAge <= 0 {
+		s.maxAge = DefaultMaxAge
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.local.Store(&map[string]*entry{})
+	return s
+}
+
+// GetToken answers from the local copy while it is fresh, otherwise from
+// next; when next fails, from the local copy until its refresh point.
+func (s *store) GetToken(ctx context.Context, tenantID string) (ports.CachedToken, bool, error) {
+	e := (*s.local.Load())[tenantID]
+	now := s.now()
+	if e != nil && now.Before(e.checkAt) {
+		return e.tok, true, nil
+	}
+	tok, found, err := s.next.GetToken(ctx, tenantID)
+	switch {
+	case err != nil && e != nil && now.Before(e.staleAt):
+		return e.tok, true, nil
+	case err != nil:
+		return ports.CachedToken{}, false, err
+	case !found:
+		s.set(tenantID, nil)
+		return ports.CachedToken{}, false, nil
+	}
+	s.set(tenantID, s.entry(tok, tok.ExpiresAt.Add(-s.margin), now))
+	return tok, true, nil
+}
+
+// PutToken keeps a local copy for ttl, then writes to next. The local copy
+// stays even when next fails: it is what carries the process through an
+// outage.
+func (s *store) PutToken(ctx context.Context, tenantID string, tok ports.CachedToken, ttl time.Duration) error {
+	now := s.now()
+	s.set(tenantID, s.entry(tok, now.Add(ttl), now))
+	return s.next.PutToken(ctx, tenantID, tok, ttl)
+}
+
+// DeleteToken drops the local copy, then deletes from next.
+func (s *store) DeleteToken(ctx context.Context, tenantID string) error {
+	s.set(tenantID, nil)
+	return s.next.DeleteToken(ctx, tenantID)
+}
+
+// entry returns the local copy of tok, or nil when it should not be kept.
+func (s *store) entry(tok ports.CachedToken, staleAt, now time.Time) *entry {
+	if !now.Before(staleAt) {
+		return nil
+	}
+	return &entry{tok: tok, staleAt: staleAt, checkAt: minTime(staleAt, now.Add(s.maxAge))}
+}
+
+// set replaces the tenant's local copy; nil drops it.
+func (s *store) set(tenantID string, e *entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := *s.local.Load()
+	if e == nil {
+		if _, ok := cur[tenantID]; !ok {
+			return
+		}
+	}
+	next := maps.Clone(cur)
+	if e == nil {
+		delete(next, tenantID)
+	} else {
+		next[tenantID] = e
+	}
+	s.local.Store(&next)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
