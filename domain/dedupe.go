@@ -18,8 +18,8 @@ const (
 )
 
 // ErrClaimLost is returned by [Claim.Commit] and [Claim.Release] when the
-// claim no longer owns its message: it expired (processing outlasted the
-// claim TTL) and the message may have been claimed by another worker.
+// claim expired (processing outlasted the claim TTL) and another worker
+// claimed or committed the message since: it may have been processed twice.
 var ErrClaimLost = errors.New("domain: claim no longer owned")
 
 // DeduplicatorConfig tunes a [Deduplicator].
@@ -148,7 +148,8 @@ type Claim struct {
 func (c *Claim) Status() ClaimStatus { return c.status }
 
 // Commit records the message as processed for the deduplicator's TTL. It
-// returns [ErrClaimLost] when the claim expired before it was committed.
+// returns [ErrClaimLost] when the claim expired and another worker took the
+// message meanwhile.
 func (c *Claim) Commit(ctx context.Context) error {
 	if !c.settled.CompareAndSwap(false, true) {
 		return nil
@@ -159,7 +160,8 @@ func (c *Claim) Commit(ctx context.Context) error {
 }
 
 // Release frees the message, so that a retry of it is processed. It returns
-// [ErrClaimLost] when the claim had already expired.
+// [ErrClaimLost] when the claim expired and another worker took the message
+// meanwhile.
 func (c *Claim) Release(ctx context.Context) error {
 	if !c.settled.CompareAndSwap(false, true) {
 		return nil

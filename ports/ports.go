@@ -66,17 +66,20 @@ const (
 )
 
 // DedupeStore records which messages are being processed or were processed,
-// per tenant. Claims are owned: only the owner that claimed a message can
-// commit or release it.
+// per tenant. Claims are owned: a message another owner holds, or one
+// already committed, cannot be committed or released.
 type DedupeStore interface {
 	// Claim atomically takes the message for owner for ttl, unless someone
 	// holds it or it was committed; the answer says which.
 	Claim(ctx context.Context, tenantID, messageID, owner string, ttl time.Duration) (ClaimState, error)
-	// Commit marks the message processed for ttl, but only while owner
-	// still holds it. owned reports whether it did.
+	// Commit marks the message processed for ttl, unless another owner
+	// holds it or it is committed already; owned is false then. A message
+	// nobody holds (owner's claim expired, or was never recorded because
+	// the store was down) is marked processed: it was.
 	Commit(ctx context.Context, tenantID, messageID, owner string, ttl time.Duration) (owned bool, err error)
-	// Release frees the message so that it can be claimed again, but only
-	// while owner still holds it. owned reports whether it did.
+	// Release frees the message held by owner so that it can be claimed
+	// again. owned is false when another owner holds it or it is
+	// committed; a message nobody holds needs no release (owned is true).
 	Release(ctx context.Context, tenantID, messageID, owner string) (owned bool, err error)
 }
 

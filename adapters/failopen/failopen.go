@@ -161,7 +161,7 @@ func (s *dedupeStore) Commit(ctx context.Context, tenantID, messageID, owner str
 	if err != nil {
 		s.fail("commit", tenantID, err, zap.String("message_id", messageID))
 		if s.local != nil {
-			s.commitLocally(ctx, tenantID, messageID, owner, ttl)
+			_, _ = s.local.Commit(ctx, tenantID, messageID, owner, ttl)
 		}
 		return true, nil
 	}
@@ -178,18 +178,6 @@ func (s *dedupeStore) Release(ctx context.Context, tenantID, messageID, owner st
 		return true, nil
 	}
 	return owned, nil
-}
-
-// commitLocally records a message as done in the local record. The claim may
-// have been granted by next before it failed, so the local record may not
-// hold it yet: then it is claimed there first.
-func (s *dedupeStore) commitLocally(ctx context.Context, tenantID, messageID, owner string, ttl time.Duration) {
-	if owned, err := s.local.Commit(ctx, tenantID, messageID, owner, ttl); owned || err != nil {
-		return
-	}
-	if state, err := s.local.Claim(ctx, tenantID, messageID, owner, ttl); err == nil && state == ports.ClaimAcquired {
-		_, _ = s.local.Commit(ctx, tenantID, messageID, owner, ttl)
-	}
 }
 
 func orNop(log *zap.Logger) *zap.Logger {

@@ -48,7 +48,7 @@ func (s *DedupeStore) Commit(_ context.Context, tenantID, messageID, owner strin
 	k := messageKey{tenantID, messageID}
 	s.marks.mu.Lock()
 	defer s.marks.mu.Unlock()
-	if !s.owns(k, owner) {
+	if m, ok := s.marks.get(k); ok && (m.committed || m.owner != owner) {
 		return false, nil
 	}
 	s.marks.put(k, mark{committed: true}, ttl)
@@ -60,16 +60,15 @@ func (s *DedupeStore) Release(_ context.Context, tenantID, messageID, owner stri
 	k := messageKey{tenantID, messageID}
 	s.marks.mu.Lock()
 	defer s.marks.mu.Unlock()
-	if !s.owns(k, owner) {
+	m, ok := s.marks.get(k)
+	if !ok {
+		return true, nil
+	}
+	if m.committed || m.owner != owner {
 		return false, nil
 	}
 	s.marks.del(k)
 	return true, nil
-}
-
-func (s *DedupeStore) owns(k messageKey, owner string) bool {
-	m, ok := s.marks.get(k)
-	return ok && !m.committed && m.owner == owner
 }
 
 // Len reports how many messages the store holds, expired ones not yet

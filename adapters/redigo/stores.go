@@ -85,15 +85,20 @@ const committedMark = "done"
 
 func claimMark(owner string) string { return "claim:" + owner }
 
-// commitScript marks a message done for ARGV[3] ms if ARGV[1] still holds it.
+// commitScript marks a message done for ARGV[3] ms unless another claim
+// holds it or it is done already.
 var commitScript = redis.NewScript(1, `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local v = redis.call('GET', KEYS[1])
+if v and v ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1`)
 
-// releaseScript deletes a message's key if ARGV[1] still holds it.
+// releaseScript deletes a message's key if ARGV[1] holds it; a key that is
+// gone needs no release.
 var releaseScript = redis.NewScript(1, `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local v = redis.call('GET', KEYS[1])
+if not v then return 1 end
+if v ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 return 1`)
 
