@@ -1,0 +1,523 @@
+package app_test
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/viper"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/wa2genesys/connectorcache/app"
+)
+
+// repoConfig is the config.yaml at the repository root, which documents
+// every key with its default.
+const repoConfig = "../config.yaml"
+
+// wantDefaults is the configuration with nothing set: the issue's table.
+var wantDefaults = app.Config{
+	Store: app.StoreRedis,
+	Redis: app.RedisConfig{
+		URL:          "redis://redis:6379",
+		DialTimeout:  time.Second,
+		ReadTimeout:  500 * time.Millisecond,
+		WriteTimeout: 500 * time.Millisecond,
+		Pool: app.PoolConfig{
+			MaxIdle:         16,
+			MaxActive:       64,
+			IdleTimeout:     5 * time.Minute,
+			MaxConnLifetime: 30 * time.Minute,
+			Wait:            true,
+			TestIdleAfter:   time.Second,
+		},
+		Breaker: app.BreakerConfig{Failures: 5, Cooldown: time.Second, Probes: 1},
+	},
+	Token: app.TokenConfig{
+		RefreshMargin: 300 * time.Second,
+		FetchTimeout:  30 * time.Second,
+		LocalMaxAge:   30 * time.Second,
+	},
+	Dedupe: app.DedupeConfig{
+		TTL:             24 * time.Hour,
+		ClaimTTL:        5 * time.Minute,
+		LocalMaxEntries: 100000,
+		LocalMaxAge:     time.Hour,
+	},
+	Log: app.LogConfig{Level: zapcore.InfoLevel},
+}
+
+// writeFile writes content to name in dir and returns its path.
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestLoadConfig_Defaults(t *testing.T) {
+	tests := []struct {
+		name string
+		give string
+	}{
+		{name: "no file", give: ""},
+		{name: "the repository's config.yaml", give: repoConfig},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearConfigEnv(t)
+			got, err := app.LoadConfig(tt.give)
+			if err != nil {
+				t.Fatalf("LoadConfig(%q): %v", tt.give, err)
+			}
+			if !reflect.DeepEqual(got, wantDefaults) {
+				t.Errorf("LoadConfig(%q) =\n%+v\nwant\n%+v", tt.give, got, wantDefaults)
+			}
+		})
+	}
+}
+
+// TestConfigYAML_DocumentsEveryKey keeps config.yaml and the keys the module
+// reads in step: every key is in the file, and the file holds no other.
+func TestConfigYAML_DocumentsEveryKey(t *testing.T) {
+	known, err := app.NewViper("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := viper.New()
+	file.SetConfigFile(repoConfig)
+	if err := file.ReadInConfig(); err != nil {
+		t.Fatal(err)
+	}
+	want, got := known.AllKeys(), file.AllKeys()
+	slices.Sort(want)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("config.yaml keys = %v\nwant the module's keys %v", got, want)
+	}
+}
+
+// overrides sets every key to a value other than its default.
+const overridesYAML = `
+store: memory
+redis:
+  url: rediss://user:yaml-pass@cache.internal:6380/2
+  password: yaml-password
+  tls_ca_file: %CA%
+  dial_timeout: 2s
+  read_timeout: 750ms
+  write_timeout: 800ms
+  pool:
+    max_idle: 4
+    max_active: 0
+    idle_timeout: 0s
+    max_conn_lifetime: 1h
+    wait: false
+    test_idle_after: 0s
+  breaker:
+    failures: 3
+    cooldown: 5s
+    probes: 2
+token:
+  refresh_margin: 120s
+  fetch_timeout: 10s
+  local_max_age: 10s
+dedupe:
+  ttl: 48h
+  claim_ttl: 2m
+  local_max_entries: 500
+  local_max_age: 30m
+log:
+  level: debug
+`
+
+// writeOverrides writes a YAML file setting every key, and returns its path
+// and the configuration it describes.
+func writeOverrides(t *testing.T) (string, app.Config) {
+	t.Helper()
+	dir := t.TempDir()
+	ca := writeFile(t, dir, "yaml-ca.pem", "not read at load")
+	path := writeFile(t, dir, "config.yaml", strings.ReplaceAll(overridesYAML, "%CA%", ca))
+	return path, app.Config{
+		Store: app.StoreMemory,
+		Redis: app.RedisConfig{
+			URL:          "rediss://user:yaml-pass@cache.internal:6380/2",
+			Password:     "yaml-password",
+			TLSCAFile:    ca,
+			DialTimeout:  2 * time.Second,
+			ReadTimeout:  750 * time.Millisecond,
+			WriteTimeout: 800 * time.Millisecond,
+			Pool: app.PoolConfig{
+				MaxIdle:         4,
+				MaxActive:       0,
+				IdleTimeout:     0,
+				MaxConnLifetime: time.Hour,
+				Wait:            false,
+				TestIdleAfter:   0,
+			},
+			Breaker: app.BreakerConfig{Failures: 3, Cooldown: 5 * time.Second, Probes: 2},
+		},
+		Token: app.TokenConfig{
+			RefreshMargin: 120 * time.Second,
+			FetchTimeout:  10 * time.Second,
+			LocalMaxAge:   10 * time.Second,
+		},
+		Dedupe: app.DedupeConfig{
+			TTL:             48 * time.Hour,
+			ClaimTTL:        2 * time.Minute,
+			LocalMaxEntries: 500,
+			LocalMaxAge:     30 * time.Minute,
+		},
+		Log: app.LogConfig{Level: zapcore.DebugLevel},
+	}
+}
+
+func TestLoadConfig_YAMLOverridesEveryDefault(t *testing.T) {
+	clearConfigEnv(t)
+	path, want := writeOverrides(t)
+
+	got, err := app.LoadConfig(path)
+	if err != nil {
+		t.Fatalf("LoadConfig: %v", err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("LoadConfig =\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+func TestLoadConfig_EnvironmentOverridesYAML(t *testing.T) {
+	envCA := writeFile(t, t.TempDir(), "env-ca.pem", "not read at load")
+
+	tests := []struct {
+		key  string
+		give string
+		// want edits the YAML file's configuration into the expected one.
+		want func(c *app.Config)
+	}{
+		{key: "store", give: "redis", want: func(c *app.Config) { c.Store = app.StoreRedis }},
+		{key: "redis.url", give: "redis://env-host:7000/3", want: func(c *app.Config) { c.Redis.URL = "redis://env-host:7000/3" }},
+		{key: "redis.password", give: "env-password", want: func(c *app.Config) { c.Redis.Password = "env-password" }},
+		{key: "redis.tls_ca_file", give: envCA, want: func(c *app.Config) { c.Redis.TLSCAFile = envCA }},
+		{key: "redis.dial_timeout", give: "3s", want: func(c *app.Config) { c.Redis.DialTimeout = 3 * time.Second }},
+		{key: "redis.read_timeout", give: "250ms", want: func(c *app.Config) { c.Redis.ReadTimeout = 250 * time.Millisecond }},
+		{key: "redis.write_timeout", give: "1.5s", want: func(c *app.Config) { c.Redis.WriteTimeout = 1500 * time.Millisecond }},
+		{key: "redis.pool.max_idle", give: "3", want: func(c *app.Config) { c.Redis.Pool.MaxIdle = 3 }},
+		{key: "redis.pool.max_active", give: "12", want: func(c *app.Config) { c.Redis.Pool.MaxActive = 12 }},
+		{key: "redis.pool.idle_timeout", give: "90s", want: func(c *app.Config) { c.Redis.Pool.IdleTimeout = 90 * time.Second }},
+		{key: "redis.pool.max_conn_lifetime", give: "0s", want: func(c *app.Config) { c.Redis.Pool.MaxConnLifetime = 0 }},
+		{key: "redis.pool.wait", give: "true", want: func(c *app.Config) { c.Redis.Pool.Wait = true }},
+		{key: "redis.pool.test_idle_after", give: "2s", want: func(c *app.Config) { c.Redis.Pool.TestIdleAfter = 2 * time.Second }},
+		{key: "redis.breaker.failures", give: "10", want: func(c *app.Config) { c.Redis.Breaker.Failures = 10 }},
+		{key: "redis.breaker.cooldown", give: "250ms", want: func(c *app.Config) { c.Redis.Breaker.Cooldown = 250 * time.Millisecond }},
+		{key: "redis.breaker.probes", give: "4", want: func(c *app.Config) { c.Redis.Breaker.Probes = 4 }},
+		{key: "token.refresh_margin", give: "60s", want: func(c *app.Config) { c.Token.RefreshMargin = time.Minute }},
+		{key: "token.fetch_timeout", give: "5s", want: func(c *app.Config) { c.Token.FetchTimeout = 5 * time.Second }},
+		{key: "token.local_max_age", give: "1m", want: func(c *app.Config) { c.Token.LocalMaxAge = time.Minute }},
+		{key: "dedupe.ttl", give: "12h", want: func(c *app.Config) { c.Dedupe.TTL = 12 * time.Hour }},
+		{key: "dedupe.claim_ttl", give: "90s", want: func(c *app.Config) { c.Dedupe.ClaimTTL = 90 * time.Second }},
+		{key: "dedupe.local_max_entries", give: "2000", want: func(c *app.Config) { c.Dedupe.LocalMaxEntries = 2000 }},
+		{key: "dedupe.local_max_age", give: "2h", want: func(c *app.Config) { c.Dedupe.LocalMaxAge = 2 * time.Hour }},
+		{key: "log.level", give: "warn", want: func(c *app.Config) { c.Log.Level = zapcore.WarnLevel }},
+	}
+
+	t.Run("the table covers every key", func(t *testing.T) {
+		v, err := app.NewViper("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var covered []string
+		for _, tt := range tests {
+			covered = append(covered, tt.key)
+		}
+		for _, key := range v.AllKeys() {
+			if !slices.Contains(covered, key) {
+				t.Errorf("key %s has no environment override test", key)
+			}
+		}
+	})
+
+	for _, tt := range tests {
+		t.Run(tt.key, func(t *testing.T) {
+			clearConfigEnv(t)
+			path, want := writeOverrides(t)
+			t.Setenv(app.EnvName(tt.key), tt.give)
+			tt.want(&want)
+
+			got, err := app.LoadConfig(path)
+			if err != nil {
+				t.Fatalf("LoadConfig with %s=%s: %v", app.EnvName(tt.key), tt.give, err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("with %s=%s, LoadConfig =\n%+v\nwant\n%+v", app.EnvName(tt.key), tt.give, got, want)
+			}
+		})
+	}
+}
+
+func TestEnvName(t *testing.T) {
+	tests := []struct {
+		give string
+		want string
+	}{
+		{give: "store", want: "STORE"},
+		{give: "redis.url", want: "REDIS_URL"},
+		{give: "redis.pool.max_idle", want: "REDIS_POOL_MAX_IDLE"},
+		{give: "dedupe.claim_ttl", want: "DEDUPE_CLAIM_TTL"},
+	}
+	for _, tt := range tests {
+		if got := app.EnvName(tt.give); got != tt.want {
+			t.Errorf("EnvName(%q) = %q, want %q", tt.give, got, tt.want)
+		}
+	}
+}
+
+func TestLoadConfig_EnvironmentIsNormalized(t *testing.T) {
+	tests := []struct {
+		name    string
+		giveEnv map[string]string
+		want    func(c *app.Config)
+	}{
+		{
+			name:    "store in upper case with spaces",
+			giveEnv: map[string]string{"STORE": " MEMORY "},
+			want:    func(c *app.Config) { c.Store = app.StoreMemory },
+		},
+		{
+			name:    "duration with spaces",
+			giveEnv: map[string]string{"DEDUPE_TTL": " 36h "},
+			want:    func(c *app.Config) { c.Dedupe.TTL = 36 * time.Hour },
+		},
+		{
+			name:    "log level in upper case",
+			giveEnv: map[string]string{"LOG_LEVEL": "ERROR"},
+			want:    func(c *app.Config) { c.Log.Level = zapcore.ErrorLevel },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearConfigEnv(t)
+			for k, v := range tt.giveEnv {
+				t.Setenv(k, v)
+			}
+			want := wantDefaults
+			tt.want(&want)
+
+			got, err := app.LoadConfig("")
+			if err != nil {
+				t.Fatalf("LoadConfig: %v", err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("LoadConfig =\n%+v\nwant\n%+v", got, want)
+			}
+		})
+	}
+}
+
+func TestLoadConfig_RejectsInvalidEnvironment(t *testing.T) {
+	tests := []struct {
+		name    string
+		giveEnv map[string]string
+		wantKey string
+	}{
+		{name: "unknown store", giveEnv: map[string]string{"STORE": "mongo"}, wantKey: "store"},
+		{name: "http URL", giveEnv: map[string]string{"REDIS_URL": "http://redis:6379"}, wantKey: "redis.url"},
+		{name: "URL without scheme", giveEnv: map[string]string{"REDIS_URL": "redis:6379"}, wantKey: "redis.url"},
+		{name: "URL without host", giveEnv: map[string]string{"REDIS_URL": "redis://"}, wantKey: "redis.url"},
+		{name: "URL without host but a db", giveEnv: map[string]string{"REDIS_URL": "redis:///0"}, wantKey: "redis.url"},
+		{name: "non-numeric db", giveEnv: map[string]string{"REDIS_URL": "redis://redis:6379/cache"}, wantKey: "redis.url"},
+		{name: "negative db", giveEnv: map[string]string{"REDIS_URL": "redis://redis:6379/-1"}, wantKey: "redis.url"},
+		{name: "unparsable URL", giveEnv: map[string]string{"REDIS_URL": "redis://redis:port"}, wantKey: "redis.url"},
+		{name: "zero dial timeout", giveEnv: map[string]string{"REDIS_DIAL_TIMEOUT": "0s"}, wantKey: "redis.dial_timeout"},
+		{name: "negative dial timeout", giveEnv: map[string]string{"REDIS_DIAL_TIMEOUT": "-1s"}, wantKey: "redis.dial_timeout"},
+		{name: "word for a duration", giveEnv: map[string]string{"REDIS_READ_TIMEOUT": "abc"}, wantKey: "redis.read_timeout"},
+		{name: "duration without unit", giveEnv: map[string]string{"REDIS_WRITE_TIMEOUT": "300"}, wantKey: "redis.write_timeout"},
+		{name: "negative idle timeout", giveEnv: map[string]string{"REDIS_POOL_IDLE_TIMEOUT": "-1m"}, wantKey: "redis.pool.idle_timeout"},
+		{name: "negative conn lifetime", giveEnv: map[string]string{"REDIS_POOL_MAX_CONN_LIFETIME": "-5s"}, wantKey: "redis.pool.max_conn_lifetime"},
+		{name: "word for test idle after", giveEnv: map[string]string{"REDIS_POOL_TEST_IDLE_AFTER": "often"}, wantKey: "redis.pool.test_idle_after"},
+		{name: "negative max idle", giveEnv: map[string]string{"REDIS_POOL_MAX_IDLE": "-1"}, wantKey: "redis.pool.max_idle"},
+		{name: "negative max active", giveEnv: map[string]string{"REDIS_POOL_MAX_ACTIVE": "-3"}, wantKey: "redis.pool.max_active"},
+		{name: "word for max idle", giveEnv: map[string]string{"REDIS_POOL_MAX_IDLE": "many"}, wantKey: "redis.pool.max_idle"},
+		{name: "bad bool", giveEnv: map[string]string{"REDIS_POOL_WAIT": "maybe"}, wantKey: "redis.pool.wait"},
+		{name: "zero breaker failures", giveEnv: map[string]string{"REDIS_BREAKER_FAILURES": "0"}, wantKey: "redis.breaker.failures"},
+		{name: "negative breaker failures", giveEnv: map[string]string{"REDIS_BREAKER_FAILURES": "-2"}, wantKey: "redis.breaker.failures"},
+		{name: "zero breaker cooldown", giveEnv: map[string]string{"REDIS_BREAKER_COOLDOWN": "0s"}, wantKey: "redis.breaker.cooldown"},
+		{name: "zero breaker probes", giveEnv: map[string]string{"REDIS_BREAKER_PROBES": "0"}, wantKey: "redis.breaker.probes"},
+		{name: "zero refresh margin", giveEnv: map[string]string{"TOKEN_REFRESH_MARGIN": "0s"}, wantKey: "token.refresh_margin"},
+		{name: "refresh margin without unit", giveEnv: map[string]string{"TOKEN_REFRESH_MARGIN": "300"}, wantKey: "token.refresh_margin"},
+		{name: "negative fetch timeout", giveEnv: map[string]string{"TOKEN_FETCH_TIMEOUT": "-30s"}, wantKey: "token.fetch_timeout"},
+		{name: "dedupe ttl under a second", giveEnv: map[string]string{"DEDUPE_TTL": "500ms"}, wantKey: "dedupe.ttl"},
+		{name: "zero claim ttl", giveEnv: map[string]string{"DEDUPE_CLAIM_TTL": "0s"}, wantKey: "dedupe.claim_ttl"},
+		{name: "negative claim ttl", giveEnv: map[string]string{"DEDUPE_CLAIM_TTL": "-5m"}, wantKey: "dedupe.claim_ttl"},
+		{name: "zero token local max age", giveEnv: map[string]string{"TOKEN_LOCAL_MAX_AGE": "0s"}, wantKey: "token.local_max_age"},
+		{name: "zero local max entries", giveEnv: map[string]string{"DEDUPE_LOCAL_MAX_ENTRIES": "0"}, wantKey: "dedupe.local_max_entries"},
+		{name: "local max age under a second", giveEnv: map[string]string{"DEDUPE_LOCAL_MAX_AGE": "10ms"}, wantKey: "dedupe.local_max_age"},
+		{name: "bad log level", giveEnv: map[string]string{"LOG_LEVEL": "loud"}, wantKey: "log.level"},
+		{name: "missing CA file", giveEnv: map[string]string{"REDIS_TLS_CA_FILE": "/nonexistent/ca.pem"}, wantKey: "redis.tls_ca_file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearConfigEnv(t)
+			for k, v := range tt.giveEnv {
+				t.Setenv(k, v)
+			}
+			_, err := app.LoadConfig("")
+			if err == nil {
+				t.Fatalf("LoadConfig with %v = nil error, want one naming %s", tt.giveEnv, tt.wantKey)
+			}
+			if !strings.Contains(err.Error(), tt.wantKey) {
+				t.Errorf("error %q does not name the key %s", err, tt.wantKey)
+			}
+			if env := app.EnvName(tt.wantKey); !strings.Contains(err.Error(), env) {
+				t.Errorf("error %q does not name the variable %s", err, env)
+			}
+		})
+	}
+}
+
+func TestLoadConfig_RejectsInvalidYAML(t *testing.T) {
+	tests := []struct {
+		name    string
+		give    string
+		wantKey string
+	}{
+		{name: "empty store", give: "store: \"\"\n", wantKey: "store"},
+		{name: "unknown store", give: "store: postgres\n", wantKey: "store"},
+		{name: "duration as a bare number", give: "token:\n  refresh_margin: 300\n", wantKey: "token.refresh_margin"},
+		{name: "negative duration as a bare number", give: "dedupe:\n  ttl: -5\n", wantKey: "dedupe.ttl"},
+		{name: "pool size as a word", give: "redis:\n  pool:\n    max_active: lots\n", wantKey: "redis.pool.max_active"},
+		{name: "wait as a word", give: "redis:\n  pool:\n    wait: sometimes\n", wantKey: "redis.pool.wait"},
+		{name: "rediss URL without host", give: "redis:\n  url: rediss://\n", wantKey: "redis.url"},
+		{name: "level as a number", give: "log:\n  level: 7\n", wantKey: "log.level"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearConfigEnv(t)
+			path := writeFile(t, t.TempDir(), "config.yaml", tt.give)
+			_, err := app.LoadConfig(path)
+			if err == nil {
+				t.Fatalf("LoadConfig(%q) = nil error, want one naming %s", tt.give, tt.wantKey)
+			}
+			if !strings.Contains(err.Error(), tt.wantKey) {
+				t.Errorf("error %q does not name the key %s", err, tt.wantKey)
+			}
+		})
+	}
+}
+
+func TestLoadConfig_BadFile(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		give string
+	}{
+		{name: "missing", give: filepath.Join(dir, "missing.yaml")},
+		{name: "malformed", give: writeFile(t, dir, "bad.yaml", "store: [redis\nredis: {url: \n")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearConfigEnv(t)
+			_, err := app.LoadConfig(tt.give)
+			if err == nil {
+				t.Fatalf("LoadConfig(%s) = nil error", tt.give)
+			}
+			if !strings.Contains(err.Error(), tt.give) {
+				t.Errorf("error %q does not name the file %s", err, tt.give)
+			}
+		})
+	}
+}
+
+func TestLoadConfig_BadURLErrorHidesPassword(t *testing.T) {
+	const password = "hunter2"
+	tests := []struct {
+		name string
+		give string
+	}{
+		{name: "http scheme", give: "http://user:hunter2@redis:6379"},
+		{name: "no host", give: "redis://user:hunter2@/0"},
+		{name: "non-numeric db", give: "redis://user:hunter2@redis:6379/cache"},
+		{name: "bad port", give: "redis://user:hunter2@redis:port/0"},
+		{name: "space in the host", give: "redis://user:hunter2@re dis:6379"},
+		{name: "control character", give: "redis://user:hunter2@redis:6379/0\x7f"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearConfigEnv(t)
+			t.Setenv("REDIS_URL", tt.give)
+			_, err := app.LoadConfig("")
+			if err == nil {
+				t.Fatalf("LoadConfig with REDIS_URL=%q = nil error", tt.give)
+			}
+			if !strings.Contains(err.Error(), "redis.url") {
+				t.Errorf("error %q does not name redis.url", err)
+			}
+			if strings.Contains(err.Error(), password) {
+				t.Errorf("error %q echoes the password", err)
+			}
+		})
+	}
+}
+
+func TestLoadConfig_NamesEveryBadKeyInOneError(t *testing.T) {
+	clearConfigEnv(t)
+	bad := map[string]string{
+		"store":               "mongo",
+		"redis.url":           "http://redis:6379",
+		"redis.dial_timeout":  "abc",
+		"redis.pool.max_idle": "-1",
+		"dedupe.claim_ttl":    "0s",
+		"log.level":           "loud",
+	}
+	for key, val := range bad {
+		t.Setenv(app.EnvName(key), val)
+	}
+
+	_, err := app.LoadConfig("")
+	if err == nil {
+		t.Fatal("LoadConfig = nil error")
+	}
+	for key := range bad {
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("error does not name %s:\n%v", key, err)
+		}
+	}
+}
+
+func TestLoadConfig_PasswordFromEnvironmentReplacesYAML(t *testing.T) {
+	clearConfigEnv(t)
+	path := writeFile(t, t.TempDir(), "config.yaml", "redis:\n  password: from-yaml\n")
+	t.Setenv("REDIS_PASSWORD", "from-env")
+
+	cfg, err := app.LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Redis.Password != "from-env" {
+		t.Errorf("Redis.Password = %q, want the environment's", cfg.Redis.Password)
+	}
+}
+
+func TestRedisConfig_RedactedURL(t *testing.T) {
+	tests := []struct {
+		give string
+		want string
+	}{
+		{give: "redis://redis:6379", want: "redis://redis:6379"},
+		{give: "redis://user:hunter2@redis:6379/2", want: "redis://user:xxxxx@redis:6379/2"},
+		{give: "rediss://:hunter2@cache.internal:6380", want: "rediss://:xxxxx@cache.internal:6380"},
+		{give: "redis://user@redis:6379", want: "redis://user@redis:6379"},
+		{give: "redis://user:hunter2@redis:port", want: "(unparsable)"},
+	}
+	for _, tt := range tests {
+		got := app.RedisConfig{URL: tt.give}.RedactedURL()
+		if got != tt.want {
+			t.Errorf("RedactedURL(%q) = %q, want %q", tt.give, got, tt.want)
+		}
+	}
+}
