@@ -1,0 +1,420 @@
+package memory_test
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wa2genesys/connectorcache/adapters/memory"
+	"github.com/wa2genesys/connectorcache/internal/contract"
+	"github.com/wa2genesys/connectorcache/ports"
+)
+
+func TestTokenStoreContract(t *testing.T) {
+	contract.TokenStore(t, func(*testing.T) ports.TokenStore { return memory.NewTokenStore() })
+}
+
+func TestDedupeStoreContract(t *testing.T) {
+	contract.DedupeStore(t, func(*testing.T) ports.DedupeStore { return memory.NewDedupeStore() })
+}
+
+// clock is a settable time source for [memory.WithClock]. It is safe for
+// concurrent use.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func TestTokenStoreExpiresExactlyAtTTL(t *testing.T) {
+	tests := []struct {
+		name      string
+		give      time.Duration // how long after the put the token is read
+		wantFound bool
+	}{
+		{name: "just put", give: 0, wantFound: true},
+		{name: "a nanosecond before the TTL", give: time.Second - time.Nanosecond, wantFound: true},
+		{name: "at the TTL", give: time.Second, wantFound: false},
+		{name: "long after the TTL", give: time.Hour, wantFound: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := newClock()
+			s := memory.NewTokenStore(memory.WithClock(clk.Now))
+			tok := ports.CachedToken{AccessToken: "tok", ExpiresAt: clk.Now().Add(time.Hour)}
+			if err := s.PutToken(t.Context(), "tenant", tok, time.Second); err != nil {
+				t.Fatal(err)
+			}
+			clk.Advance(tt.give)
+			got, found, err := s.GetToken(t.Context(), "tenant")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if found != tt.wantFound {
+				t.Fatalf("GetToken %v after a put with TTL 1s: found = %v, want %v", tt.give, found, tt.wantFound)
+			}
+			if found && got != tok {
+				t.Errorf("GetToken = %+v, want %+v", got, tok)
+			}
+		})
+	}
+}
+
+func TestDedupeStoreExpiresExactlyAtTTL(t *testing.T) {
+	const claimTTL, commitTTL = time.Minute, 24 * time.Hour
+	tests := []struct {
+		name   string
+		commit bool          // whether the claim is committed
+		give   time.Duration // how long after that the message is claimed again
+		want   ports.ClaimState
+	}{
+		{name: "claim, just made", give: 0, want: ports.ClaimHeld},
+		{name: "claim, a nanosecond before its TTL", give: claimTTL - time.Nanosecond, want: ports.ClaimHeld},
+		{name: "claim, at its TTL", give: claimTTL, want: ports.ClaimAcquired},
+		{name: "committed, past the claim TTL", commit: true, give: claimTTL, want: ports.ClaimCommitted},
+		{name: "committed, a nanosecond before its TTL", commit: true, give: commitTTL - time.Nanosecond, want: ports.ClaimCommitted},
+		{name: "committed, at its TTL", commit: true, give: commitTTL, want: ports.ClaimAcquired},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := newClock()
+			s := memory.NewDedupeStore(memory.WithClock(clk.Now))
+			if st, err := s.Claim(t.Context(), "tenant", "msg", "a", claimTTL); err != nil || st != ports.ClaimAcquired {
+				t.Fatalf("Claim = %v, %v; want ClaimAcquired", st, err)
+			}
+			if tt.commit {
+				if owned, err := s.Commit(t.Context(), "tenant", "msg", "a", commitTTL); err != nil || !owned {
+					t.Fatalf("Commit = %v, %v; want owned", owned, err)
+				}
+			}
+			clk.Advance(tt.give)
+			got, err := s.Claim(t.Context(), "tenant", "msg", "b", claimTTL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("Claim %v later = %d, want %d", tt.give, got, tt.want)
+			}
+		})
+	}
+}
+
+// reclaimAfter is further than the stores' sweep interval: a write this
+// long after the last sweep reclaims expired entries.
+const reclaimAfter = time.Hour
+
+func TestTokenStoreReclaimsExpiredEntries(t *testing.T) {
+	clk := newClock()
+	s := memory.NewTokenStore(memory.WithClock(clk.Now))
+	put := func(tenant string, ttl time.Duration) {
+		t.Helper()
+		if err := s.PutToken(t.Context(), tenant, ports.CachedToken{AccessToken: "tok"}, ttl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 100 {
+		put(fmt.Sprintf("short-%d", i), time.Second)
+	}
+	for i := range 10 {
+		put(fmt.Sprintf("long-%d", i), 24*time.Hour)
+	}
+	if got := s.Len(); got != 110 {
+		t.Fatalf("Len after 110 puts = %d, want 110", got)
+	}
+
+	clk.Advance(reclaimAfter)
+	put("trigger", time.Second)
+	if got, want := s.Len(), 10+1; got != want {
+		t.Errorf("Len after the sweep = %d, want %d (the live tokens and the new one)", got, want)
+	}
+	for i := range 10 {
+		if _, found, _ := s.GetToken(t.Context(), fmt.Sprintf("long-%d", i)); !found {
+			t.Errorf("live token long-%d was reclaimed", i)
+		}
+	}
+}
+
+func TestDedupeStoreReclaimsExpiredEntries(t *testing.T) {
+	clk := newClock()
+	s := memory.NewDedupeStore(memory.WithClock(clk.Now))
+	claim := func(msg string, ttl time.Duration) {
+		t.Helper()
+		if st, err := s.Claim(t.Context(), "tenant", msg, "owner", ttl); err != nil || st != ports.ClaimAcquired {
+			t.Fatalf("Claim(%s) = %v, %v; want ClaimAcquired", msg, st, err)
+		}
+	}
+	for i := range 100 {
+		claim(fmt.Sprintf("expiring-claim-%d", i), time.Minute)
+	}
+	for i := range 50 {
+		msg := fmt.Sprintf("expiring-commit-%d", i)
+		claim(msg, time.Minute)
+		if owned, err := s.Commit(t.Context(), "tenant", msg, "owner", time.Second); err != nil || !owned {
+			t.Fatalf("Commit(%s) = %v, %v; want owned", msg, owned, err)
+		}
+	}
+	for i := range 10 {
+		msg := fmt.Sprintf("live-commit-%d", i)
+		claim(msg, time.Minute)
+		if owned, err := s.Commit(t.Context(), "tenant", msg, "owner", 24*time.Hour); err != nil || !owned {
+			t.Fatalf("Commit(%s) = %v, %v; want owned", msg, owned, err)
+		}
+	}
+	if got := s.Len(); got != 160 {
+		t.Fatalf("Len after 160 messages = %d, want 160", got)
+	}
+
+	clk.Advance(reclaimAfter)
+	claim("trigger", time.Minute)
+	if got, want := s.Len(), 10+1; got != want {
+		t.Errorf("Len after the sweep = %d, want %d (the live commits and the new claim)", got, want)
+	}
+	for i := range 10 {
+		if st, _ := s.Claim(t.Context(), "tenant", fmt.Sprintf("live-commit-%d", i), "other", time.Minute); st != ports.ClaimCommitted {
+			t.Errorf("live commit %d: Claim = %d, want ClaimCommitted", i, st)
+		}
+	}
+}
+
+// TestStoresStayBounded writes a steady stream of short-lived entries under
+// distinct keys, as a long-running process does, and checks that the stores
+// hold a small fraction of them at any time.
+func TestStoresStayBounded(t *testing.T) {
+	const (
+		writes = 10_000
+		every  = 10 * time.Second // between writes
+		ttl    = time.Second
+		bound  = writes / 10
+	)
+	// Each test makes a store on the clock now and returns a function that
+	// writes the i-th entry, and the store's Len.
+	tests := []struct {
+		name     string
+		newStore func(now func() time.Time) (write func(t *testing.T, i int), length func() int)
+	}{
+		{
+			name: "tokens",
+			newStore: func(now func() time.Time) (func(*testing.T, int), func() int) {
+				s := memory.NewTokenStore(memory.WithClock(now))
+				return func(t *testing.T, i int) {
+					if err := s.PutToken(t.Context(), fmt.Sprintf("tenant-%d", i), ports.CachedToken{AccessToken: "tok"}, ttl); err != nil {
+						t.Fatal(err)
+					}
+				}, s.Len
+			},
+		},
+		{
+			name: "committed messages",
+			newStore: func(now func() time.Time) (func(*testing.T, int), func() int) {
+				s := memory.NewDedupeStore(memory.WithClock(now))
+				return func(t *testing.T, i int) {
+					msg := fmt.Sprintf("msg-%d", i)
+					if _, err := s.Claim(t.Context(), "tenant", msg, "owner", time.Minute); err != nil {
+						t.Fatal(err)
+					}
+					if _, err := s.Commit(t.Context(), "tenant", msg, "owner", ttl); err != nil {
+						t.Fatal(err)
+					}
+				}, s.Len
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := newClock()
+			write, length := tt.newStore(clk.Now)
+			peak := 0
+			for i := range writes {
+				clk.Advance(every)
+				write(t, i)
+				peak = max(peak, length())
+			}
+			if peak > bound {
+				t.Errorf("after %d writes of %v entries %v apart, the store peaked at %d entries, want at most %d", writes, ttl, every, peak, bound)
+			}
+		})
+	}
+}
+
+func TestTokenStoreConcurrentUse(t *testing.T) {
+	const workers, rounds = 16, 300
+	s := memory.NewTokenStore()
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*rounds)
+	for w := range workers {
+		wg.Go(func() {
+			for i := range rounds {
+				tenant := fmt.Sprintf("tenant-%d", (w+i)%4)
+				tok := ports.CachedToken{AccessToken: fmt.Sprintf("%s/worker-%d/%d", tenant, w, i), ExpiresAt: time.Now().Add(time.Hour)}
+				if err := s.PutToken(t.Context(), tenant, tok, time.Hour); err != nil {
+					errs <- err
+					return
+				}
+				got, found, err := s.GetToken(t.Context(), tenant)
+				switch {
+				case err != nil:
+					errs <- err
+					return
+				case found && !strings.HasPrefix(got.AccessToken, tenant+"/"):
+					errs <- fmt.Errorf("GetToken(%s) = %q, a token of another tenant", tenant, got.AccessToken)
+					return
+				}
+				if i%10 == 0 {
+					if err := s.DeleteToken(t.Context(), tenant); err != nil {
+						errs <- err
+						return
+					}
+				}
+				_ = s.Len()
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestDedupeStoreConcurrentUse has workers claim overlapping messages and
+// settle the ones they win: even messages are committed, odd ones released
+// on their first win (a failed processing) and committed on a later one.
+func TestDedupeStoreConcurrentUse(t *testing.T) {
+	const workers, messages = 16, 100
+	s := memory.NewDedupeStore()
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		holder  = make(map[int]string) // message → the worker holding it
+		wins    = make(map[int]int)    // message → how often it was acquired
+		commits = make(map[int]int)    // message → how often it was committed
+		errs    = make(chan error, workers*messages)
+	)
+	for w := range workers {
+		wg.Go(func() {
+			owner := fmt.Sprintf("worker-%d", w)
+			for i := range messages {
+				m := (i + w*7) % messages
+				msg := fmt.Sprintf("msg-%d", m)
+				st, err := s.Claim(t.Context(), "tenant", msg, owner, time.Hour)
+				if err != nil {
+					errs <- err
+					return
+				}
+				_ = s.Len()
+				if st != ports.ClaimAcquired {
+					continue
+				}
+				mu.Lock()
+				if h := holder[m]; h != "" {
+					errs <- fmt.Errorf("%s acquired by %s while %s held it", msg, owner, h)
+				}
+				holder[m] = owner
+				wins[m]++
+				release := m%2 == 1 && wins[m] == 1
+				if !release {
+					commits[m]++
+				}
+				mu.Unlock()
+
+				// Until it is settled, every other claim must find it held.
+				time.Sleep(time.Microsecond)
+				mu.Lock()
+				holder[m] = ""
+				mu.Unlock()
+
+				var owned bool
+				if release {
+					owned, err = s.Release(t.Context(), "tenant", msg, owner)
+				} else {
+					owned, err = s.Commit(t.Context(), "tenant", msg, owner, time.Hour)
+				}
+				if err != nil || !owned {
+					errs <- fmt.Errorf("settling %s by its owner %s = %v, %v; want owned", msg, owner, owned, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for m := range messages {
+		msg := fmt.Sprintf("msg-%d", m)
+		if commits[m] > 1 || m%2 == 0 && commits[m] != 1 {
+			t.Errorf("%s committed %d times, want once (or, if odd, at most once)", msg, commits[m])
+		}
+		want := ports.ClaimCommitted
+		if commits[m] == 0 {
+			want = ports.ClaimAcquired
+		}
+		if st, err := s.Claim(t.Context(), "tenant", msg, "final", time.Hour); err != nil || st != want {
+			t.Errorf("final Claim(%s) = %d, %v; want %d", msg, st, err, want)
+		}
+	}
+}
+
+func TestWithMaxEntriesDropsTheEntriesClosestToExpiry(t *testing.T) {
+	const bound, puts = 100, 1000
+	clk := newClock()
+	s := memory.NewTokenStore(memory.WithClock(clk.Now), memory.WithMaxEntries(bound))
+	// Tenant i's token lives i+1 minutes: the later a token, the longer it lives.
+	for i := range puts {
+		tok := ports.CachedToken{AccessToken: fmt.Sprint(i)}
+		if err := s.PutToken(t.Context(), fmt.Sprintf("tenant-%d", i), tok, time.Duration(i+1)*time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if n := s.Len(); n > bound {
+			t.Fatalf("Len after %d puts = %d, want at most %d", i+1, n, bound)
+		}
+	}
+	if _, found, _ := s.GetToken(t.Context(), fmt.Sprintf("tenant-%d", puts-1)); !found {
+		t.Error("the token furthest from expiry was dropped")
+	}
+	if _, found, _ := s.GetToken(t.Context(), "tenant-0"); found {
+		t.Error("the token closest to expiry was kept")
+	}
+}
+
+func TestWithMaxTTLCapsTheTTL(t *testing.T) {
+	const maxTTL = time.Minute
+	tests := []struct {
+		name      string
+		give      time.Duration // TTL asked for
+		after     time.Duration // when the token is read
+		wantFound bool
+	}{
+		{name: "long TTL, before the cap", give: time.Hour, after: maxTTL - time.Nanosecond, wantFound: true},
+		{name: "long TTL, at the cap", give: time.Hour, after: maxTTL, wantFound: false},
+		{name: "short TTL is kept", give: time.Second, after: time.Second, wantFound: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := newClock()
+			s := memory.NewTokenStore(memory.WithClock(clk.Now), memory.WithMaxTTL(maxTTL))
+			if err := s.PutToken(t.Context(), "tenant", ports.CachedToken{AccessToken: "tok"}, tt.give); err != nil {
+				t.Fatal(err)
+			}
+			clk.Advance(tt.after)
+			if _, found, _ := s.GetToken(t.Context(), "tenant"); found != tt.wantFound {
+				t.Errorf("GetToken %v after a put with TTL %v: found = %v, want %v", tt.after, tt.give, found, tt.wantFound)
+			}
+		})
+	}
+}
