@@ -1,0 +1,365 @@
+package genesys_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wa2genesys/connectorcache/adapters/genesys"
+	"github.com/wa2genesys/connectorcache/adapters/memory"
+	"github.com/wa2genesys/connectorcache/domain"
+	"github.com/wa2genesys/connectorcache/ports"
+)
+
+const integrationID = "9b1b4a2e-54a0-4c51-8f5e-3c1d2a7f0e11"
+
+// answer is one scripted reply of the Open Messaging stand-in.
+type answer struct {
+	status     int
+	retryAfter string
+}
+
+// received is one request the Open Messaging stand-in got.
+type received struct {
+	method, path, auth, contentType string
+	body                            []byte
+}
+
+// apiServer stands in for a Genesys API host: it answers from a script
+// (then 200) and records every request.
+type apiServer struct {
+	*httptest.Server
+	mu      sync.Mutex
+	script  []answer
+	got     []received
+	arrived []time.Time
+}
+
+func newAPIServer(t *testing.T, script ...answer) *apiServer {
+	t.Helper()
+	s := &apiServer{script: script}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		s.mu.Lock()
+		s.got = append(s.got, received{r.Method, r.URL.Path, r.Header.Get("Authorization"), r.Header.Get("Content-Type"), body})
+		s.arrived = append(s.arrived, time.Now())
+		a := answer{status: http.StatusAccepted}
+		if len(s.script) > 0 {
+			a, s.script = s.script[0], s.script[1:]
+		}
+		s.mu.Unlock()
+		if a.retryAfter != "" {
+			w.Header().Set("Retry-After", a.retryAfter)
+		}
+		w.WriteHeader(a.status)
+		_, _ = io.WriteString(w, `{"id":"c0ffee"}`)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *apiServer) requests() []received {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]received(nil), s.got...)
+}
+
+// fixture is a deliverer wired to a real token cache over the memory store,
+// fetching from a login stand-in, posting to an API stand-in.
+type fixture struct {
+	login  *loginServer
+	api    *apiServer
+	d      *genesys.Deliverer
+	sleeps []time.Duration
+}
+
+var fixedNow = time.Date(2025, 11, 26, 6, 10, 0, 0, time.UTC)
+
+func newFixture(t *testing.T, maxRetryAfter time.Duration, script ...answer) *fixture {
+	t.Helper()
+	f := &fixture{login: newLoginServer(t, map[string]string{"id": "secret"}), api: newAPIServer(t, script...)}
+	fetcher := genesys.NewTokenFetcher(map[string]genesys.Credentials{
+		"acme": {LoginURL: f.login.URL, ClientID: "id", ClientSecret: "secret"},
+	}, nil)
+	tokens := domain.NewTokenCache(memory.NewTokenStore(), fetcher, domain.TokenCacheConfig{})
+	f.d = genesys.NewDeliverer(map[string]genesys.Endpoint{
+		"acme": {APIURL: f.api.URL, IntegrationID: integrationID},
+	}, tokens, genesys.DelivererConfig{
+		MaxRetryAfter: maxRetryAfter,
+		Sleep: func(ctx context.Context, d time.Duration) error {
+			f.sleeps = append(f.sleeps, d)
+			return ctx.Err()
+		},
+		Now: func() time.Time { return fixedNow },
+	})
+	return f
+}
+
+// newTokens returns a token cache for tenant acme over the memory store,
+// fetching from a login stand-in of its own.
+func newTokens(t *testing.T) *domain.TokenCache {
+	t.Helper()
+	login := newLoginServer(t, map[string]string{"id": "secret"})
+	return domain.NewTokenCache(memory.NewTokenStore(), genesys.NewTokenFetcher(map[string]genesys.Credentials{
+		"acme": {LoginURL: login.URL, ClientID: "id", ClientSecret: "secret"},
+	}, nil), domain.TokenCacheConfig{})
+}
+
+func textMessage() ports.InboundMessage {
+	return ports.InboundMessage{
+		TenantID:  "acme",
+		MessageID: "wamid.HBgLMTIwMjU1NTAxNDIVAgASGBQ3RjE0QkM1MDk5RTJBNkQzOEIwMQA=",
+		From:      "12025550142",
+		Nickname:  "Dana Ortiz",
+		Type:      "text",
+		Text:      "Where is my parcel?",
+		Timestamp: time.Unix(1764137400, 0),
+	}
+}
+
+func TestDeliverer_WireFormat(t *testing.T) {
+	f := newFixture(t, 0)
+	if err := f.d.Deliver(context.Background(), textMessage()); err != nil {
+		t.Fatal(err)
+	}
+	got := f.api.requests()
+	if len(got) != 1 {
+		t.Fatalf("requests = %d, want 1", len(got))
+	}
+	r := got[0]
+	if r.method != http.MethodPost || r.path != "/api/v2/conversations/messages/"+integrationID+"/inbound/open/message" {
+		t.Errorf("request = %s %s, want POST to the integration's inbound/open/message", r.method, r.path)
+	}
+	if r.auth != "Bearer tok-1" {
+		t.Errorf("Authorization = %q, want the fetched token as a bearer", r.auth)
+	}
+	if r.contentType != "application/json" {
+		t.Errorf("Content-Type = %q, want application/json", r.contentType)
+	}
+	want := map[string]any{
+		"channel": map[string]any{
+			"messageId": "wamid.HBgLMTIwMjU1NTAxNDIVAgASGBQ3RjE0QkM1MDk5RTJBNkQzOEIwMQA=",
+			"from":      map[string]any{"nickname": "Dana Ortiz", "id": "12025550142", "idType": "Opaque"},
+			"time":      "2025-11-26T06:10:00.000Z",
+		},
+		"text": "Where is my parcel?",
+	}
+	if body := decodeJSON(t, r.body); !reflect.DeepEqual(body, want) {
+		t.Errorf("body = %v\nwant %v", body, want)
+	}
+}
+
+func TestDeliverer_NormalizesMessagesWithoutTextOrTime(t *testing.T) {
+	tests := []struct {
+		name     string
+		give     func(*ports.InboundMessage)
+		wantText string
+		wantTime string
+	}{
+		{"caption is the text", func(m *ports.InboundMessage) { m.Type, m.Text = "image", "Broken box" }, "Broken box", "2025-11-26T06:10:00.000Z"},
+		{"media without caption", func(m *ports.InboundMessage) { m.Type, m.Text = "image", "" }, "[image message]", "2025-11-26T06:10:00.000Z"},
+		{"no type and no text", func(m *ports.InboundMessage) { m.Type, m.Text = "", "" }, "[unknown message]", "2025-11-26T06:10:00.000Z"},
+		{"no timestamp is stamped now", func(m *ports.InboundMessage) { m.Timestamp = time.Time{} }, "Where is my parcel?", fixedNow.Format("2006-01-02T15:04:05.000Z")},
+		{"nickname left out when unknown", func(m *ports.InboundMessage) { m.Nickname = "" }, "Where is my parcel?", "2025-11-26T06:10:00.000Z"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, 0)
+			msg := textMessage()
+			tt.give(&msg)
+			if err := f.d.Deliver(context.Background(), msg); err != nil {
+				t.Fatal(err)
+			}
+			body := decodeJSON(t, f.api.requests()[0].body)
+			channel := body["channel"].(map[string]any)
+			if body["text"] != tt.wantText || channel["time"] != tt.wantTime {
+				t.Errorf("text, time = %v, %v; want %q, %q", body["text"], channel["time"], tt.wantText, tt.wantTime)
+			}
+			_, hasNick := channel["from"].(map[string]any)["nickname"]
+			if hasNick != (msg.Nickname != "") {
+				t.Errorf("from = %v, nickname present %v, want %v", channel["from"], hasNick, msg.Nickname != "")
+			}
+		})
+	}
+}
+
+func TestDeliverer_Answers(t *testing.T) {
+	inTwoSeconds := fixedNow.Add(2 * time.Second).Format(http.TimeFormat)
+	tests := []struct {
+		name          string
+		maxRetryAfter time.Duration
+		give          []answer
+		wantStatus    int // 0: delivered
+		wantAuth      []string
+		wantLogins    int64
+		wantSleeps    []time.Duration
+	}{
+		{name: "accepted", give: []answer{{status: 200}},
+			wantAuth: []string{"Bearer tok-1"}, wantLogins: 1},
+		{name: "401 once: fresh token, retried", give: []answer{{status: 401}, {status: 200}},
+			wantAuth: []string{"Bearer tok-1", "Bearer tok-2"}, wantLogins: 2},
+		{name: "401 twice: fails", give: []answer{{status: 401}, {status: 401}}, wantStatus: 401,
+			wantAuth: []string{"Bearer tok-1", "Bearer tok-2"}, wantLogins: 2},
+		{name: "500 fails at once", give: []answer{{status: 500}}, wantStatus: 500,
+			wantAuth: []string{"Bearer tok-1"}, wantLogins: 1},
+		{name: "400 fails at once", give: []answer{{status: 400}}, wantStatus: 400,
+			wantAuth: []string{"Bearer tok-1"}, wantLogins: 1},
+		{name: "429 within bound is waited out", maxRetryAfter: 5 * time.Second,
+			give:     []answer{{status: 429, retryAfter: "1"}, {status: 200}},
+			wantAuth: []string{"Bearer tok-1", "Bearer tok-1"}, wantLogins: 1, wantSleeps: []time.Duration{time.Second}},
+		{name: "429 with an HTTP date", maxRetryAfter: 5 * time.Second,
+			give:     []answer{{status: 429, retryAfter: inTwoSeconds}, {status: 200}},
+			wantAuth: []string{"Bearer tok-1", "Bearer tok-1"}, wantLogins: 1, wantSleeps: []time.Duration{2 * time.Second}},
+		{name: "429 waits add up to the bound", maxRetryAfter: 5 * time.Second,
+			give:     []answer{{status: 429, retryAfter: "2"}, {status: 429, retryAfter: "2"}, {status: 200}},
+			wantAuth: []string{"Bearer tok-1", "Bearer tok-1", "Bearer tok-1"}, wantLogins: 1,
+			wantSleeps: []time.Duration{2 * time.Second, 2 * time.Second}},
+		{name: "429 past the bound in all fails", maxRetryAfter: 5 * time.Second, wantStatus: 429,
+			give:     []answer{{status: 429, retryAfter: "3"}, {status: 429, retryAfter: "3"}},
+			wantAuth: []string{"Bearer tok-1", "Bearer tok-1"}, wantLogins: 1, wantSleeps: []time.Duration{3 * time.Second}},
+		{name: "429 past the bound fails without waiting", maxRetryAfter: 5 * time.Second, wantStatus: 429,
+			give:     []answer{{status: 429, retryAfter: "3600"}},
+			wantAuth: []string{"Bearer tok-1"}, wantLogins: 1},
+		{name: "429 without Retry-After fails", maxRetryAfter: 5 * time.Second, wantStatus: 429,
+			give:     []answer{{status: 429}},
+			wantAuth: []string{"Bearer tok-1"}, wantLogins: 1},
+		{name: "429 when waiting is off fails", wantStatus: 429,
+			give:     []answer{{status: 429, retryAfter: "1"}},
+			wantAuth: []string{"Bearer tok-1"}, wantLogins: 1},
+		{name: "429 retried a bounded number of times", maxRetryAfter: time.Hour, wantStatus: 429,
+			give: []answer{{status: 429, retryAfter: "0"}, {status: 429, retryAfter: "0"},
+				{status: 429, retryAfter: "0"}, {status: 429, retryAfter: "0"}, {status: 200}},
+			wantAuth:   []string{"Bearer tok-1", "Bearer tok-1", "Bearer tok-1", "Bearer tok-1"},
+			wantLogins: 1, wantSleeps: []time.Duration{0, 0, 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, tt.maxRetryAfter, tt.give...)
+			err := f.d.Deliver(context.Background(), textMessage())
+			var se *genesys.StatusError
+			switch {
+			case tt.wantStatus == 0 && err != nil:
+				t.Errorf("Deliver: %v, want delivered", err)
+			case tt.wantStatus != 0 && (!errors.As(err, &se) || se.StatusCode != tt.wantStatus):
+				t.Errorf("Deliver error = %v, want a StatusError %d", err, tt.wantStatus)
+			}
+			var auth []string
+			for _, r := range f.api.requests() {
+				auth = append(auth, r.auth)
+			}
+			if !reflect.DeepEqual(auth, tt.wantAuth) {
+				t.Errorf("requests' Authorization = %q, want %q", auth, tt.wantAuth)
+			}
+			if got := f.login.calls.Load(); got != tt.wantLogins {
+				t.Errorf("login calls = %d, want %d", got, tt.wantLogins)
+			}
+			if !reflect.DeepEqual(f.sleeps, tt.wantSleeps) {
+				t.Errorf("waits = %v, want %v", f.sleeps, tt.wantSleeps)
+			}
+		})
+	}
+}
+
+func TestDeliverer_Failures(t *testing.T) {
+	t.Run("unknown tenant", func(t *testing.T) {
+		f := newFixture(t, 0)
+		msg := textMessage()
+		msg.TenantID = "nobody"
+		if err := f.d.Deliver(context.Background(), msg); !errors.Is(err, genesys.ErrUnknownTenant) {
+			t.Errorf("Deliver error = %v, want ErrUnknownTenant", err)
+		}
+		if n := len(f.api.requests()); n != 0 {
+			t.Errorf("requests = %d, want none", n)
+		}
+	})
+	t.Run("login rejected", func(t *testing.T) {
+		f := newFixture(t, 0)
+		f.login.mu.Lock()
+		f.login.clients["id"] = "another-secret"
+		f.login.mu.Unlock()
+		if err := f.d.Deliver(context.Background(), textMessage()); err == nil {
+			t.Error("Deliver succeeded without a token")
+		}
+		if n := len(f.api.requests()); n != 0 {
+			t.Errorf("requests = %d, want none without a token", n)
+		}
+	})
+	t.Run("context ends while waiting out a 429", func(t *testing.T) {
+		api := newAPIServer(t, answer{status: 429, retryAfter: "30"})
+		d := genesys.NewDeliverer(map[string]genesys.Endpoint{"acme": {APIURL: api.URL, IntegrationID: "i"}},
+			newTokens(t), genesys.DelivererConfig{MaxRetryAfter: time.Minute})
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		if err := d.Deliver(ctx, textMessage()); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Deliver error = %v, want the context's deadline", err)
+		}
+		if el := time.Since(start); el > 5*time.Second {
+			t.Errorf("Deliver took %v with a 200ms deadline", el)
+		}
+		if n := len(api.requests()); n != 1 {
+			t.Errorf("requests = %d, want 1", n)
+		}
+	})
+	t.Run("timeout", func(t *testing.T) {
+		hang := make(chan struct{})
+		api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-hang:
+			case <-r.Context().Done():
+			}
+		}))
+		t.Cleanup(api.Close)
+		t.Cleanup(func() { close(hang) })
+		d := genesys.NewDeliverer(map[string]genesys.Endpoint{"acme": {APIURL: api.URL, IntegrationID: "i"}},
+			newTokens(t), genesys.DelivererConfig{Client: &http.Client{Timeout: 200 * time.Millisecond}})
+		start := time.Now()
+		if err := d.Deliver(context.Background(), textMessage()); err == nil {
+			t.Error("Deliver succeeded against a server that never answers")
+		}
+		if el := time.Since(start); el > 5*time.Second {
+			t.Errorf("Deliver took %v with a 200ms client timeout", el)
+		}
+	})
+}
+
+func TestDeliverer_RealRetryAfterWait(t *testing.T) {
+	api := newAPIServer(t, answer{status: 429, retryAfter: "1"})
+	d := genesys.NewDeliverer(map[string]genesys.Endpoint{"acme": {APIURL: api.URL, IntegrationID: "i"}},
+		newTokens(t), genesys.DelivererConfig{MaxRetryAfter: 2 * time.Second})
+	if err := d.Deliver(context.Background(), textMessage()); err != nil {
+		t.Fatal(err)
+	}
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	if len(api.arrived) != 2 {
+		t.Fatalf("requests = %d, want 2", len(api.arrived))
+	}
+	if gap := api.arrived[1].Sub(api.arrived[0]); gap < 900*time.Millisecond {
+		t.Errorf("retry came %v after the 429, want it to wait out Retry-After: 1", gap)
+	}
+}
+
+func TestRegionURLs(t *testing.T) {
+	tests := []struct {
+		give, wantLogin, wantAPI string
+	}{
+		{"mypurecloud.com", "https://login.mypurecloud.com", "https://api.mypurecloud.com"},
+		{"mypurecloud.ie", "https://login.mypurecloud.ie", "https://api.mypurecloud.ie"},
+		{"usw2.pure.cloud", "https://login.usw2.pure.cloud", "https://api.usw2.pure.cloud"},
+	}
+	for _, tt := range tests {
+		if got := genesys.LoginURL(tt.give); got != tt.wantLogin {
+			t.Errorf("LoginURL(%q) = %q, want %q", tt.give, got, tt.wantLogin)
+		}
+		if got := genesys.APIURL(tt.give); got != tt.wantAPI {
+			t.Errorf("APIURL(%q) = %q, want %q", tt.give, got, tt.wantAPI)
+		}
+	}
+}

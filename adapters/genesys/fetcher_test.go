@@ -1,0 +1,244 @@
+package genesys_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wa2genesys/connectorcache/adapters/genesys"
+	"github.com/wa2genesys/connectorcache/ports"
+)
+
+// loginServer stands in for a Genesys login host. It checks the
+// client-credentials request and answers with body for each known client.
+type loginServer struct {
+	*httptest.Server
+	calls atomic.Int64
+
+	mu      sync.Mutex
+	clients map[string]string // client id → secret
+	answer  func(n int64) (status int, contentType, body string)
+	errs    []string
+}
+
+func newLoginServer(t *testing.T, clients map[string]string) *loginServer {
+	t.Helper()
+	ls := &loginServer{clients: clients}
+	ls.answer = func(n int64) (int, string, string) {
+		return http.StatusOK, "application/json",
+			fmt.Sprintf(`{"access_token":"tok-%d","token_type":"bearer","expires_in":86399}`, n)
+	}
+	ls.Server = httptest.NewServer(http.HandlerFunc(ls.serve))
+	t.Cleanup(ls.Close)
+	t.Cleanup(func() {
+		ls.mu.Lock()
+		defer ls.mu.Unlock()
+		for _, e := range ls.errs {
+			t.Error("login server: " + e)
+		}
+	})
+	return ls
+}
+
+func (ls *loginServer) fail(format string, args ...any) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	ls.errs = append(ls.errs, fmt.Sprintf(format, args...))
+}
+
+func (ls *loginServer) serve(w http.ResponseWriter, r *http.Request) {
+	n := ls.calls.Add(1)
+	if r.Method != http.MethodPost || r.URL.Path != "/oauth/token" {
+		ls.fail("got %s %s, want POST /oauth/token", r.Method, r.URL.Path)
+	}
+	if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") != "client_credentials" {
+		ls.fail("grant_type = %q, want client_credentials", r.PostForm.Get("grant_type"))
+	}
+	id, secret, ok := r.BasicAuth()
+	ls.mu.Lock()
+	want, known := ls.clients[id]
+	ls.mu.Unlock()
+	if !ok || !known || secret != want {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = fmt.Fprintf(w, `{"error":"invalid_client","description":"client %s with secret %s rejected"}`, id, secret)
+		return
+	}
+	status, ct, body := ls.answer(n)
+	w.Header().Set("Content-Type", ct)
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
+}
+
+func TestTokenFetcher_ClientCredentialsPerTenant(t *testing.T) {
+	ls := newLoginServer(t, map[string]string{"id-a": "secret-a", "id-b": "secret-b"})
+	var issued sync.Map // token → client id
+	ls.answer = func(n int64) (int, string, string) {
+		return http.StatusOK, "application/json",
+			fmt.Sprintf(`{"access_token":"tok-%d","token_type":"bearer","expires_in":%d}`, n, 1000+n)
+	}
+	f := genesys.NewTokenFetcher(map[string]genesys.Credentials{
+		"a": {LoginURL: ls.URL, ClientID: "id-a", ClientSecret: "secret-a"},
+		"b": {LoginURL: ls.URL + "/", ClientID: "id-b", ClientSecret: "secret-b"},
+	}, nil)
+
+	for _, tenant := range []string{"a", "b"} {
+		tok, err := f.FetchToken(context.Background(), tenant)
+		if err != nil {
+			t.Fatalf("FetchToken(%s): %v", tenant, err)
+		}
+		if _, dup := issued.LoadOrStore(tok.AccessToken, tenant); dup {
+			t.Errorf("FetchToken(%s) = %q, a token already issued", tenant, tok.AccessToken)
+		}
+		var n int64
+		_, _ = fmt.Sscanf(tok.AccessToken, "tok-%d", &n)
+		if want := time.Duration(1000+n) * time.Second; tok.ExpiresIn != want {
+			t.Errorf("FetchToken(%s).ExpiresIn = %v, want %v as the login host sent it", tenant, tok.ExpiresIn, want)
+		}
+	}
+	if got := ls.calls.Load(); got != 2 {
+		t.Errorf("login calls = %d, want 2", got)
+	}
+}
+
+func TestTokenFetcher_ExpiresIn(t *testing.T) {
+	tests := []struct {
+		name        string
+		contentType string
+		give        string
+		want        time.Duration
+	}{
+		{"json number", "application/json", `{"access_token":"x","expires_in":3600}`, time.Hour},
+		{"json string", "application/json", `{"access_token":"x","expires_in":"300"}`, 5 * time.Minute},
+		{"short lifetime kept as is", "application/json", `{"access_token":"x","expires_in":1}`, time.Second},
+		{"absent means unknown", "application/json", `{"access_token":"x"}`, 0},
+		{"negative means unknown", "application/json", `{"access_token":"x","expires_in":-5}`, 0},
+		{"zero means unknown", "application/json", `{"access_token":"x","expires_in":0}`, 0},
+		{"form encoded", "application/x-www-form-urlencoded", `access_token=x&expires_in=120`, 2 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ls := newLoginServer(t, map[string]string{"id": "secret"})
+			ls.answer = func(int64) (int, string, string) { return http.StatusOK, tt.contentType, tt.give }
+			f := genesys.NewTokenFetcher(map[string]genesys.Credentials{
+				"t": {LoginURL: ls.URL, ClientID: "id", ClientSecret: "secret"},
+			}, nil)
+			tok, err := f.FetchToken(context.Background(), "t")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tok.AccessToken != "x" || tok.ExpiresIn != tt.want {
+				t.Errorf("FetchToken = %+v, want {x %v}", tok, tt.want)
+			}
+		})
+	}
+}
+
+func TestTokenFetcher_Errors(t *testing.T) {
+	ls := newLoginServer(t, map[string]string{"id": "the-real-secret"})
+	ls.answer = func(int64) (int, string, string) {
+		return http.StatusServiceUnavailable, "application/json", `{"error":"temporarily_unavailable"}`
+	}
+	tests := []struct {
+		name     string
+		give     genesys.Credentials
+		tenant   string
+		want     error
+		wantText string
+	}{
+		{name: "unknown tenant", tenant: "nobody", want: genesys.ErrUnknownTenant},
+		{name: "rejected client", tenant: "t",
+			give:     genesys.Credentials{LoginURL: ls.URL, ClientID: "id", ClientSecret: "wrong-secret"},
+			wantText: "401"},
+		{name: "login host down", tenant: "t",
+			give:     genesys.Credentials{LoginURL: ls.URL, ClientID: "id", ClientSecret: "the-real-secret"},
+			wantText: "503"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := genesys.NewTokenFetcher(map[string]genesys.Credentials{"t": tt.give}, nil)
+			_, err := f.FetchToken(context.Background(), tt.tenant)
+			if err == nil {
+				t.Fatal("FetchToken succeeded, want an error")
+			}
+			if tt.want != nil && !errors.Is(err, tt.want) {
+				t.Errorf("error = %v, want %v", err, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.wantText) {
+				t.Errorf("error = %q, want it to say %q", err, tt.wantText)
+			}
+			for _, secret := range []string{"wrong-secret", "the-real-secret"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("error %q holds the client secret", err)
+				}
+			}
+		})
+	}
+}
+
+func TestTokenFetcher_UsesGivenClient(t *testing.T) {
+	ls := newLoginServer(t, map[string]string{"id": "secret"})
+	var through atomic.Int64
+	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		through.Add(1)
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+	f := genesys.NewTokenFetcher(map[string]genesys.Credentials{
+		"t": {LoginURL: ls.URL, ClientID: "id", ClientSecret: "secret"},
+	}, client)
+	if _, err := f.FetchToken(context.Background(), "t"); err != nil {
+		t.Fatal(err)
+	}
+	if through.Load() != 1 {
+		t.Errorf("requests through the given client = %d, want 1", through.Load())
+	}
+}
+
+func TestTokenFetcher_BoundedByContext(t *testing.T) {
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(hang) })
+	f := genesys.NewTokenFetcher(map[string]genesys.Credentials{
+		"t": {LoginURL: srv.URL, ClientID: "id", ClientSecret: "secret"},
+	}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := f.FetchToken(ctx, "t")
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("error = %v, want the context's deadline", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("FetchToken took %v past a 100ms deadline", d)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+var _ ports.TokenFetcher = (*genesys.TokenFetcher)(nil)
+
+// decodeJSON decodes body into a generic value, failing t on error.
+func decodeJSON(t *testing.T, body []byte) map[string]any {
+	t.Helper()
+	var v map[string]any
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatalf("body %q is not JSON: %v", body, err)
+	}
+	return v
+}
