@@ -1,12 +1,16 @@
 GO ?= go
 
-.PHONY: all test redis mocks lint bench
+.PHONY: all test test-faults redis mocks lint bench
 
 all: lint test
 
 ## test: every test, with the race detector, against real redis-server processes.
 test: redis
 	$(GO) test -race -count=1 ./...
+
+## test-faults: the fault-injection suite at full size, with its results table.
+test-faults: redis
+	$(GO) test -race -count=1 -v -run . ./internal/faults/ -args -full
 
 ## redis: install Debian's redis-server when it is missing (the tests start their own).
 redis:

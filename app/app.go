@@ -117,8 +117,8 @@ func New(ctx context.Context, cfg Config, logger *zap.Logger, fetcher ports.Toke
 const warnEvery = 10 * time.Second
 
 // redisStores stacks the Redis stores: the circuit breaker right on Redis,
-// the token near cache above it, fail-open on top, the dedupe one answering
-// from a bounded local record while Redis fails.
+// the near caches above it (a token copy, a bounded record of this
+// process's claims), fail-open on top.
 func redisStores(client *redigo.Client, cfg Config, logger *zap.Logger, m *Module) (ports.TokenStore, ports.DedupeStore) {
 	brk := breaker.New("redis", breaker.Settings{
 		Failures: uint32(cfg.Redis.Breaker.Failures),
@@ -137,8 +137,9 @@ func redisStores(client *redigo.Client, cfg Config, logger *zap.Logger, m *Modul
 		}),
 		warnLog, m.failOpen)
 	local := memory.NewDedupeStore(memory.WithMaxEntries(cfg.Dedupe.LocalMaxEntries), memory.WithMaxTTL(cfg.Dedupe.LocalMaxAge))
-	dedupe := failopen.NewDedupeStore(breaker.NewDedupeStore(redigo.NewDedupeStore(client), brk),
-		warnLog, m.failOpen, failopen.WithLocal(local))
+	dedupe := failopen.NewDedupeStore(
+		nearcache.NewDedupeStore(breaker.NewDedupeStore(redigo.NewDedupeStore(client), brk), local),
+		warnLog, m.failOpen)
 	return tokens, dedupe
 }
 

@@ -123,11 +123,15 @@ func (c *TokenCache) Token(ctx context.Context, tenantID string) (string, error)
 	}
 }
 
-// fetch gets a token from the auth service and caches it.
+// fetch gets a token from the auth service and caches it, unless a flight
+// that ended while this one was being joined has cached one already.
 func (c *TokenCache) fetch(ctx context.Context, tenantID string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.fetchTimeout)
 	defer cancel()
 
+	if tok, found, err := c.store.GetToken(ctx, tenantID); err == nil && found && c.now().Before(tok.ExpiresAt) {
+		return tok.AccessToken, nil
+	}
 	c.fetches.Add(1)
 	tok, err := c.fetcher.FetchToken(ctx, tenantID)
 	if err == nil && tok.AccessToken == "" {

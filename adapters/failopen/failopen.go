@@ -9,10 +9,6 @@
 //   - Claim: acquired (a duplicate may be processed; no message is lost);
 //   - Commit, Release: skipped, answered as owned.
 //
-// A dedupe store given a local record ([WithLocal]) answers from it instead
-// while the wrapped store fails, so that duplicates reaching this process
-// are still caught during an outage.
-//
 // Errors wrapping [ports.ErrUnavailable] (an open circuit breaker, which
 // logs its own state changes) are counted but not logged, so that an outage
 // costs one warning, not one per message.
@@ -113,32 +109,16 @@ func (s *tokenStore) DeleteToken(ctx context.Context, tenantID string) error {
 	return nil
 }
 
-// Option configures a decorated DedupeStore.
-type Option func(*dedupeStore)
-
-// WithLocal makes the store answer from local while next fails, instead of
-// granting every claim. local is typically a bounded in-process store; it
-// must not fail.
-func WithLocal(local ports.DedupeStore) Option {
-	return func(s *dedupeStore) { s.local = local }
-}
-
 // NewDedupeStore returns a DedupeStore that never fails: errors from next
 // are logged as warnings and counted in events; a failed claim is answered
-// as acquired (or from the local record, see [WithLocal]) and a failed
-// commit or release as done. A nil log means no logging; nil events, no
-// counting.
-func NewDedupeStore(next ports.DedupeStore, log *zap.Logger, events *Events, opts ...Option) ports.DedupeStore {
-	s := &dedupeStore{next: next, failer: failer{log: orNop(log), events: events}}
-	for _, opt := range opts {
-		opt(s)
-	}
-	return s
+// as acquired and a failed commit or release as done. A nil log means no
+// logging; nil events, no counting.
+func NewDedupeStore(next ports.DedupeStore, log *zap.Logger, events *Events) ports.DedupeStore {
+	return &dedupeStore{next: next, failer: failer{log: orNop(log), events: events}}
 }
 
 type dedupeStore struct {
-	next  ports.DedupeStore
-	local ports.DedupeStore
+	next ports.DedupeStore
 	failer
 }
 
@@ -146,11 +126,6 @@ func (s *dedupeStore) Claim(ctx context.Context, tenantID, messageID, owner stri
 	state, err := s.next.Claim(ctx, tenantID, messageID, owner, ttl)
 	if err != nil {
 		s.fail("claim", tenantID, err, zap.String("message_id", messageID))
-		if s.local != nil {
-			if state, err := s.local.Claim(ctx, tenantID, messageID, owner, ttl); err == nil {
-				return state, nil
-			}
-		}
 		return ports.ClaimAcquired, nil
 	}
 	return state, nil
@@ -160,9 +135,6 @@ func (s *dedupeStore) Commit(ctx context.Context, tenantID, messageID, owner str
 	owned, err := s.next.Commit(ctx, tenantID, messageID, owner, ttl)
 	if err != nil {
 		s.fail("commit", tenantID, err, zap.String("message_id", messageID))
-		if s.local != nil {
-			_, _ = s.local.Commit(ctx, tenantID, messageID, owner, ttl)
-		}
 		return true, nil
 	}
 	return owned, nil
@@ -172,9 +144,6 @@ func (s *dedupeStore) Release(ctx context.Context, tenantID, messageID, owner st
 	owned, err := s.next.Release(ctx, tenantID, messageID, owner)
 	if err != nil {
 		s.fail("release", tenantID, err, zap.String("message_id", messageID))
-		if s.local != nil {
-			_, _ = s.local.Release(ctx, tenantID, messageID, owner)
-		}
 		return true, nil
 	}
 	return owned, nil

@@ -17,6 +17,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -77,7 +78,9 @@ func NewClient(o Options) (*Client, error) {
 	}
 	pool := &redis.Pool{
 		DialContext: func(ctx context.Context) (redis.Conn, error) {
-			return redis.DialURLContext(ctx, addr, dialOpts...)
+			// Clipped: DialURLContext appends to the options it is given,
+			// which must not write into a backing array shared by dials.
+			return redis.DialURLContext(ctx, addr, slices.Clip(dialOpts)...)
 		},
 		TestOnBorrowContext: func(ctx context.Context, c redis.Conn, lastUsed time.Time) error {
 			if time.Since(lastUsed) < o.TestIdleAfter {
@@ -166,8 +169,8 @@ func (c *Client) eval(ctx context.Context, s *redis.Script, keysAndArgs ...any) 
 }
 
 // withConn runs f on a pooled connection, bounded in time. A connection
-// found broken (the server restarted since it was pooled) is dropped and f
-// is tried once more on another.
+// found broken (the server restarted or the network dropped it since it was
+// pooled) is dropped and f is tried again on another.
 func (c *Client) withConn(ctx context.Context, f func(redis.Conn) (any, error)) (any, error) {
 	if _, ok := ctx.Deadline(); !ok && c.opTimeout > 0 {
 		var cancel context.CancelFunc
@@ -175,7 +178,12 @@ func (c *Client) withConn(ctx context.Context, f func(redis.Conn) (any, error)) 
 		defer cancel()
 	}
 	reply, err := c.once(ctx, f)
-	if err != nil && brokenConn(err) && ctx.Err() == nil {
+	// Every idle connection may be broken alike: try until one is not, or
+	// a freshly dialed one answers or fails for another reason.
+	for range c.pool.MaxIdle {
+		if err == nil || !brokenConn(err) || ctx.Err() != nil {
+			break
+		}
 		reply, err = c.once(ctx, f)
 	}
 	return reply, err

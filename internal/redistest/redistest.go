@@ -169,13 +169,20 @@ func (s *Server) signal(sig syscall.Signal) {
 	}
 }
 
-// Restart starts the stopped server again on the same port, empty.
+// Restart stops the server if it runs and starts it again on the same
+// port, empty.
 func (s *Server) Restart(tb testing.TB) {
 	tb.Helper()
-	s.Stop()
-	if err := s.launch(); err != nil {
+	if err := s.Relaunch(); err != nil {
 		tb.Fatal(err)
 	}
+}
+
+// Relaunch is Restart for use outside the test's goroutine: it returns the
+// error instead of failing the test.
+func (s *Server) Relaunch() error {
+	s.Stop()
+	return s.launch()
 }
 
 // Do runs one admin command on a fresh connection, with the given dial

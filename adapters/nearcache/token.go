@@ -1,16 +1,3 @@
-// Package nearcache keeps an in-process copy of each tenant's token in front
-// of a shared [ports.TokenStore]. It serves two ends with one mechanism:
-//
-//   - speed: a fresh local copy answers without a round trip, lock-free and
-//     without allocating;
-//   - outage: while the shared store fails, the local copy answers until the
-//     token's own refresh point, so an outage does not send every message to
-//     the auth service.
-//
-// Staleness is bounded: a copy older than MaxAge is checked against the
-// shared store again, so that an invalidation made by another replica
-// reaches this one within MaxAge. Deleting a token drops the local copy at
-// once.
 package nearcache
 
 import (
