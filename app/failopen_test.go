@@ -138,6 +138,15 @@ func TestFailOpen_UnreachableRedis(t *testing.T) {
 				}
 			})
 
+			// This process remembers its own claims: a duplicate reaching it
+			// during the outage is still caught.
+			within(t, bound, "Claim of the committed message", func() {
+				claim, err = mod.Dedupe.Claim(ctx, tenant, "wamid.committed")
+			})
+			if err != nil || claim.Status() != domain.ClaimDone {
+				t.Errorf("Claim of the committed message = %v, %v; want done, nil", claim.Status(), err)
+			}
+
 			within(t, bound, "Claim", func() {
 				claim, err = mod.Dedupe.Claim(ctx, tenant, "wamid.released")
 			})
