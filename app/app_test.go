@@ -391,3 +391,71 @@ func rawExists(t *testing.T, srv *redistest.Server, password, key string) bool {
 	n, ok := srv.Do(t, []redis.DialOption{redis.DialPassword(password)}, "EXISTS", key).(int64)
 	return ok && n == 1
 }
+
+// TestNew_RedisACLUserInURL connects as an ACL user named in the URL, one
+// allowed only the module's key namespaces, with the default user disabled.
+func TestNew_RedisACLUserInURL(t *testing.T) {
+	const (
+		user     = "connector"
+		password = "acl-pass-5521"
+	)
+	srv := redistest.Start(t,
+		"--user", "default", "off",
+		"--user", user, "on", ">"+password, "~genesys:token:*", "~genesys:dedupe:*", "+@all")
+	ctx := context.Background()
+	clearConfigEnv(t)
+	t.Setenv("REDIS_URL", "redis://"+user+":"+password+"@"+srv.Addr())
+	cfg, err := app.LoadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, logs := observed()
+	mod := newModule(t, cfg, log, newFetcher("acl-token"))
+	tenant := tenantID(t)
+
+	if err := mod.Ping(ctx); err != nil {
+		t.Fatalf("Ping = %v, want nil", err)
+	}
+	if _, err := mod.Tokens.Token(ctx, tenant); err != nil {
+		t.Fatal(err)
+	}
+	claim, err := mod.Dedupe.Claim(ctx, tenant, "wamid.acl")
+	if err != nil || claim.Status() != domain.ClaimNew {
+		t.Fatalf("Claim = %v, %v; want new", claim.Status(), err)
+	}
+	if err := claim.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if fo := mod.Stats().FailOpen; len(fo) != 0 {
+		t.Errorf("Stats().FailOpen = %v, want none: every command must be allowed to the user", fo)
+	}
+	auth := []redis.DialOption{redis.DialUsername(user), redis.DialPassword(password)}
+	for _, key := range []string{redigo.TokenKey(tenant), redigo.DedupeKey(tenant, "wamid.acl")} {
+		if n, _ := srv.Do(t, auth, "EXISTS", key).(int64); n != 1 {
+			t.Errorf("EXISTS %s = %d, want 1", key, n)
+		}
+	}
+	// The server enforces the ACL: the user is confined to the namespaces,
+	// and nobody gets in without it.
+	c, err := redis.Dial("tcp", srv.Addr(), auth...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Do("GET", "outside:"+tenant); err == nil {
+		t.Error("GET outside the namespaces succeeded: the ACL is not in force")
+	}
+	anon, err := redis.Dial("tcp", srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anon.Close()
+	if _, err := anon.Do("GET", redigo.TokenKey(tenant)); err == nil {
+		t.Error("GET as the default user succeeded: it should be disabled")
+	}
+
+	if e := startupEntry(t, logs); !strings.Contains(logText(e), user+":xxxxx@") {
+		t.Errorf("startup entry %s does not show the user with the password masked", logText(e))
+	}
+	assertNoSecrets(t, logs, password, "acl-token")
+}
