@@ -138,7 +138,7 @@ func redisStores(client *redigo.Client, cfg Config, logger *zap.Logger, m *Modul
 		warnLog, m.failOpen)
 	local := memory.NewDedupeStore(memory.WithMaxEntries(cfg.Dedupe.LocalMaxEntries), memory.WithMaxTTL(cfg.Dedupe.LocalMaxAge))
 	dedupe := failopen.NewDedupeStore(
-		nearcache.NewDedupeStore(breaker.NewDedupeStore(redigo.NewDedupeStore(client), brk), local),
+		nearcache.NewDedupeStore(breaker.NewDedupeStore(redigo.NewDedupeStore(client), brk), local, cfg.Dedupe.TTL),
 		warnLog, m.failOpen)
 	return tokens, dedupe
 }

@@ -3,6 +3,7 @@ package app
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"strconv"
@@ -199,17 +200,17 @@ func ConfigFrom(v *viper.Viper) (Config, error) {
 			ReadTimeout:  r.duration("redis.read_timeout", positive),
 			WriteTimeout: r.duration("redis.write_timeout", positive),
 			Pool: PoolConfig{
-				MaxIdle:         r.integer("redis.pool.max_idle"),
-				MaxActive:       r.integer("redis.pool.max_active"),
+				MaxIdle:         r.integer("redis.pool.max_idle", 0, maxPool),
+				MaxActive:       r.integer("redis.pool.max_active", 0, maxPool),
 				IdleTimeout:     r.duration("redis.pool.idle_timeout", nonNegative),
 				MaxConnLifetime: r.duration("redis.pool.max_conn_lifetime", nonNegative),
 				Wait:            r.boolean("redis.pool.wait"),
 				TestIdleAfter:   r.duration("redis.pool.test_idle_after", nonNegative),
 			},
 			Breaker: BreakerConfig{
-				Failures: r.positiveInt("redis.breaker.failures"),
+				Failures: r.integer("redis.breaker.failures", 1, maxBreaker),
 				Cooldown: r.duration("redis.breaker.cooldown", positive),
-				Probes:   r.positiveInt("redis.breaker.probes"),
+				Probes:   r.integer("redis.breaker.probes", 1, maxBreaker),
 			},
 		},
 		Token: TokenConfig{
@@ -220,7 +221,7 @@ func ConfigFrom(v *viper.Viper) (Config, error) {
 		Dedupe: DedupeConfig{
 			TTL:             r.duration("dedupe.ttl", atLeastSecond),
 			ClaimTTL:        r.duration("dedupe.claim_ttl", atLeastSecond),
-			LocalMaxEntries: r.positiveInt("dedupe.local_max_entries"),
+			LocalMaxEntries: r.integer("dedupe.local_max_entries", 1, maxLocalEntries),
 			LocalMaxAge:     r.duration("dedupe.local_max_age", atLeastSecond),
 		},
 		Log: LogConfig{Level: r.level("log.level")},
@@ -235,6 +236,14 @@ func ConfigFrom(v *viper.Viper) (Config, error) {
 	}
 	return cfg, nil
 }
+
+// Upper bounds of the integer keys: far above any sane value, low enough to
+// catch a typo and to fit the types they are handed to.
+const (
+	maxPool         = 1 << 16
+	maxBreaker      = 1 << 16
+	maxLocalEntries = 1 << 30
+)
 
 // reader reads typed keys from viper and collects one error per bad key.
 type reader struct {
@@ -293,22 +302,39 @@ func (r *reader) duration(key string, rule durationRule) time.Duration {
 	return d
 }
 
-func (r *reader) integer(key string) int {
-	n, err := cast.ToIntE(r.v.Get(key))
-	if err != nil || n < 0 {
-		r.fail(key, "%v is not a whole number of zero or more", r.v.Get(key))
+// integer reads a whole number in [lo, hi]: from YAML an integer, or a
+// float with no fraction; from the environment a decimal string.
+func (r *reader) integer(key string, lo, hi int) int {
+	raw := r.v.Get(key)
+	var (
+		n   int64
+		err error
+	)
+	switch v := raw.(type) {
+	case int:
+		n = int64(v)
+	case int64:
+		n = v
+	case uint64:
+		n, err = int64(v), nil
+		if v > math.MaxInt64 {
+			err = errors.New("too large")
+		}
+	case float64:
+		n = int64(v)
+		if float64(n) != v {
+			err = errors.New("not whole")
+		}
+	case string:
+		n, err = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	default:
+		err = errors.New("not a number")
+	}
+	if err != nil || n < int64(lo) || n > int64(hi) {
+		r.fail(key, "%v is not a whole number from %d to %d", raw, lo, hi)
 		return 0
 	}
-	return n
-}
-
-func (r *reader) positiveInt(key string) int {
-	n, err := cast.ToIntE(r.v.Get(key))
-	if err != nil || n <= 0 {
-		r.fail(key, "%v is not a whole number greater than zero", r.v.Get(key))
-		return 0
-	}
-	return n
+	return int(n)
 }
 
 func (r *reader) boolean(key string) bool {

@@ -64,8 +64,9 @@ type Options struct {
 // concurrent use.
 type Client struct {
 	pool *redis.Pool
-	// opTimeout bounds a command whose context has no deadline: waiting
-	// for a connection, dialing, writing and reading.
+	// opTimeout bounds a command, a retry on a broken connection included:
+	// waiting for a connection, dialing, writing and reading. A context
+	// deadline shortens it.
 	opTimeout time.Duration
 }
 
@@ -172,7 +173,7 @@ func (c *Client) eval(ctx context.Context, s *redis.Script, keysAndArgs ...any) 
 // found broken (the server restarted or the network dropped it since it was
 // pooled) is dropped and f is tried again on another.
 func (c *Client) withConn(ctx context.Context, f func(redis.Conn) (any, error)) (any, error) {
-	if _, ok := ctx.Deadline(); !ok && c.opTimeout > 0 {
+	if c.opTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.opTimeout)
 		defer cancel()

@@ -188,8 +188,9 @@ func measure(workers int, stop func() bool, d time.Duration, op func() (time.Dur
 				if granted {
 					ok++
 				}
+				n := len(lats)
 				mu.Unlock()
-				if d == 0 && len(lats) > 10000 {
+				if d == 0 && n > 10000 {
 					return
 				}
 			}
