@@ -1,0 +1,267 @@
+package redigo_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wa2genesys/connectorcache/adapters/redigo"
+	"github.com/wa2genesys/connectorcache/internal/contract"
+	"github.com/wa2genesys/connectorcache/internal/redistest"
+	"github.com/wa2genesys/connectorcache/ports"
+)
+
+// checkWorks fails t unless c reaches the server and the stores work on it.
+func checkWorks(t *testing.T, c *redigo.Client) {
+	t.Helper()
+	if err := c.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	tenant := contract.TenantID(t)
+	tokens := redigo.NewTokenStore(c)
+	if err := tokens.PutToken(t.Context(), tenant, secretToken, time.Minute); err != nil {
+		t.Fatalf("PutToken: %v", err)
+	}
+	if got, found, err := tokens.GetToken(t.Context(), tenant); err != nil || !found || got.AccessToken != secretToken.AccessToken {
+		t.Fatalf("GetToken = found %v, %v; want the token put", found, err)
+	}
+	dedupe := redigo.NewDedupeStore(c)
+	if st, err := dedupe.Claim(t.Context(), tenant, "msg", "owner", time.Minute); err != nil || st != ports.ClaimAcquired {
+		t.Fatalf("Claim = %d, %v; want ClaimAcquired", st, err)
+	}
+	if owned, err := dedupe.Commit(t.Context(), tenant, "msg", "owner", time.Hour); err != nil || !owned {
+		t.Fatalf("Commit = %v, %v; want owned", owned, err)
+	}
+}
+
+// checkFailsWithoutSecrets fails t unless c's Ping fails with an error that
+// holds none of secrets.
+func checkFailsWithoutSecrets(t *testing.T, c *redigo.Client, secrets ...string) {
+	t.Helper()
+	err := c.Ping(t.Context())
+	if err == nil {
+		t.Fatal("Ping: no error")
+	}
+	for _, s := range secrets {
+		if strings.Contains(err.Error(), s) {
+			t.Errorf("Ping error %q holds a secret", err)
+		}
+	}
+}
+
+func TestRequirePass(t *testing.T) {
+	const (
+		password = "Corr3ct-Horse-Battery"
+		wrong    = "Wr0ng-Staple-Guess"
+	)
+	srv := redistest.Start(t, "--requirepass", password)
+	tests := []struct {
+		name    string
+		give    redigo.Options
+		wantErr bool
+	}{
+		{name: "password option", give: redigo.Options{URL: srv.URL(), Password: password}},
+		{name: "password in the URL only", give: redigo.Options{URL: "redis://:" + password + "@" + srv.Addr()}},
+		{name: "password option replaces the URL's", give: redigo.Options{URL: "redis://:" + wrong + "@" + srv.Addr(), Password: password}},
+		{name: "password option with the default user named", give: redigo.Options{URL: "redis://default@" + srv.Addr(), Password: password}},
+		{name: "wrong password option", give: redigo.Options{URL: srv.URL(), Password: wrong}, wantErr: true},
+		{name: "wrong password in the URL", give: redigo.Options{URL: "redis://:" + wrong + "@" + srv.Addr()}, wantErr: true},
+		{name: "no password", give: redigo.Options{URL: srv.URL()}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := options(tt.give.URL)
+			o.Password = tt.give.Password
+			c := newClient(t, o)
+			if tt.wantErr {
+				checkFailsWithoutSecrets(t, c, password, wrong)
+				return
+			}
+			checkWorks(t, c)
+		})
+	}
+}
+
+func TestACLUserInTheURL(t *testing.T) {
+	const (
+		password = "alicepw-Sekr1t"
+		wrong    = "alice-Wr0ng-pw"
+	)
+	srv := redistest.Start(t)
+	srv.Do(t, nil, "ACL", "SETUSER", "alice", "on", ">"+password, "~genesys:*", "+@all")
+
+	tests := []struct {
+		name    string
+		give    redigo.Options
+		wantErr bool
+	}{
+		{name: "user and password in the URL", give: redigo.Options{URL: "redis://alice:" + password + "@" + srv.Addr()}},
+		{name: "user in the URL, password option", give: redigo.Options{URL: "redis://alice@" + srv.Addr(), Password: password}},
+		{name: "wrong password", give: redigo.Options{URL: "redis://alice:" + wrong + "@" + srv.Addr()}, wantErr: true},
+		{name: "unknown user", give: redigo.Options{URL: "redis://mallory:" + password + "@" + srv.Addr()}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := options(tt.give.URL)
+			o.Password = tt.give.Password
+			c := newClient(t, o)
+			if tt.wantErr {
+				checkFailsWithoutSecrets(t, c, password, wrong)
+				return
+			}
+			checkWorks(t, c)
+			// Alice may only touch genesys:* keys: the client is alice,
+			// not the default user.
+			err := c.Set(t.Context(), "outside:"+contract.TenantID(t), "v", time.Minute)
+			if err == nil || !strings.Contains(err.Error(), "NOPERM") {
+				t.Errorf("Set outside alice's keys = %v, want a NOPERM error", err)
+			}
+		})
+	}
+}
+
+func TestDialErrorDoesNotHoldTheURLPassword(t *testing.T) {
+	const password = "Url-Passw0rd-Never-Logged"
+	url := strings.Replace(closedPortURL(t), "redis://", "redis://alice:"+password+"@", 1)
+	c := newClient(t, shortTimeouts(url))
+	checkFailsWithoutSecrets(t, c, password)
+}
+
+// testPKI is a CA and a server certificate it signed, for 127.0.0.1 and
+// localhost, written as PEM files.
+type testPKI struct {
+	caFile, certFile, keyFile string
+	roots                     *x509.CertPool
+}
+
+func newTestPKI(t *testing.T) testPKI {
+	t.Helper()
+	dir := t.TempDir()
+	now := time.Now()
+
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "connectorcache test CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "redis test server"},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(srvKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	p := testPKI{
+		caFile:   filepath.Join(dir, "ca.pem"),
+		certFile: filepath.Join(dir, "server.pem"),
+		keyFile:  filepath.Join(dir, "server-key.pem"),
+		roots:    x509.NewCertPool(),
+	}
+	p.roots.AddCert(ca)
+	writePEM(t, p.caFile, "CERTIFICATE", caDER)
+	writePEM(t, p.certFile, "CERTIFICATE", srvDER)
+	writePEM(t, p.keyFile, "PRIVATE KEY", keyDER)
+	return p
+}
+
+func writePEM(t *testing.T, path, kind string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTLS(t *testing.T) {
+	pki := newTestPKI(t)
+	srv := redistest.StartTLS(t, pki.certFile, pki.keyFile, pki.caFile)
+	port := strconv.Itoa(srv.Port)
+	other := newTestPKI(t) // a CA that did not sign the server's certificate
+
+	tests := []struct {
+		name    string
+		give    redigo.Options
+		wantErr bool
+	}{
+		{name: "rediss to 127.0.0.1, trusting the CA", give: redigo.Options{URL: "rediss://127.0.0.1:" + port, TLSConfig: &tls.Config{RootCAs: pki.roots}}},
+		{name: "rediss to localhost, trusting the CA", give: redigo.Options{URL: "rediss://localhost:" + port, TLSConfig: &tls.Config{RootCAs: pki.roots}}},
+		{name: "rediss with the system roots", give: redigo.Options{URL: "rediss://127.0.0.1:" + port}, wantErr: true},
+		{name: "rediss trusting another CA", give: redigo.Options{URL: "rediss://127.0.0.1:" + port, TLSConfig: &tls.Config{RootCAs: other.roots}}, wantErr: true},
+		{name: "plain redis to the TLS port", give: redigo.Options{URL: "redis://127.0.0.1:" + port}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := options(tt.give.URL)
+			o.TLSConfig = tt.give.TLSConfig
+			c := newClient(t, o)
+			if tt.wantErr {
+				checkFailsWithoutSecrets(t, c)
+				return
+			}
+			checkWorks(t, c)
+		})
+	}
+}
+
+func TestTLSWithPassword(t *testing.T) {
+	const password = "Tls-And-Passw0rd"
+	pki := newTestPKI(t)
+	srv := redistest.StartTLS(t, pki.certFile, pki.keyFile, pki.caFile, "--requirepass", password)
+	o := options("rediss://127.0.0.1:" + strconv.Itoa(srv.Port))
+	o.TLSConfig = &tls.Config{RootCAs: pki.roots}
+
+	t.Run("right password", func(t *testing.T) {
+		o := o
+		o.Password = password
+		checkWorks(t, newClient(t, o))
+	})
+	t.Run("wrong password", func(t *testing.T) {
+		o := o
+		o.Password = "Not-" + password
+		checkFailsWithoutSecrets(t, newClient(t, o), password, o.Password)
+	})
+}
