@@ -1,0 +1,107 @@
+package main
+
+import (
+	"sort"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wa2genesys/connectorcache/adapters/breaker"
+	"github.com/wa2genesys/connectorcache/app"
+)
+
+// failOpenOps are the operations the fail-open decorators count; each is
+// exported from the first scrape, at zero.
+var failOpenOps = []string{"get_token", "put_token", "delete_token", "claim", "commit", "release"}
+
+// breakerStates are the states the Redis circuit breaker can be in.
+var breakerStates = []breaker.State{breaker.Closed, breaker.HalfOpen, breaker.Open}
+
+// moduleCollector exports the module's counters ([app.Stats]) to
+// Prometheus. It reads one snapshot per scrape, so the module itself knows
+// nothing of Prometheus.
+type moduleCollector struct {
+	stats func() app.Stats
+
+	tokenHits, tokenMisses, tokenFetches, tokenFetchErrors *prometheus.Desc
+	dedupeClaims, dedupeCommitted, dedupeReleased          *prometheus.Desc
+	failOpen                                               *prometheus.Desc
+	poolActive, poolIdle                                   *prometheus.Desc
+	breakerState                                           *prometheus.Desc
+}
+
+func newModuleCollector(stats func() app.Stats) *moduleCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, nil)
+	}
+	return &moduleCollector{
+		stats:            stats,
+		tokenHits:        d("connector_token_cache_hits_total", "Token requests answered from the cache."),
+		tokenMisses:      d("connector_token_cache_misses_total", "Token requests the cache could not answer."),
+		tokenFetches:     d("connector_token_fetches_total", "Calls to the Genesys auth service."),
+		tokenFetchErrors: d("connector_token_fetch_errors_total", "Calls to the Genesys auth service that failed."),
+		dedupeClaims:     d("connector_dedupe_claims_total", "Message claims, by what they found: new, in_flight or done.", "status"),
+		dedupeCommitted:  d("connector_dedupe_committed_total", "Claims committed after a delivery."),
+		dedupeReleased:   d("connector_dedupe_released_total", "Claims released after a failed delivery, for redelivery."),
+		failOpen:         d("connector_failopen_events_total", "Store errors answered with a safe default, by operation.", "op"),
+		poolActive:       d("connector_redis_pool_active_connections", "Open Redis connections, idle ones included."),
+		poolIdle:         d("connector_redis_pool_idle_connections", "Idle Redis connections in the pool."),
+		breakerState:     d("connector_redis_breaker_state", "1 for the Redis circuit breaker's current state, 0 for the others.", "state"),
+	}
+}
+
+// Describe sends the descriptions of every metric.
+func (c *moduleCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		c.tokenHits, c.tokenMisses, c.tokenFetches, c.tokenFetchErrors,
+		c.dedupeClaims, c.dedupeCommitted, c.dedupeReleased,
+		c.failOpen, c.poolActive, c.poolIdle, c.breakerState,
+	} {
+		ch <- d
+	}
+}
+
+// Collect sends the metrics of one stats snapshot.
+func (c *moduleCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter(c.tokenHits, s.Tokens.Hits)
+	counter(c.tokenMisses, s.Tokens.Misses)
+	counter(c.tokenFetches, s.Tokens.Fetches)
+	counter(c.tokenFetchErrors, s.Tokens.FetchErrors)
+	counter(c.dedupeClaims, s.Dedupe.New, "new")
+	counter(c.dedupeClaims, s.Dedupe.InFlight, "in_flight")
+	counter(c.dedupeClaims, s.Dedupe.Done, "done")
+	counter(c.dedupeCommitted, s.Dedupe.Committed)
+	counter(c.dedupeReleased, s.Dedupe.Released)
+
+	ops := map[string]uint64{}
+	for _, op := range failOpenOps {
+		ops[op] = 0
+	}
+	for op, n := range s.FailOpen {
+		ops[op] = n
+	}
+	names := make([]string, 0, len(ops))
+	for op := range ops {
+		names = append(names, op)
+	}
+	sort.Strings(names)
+	for _, op := range names {
+		counter(c.failOpen, ops[op], op)
+	}
+
+	gauge(c.poolActive, float64(s.Pool.Active))
+	gauge(c.poolIdle, float64(s.Pool.Idle))
+	for _, st := range breakerStates {
+		v := 0.0
+		if s.Breaker == st {
+			v = 1
+		}
+		gauge(c.breakerState, v, string(st))
+	}
+}
