@@ -1,6 +1,6 @@
 // Package webhook receives WhatsApp Cloud API webhooks: it checks Meta's
-// signature, parses the payload into inbound messages, and hands each new
-// message to a deliverer exactly once, through the deduplicator.
+// signature, parses the payload into inbound messages, and hands each
+// message the deduplicator has not seen to a deliverer.
 package webhook
 
 import (
