@@ -82,6 +82,7 @@ func New(ctx context.Context, cfg Config, logger *zap.Logger, fetcher ports.Toke
 	}
 	var (
 		tokens ports.TokenStore
+		lock   ports.TokenLock
 		dedupe ports.DedupeStore
 		m      = &Module{store: cfg.Store, failOpen: &failopen.Events{}}
 	)
@@ -96,7 +97,7 @@ func New(ctx context.Context, cfg Config, logger *zap.Logger, fetcher ports.Toke
 		if err != nil {
 			return nil, err
 		}
-		tokens, dedupe = redisStores(client, cfg, logger, m)
+		tokens, lock, dedupe = redisStores(client, cfg, logger, m)
 		m.pinger, m.close, m.pool = client, client.Close, client.Stats
 		pingAtStartup(ctx, client, cfg.Redis, logger)
 	default:
@@ -105,6 +106,8 @@ func New(ctx context.Context, cfg Config, logger *zap.Logger, fetcher ports.Toke
 	m.Tokens = domain.NewTokenCache(tokens, fetcher, domain.TokenCacheConfig{
 		RefreshMargin: cfg.Token.RefreshMargin,
 		FetchTimeout:  cfg.Token.FetchTimeout,
+		Lock:          lock,
+		LockTTL:       cfg.Token.LockTTL,
 	})
 	m.Dedupe = domain.NewDeduplicator(dedupe, domain.DeduplicatorConfig{
 		TTL:      cfg.Dedupe.TTL,
@@ -119,7 +122,7 @@ const warnEvery = 10 * time.Second
 // redisStores stacks the Redis stores: the circuit breaker right on Redis,
 // the near caches above it (a token copy, a bounded record of this
 // process's claims), fail-open on top.
-func redisStores(client *redigo.Client, cfg Config, logger *zap.Logger, m *Module) (ports.TokenStore, ports.DedupeStore) {
+func redisStores(client *redigo.Client, cfg Config, logger *zap.Logger, m *Module) (ports.TokenStore, ports.TokenLock, ports.DedupeStore) {
 	brk := breaker.New("redis", breaker.Settings{
 		Failures: uint32(cfg.Redis.Breaker.Failures),
 		Cooldown: cfg.Redis.Breaker.Cooldown,
@@ -130,17 +133,19 @@ func redisStores(client *redigo.Client, cfg Config, logger *zap.Logger, m *Modul
 	warnLog := logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
 		return zapcore.NewSamplerWithOptions(c, warnEvery, 1, 0)
 	}))
+	redisTokens := redigo.NewTokenStore(client)
 	tokens := failopen.NewTokenStore(
-		nearcache.NewTokenStore(breaker.NewTokenStore(redigo.NewTokenStore(client), brk), nearcache.Config{
+		nearcache.NewTokenStore(breaker.NewTokenStore(redisTokens, brk), nearcache.Config{
 			MaxAge:        cfg.Token.LocalMaxAge,
 			RefreshMargin: cfg.Token.RefreshMargin,
 		}),
 		warnLog, m.failOpen)
+	lock := failopen.NewTokenLock(breaker.NewTokenLock(redisTokens, brk), warnLog, m.failOpen)
 	local := memory.NewDedupeStore(memory.WithMaxEntries(cfg.Dedupe.LocalMaxEntries), memory.WithMaxTTL(cfg.Dedupe.LocalMaxAge))
 	dedupe := failopen.NewDedupeStore(
 		nearcache.NewDedupeStore(breaker.NewDedupeStore(redigo.NewDedupeStore(client), brk), local, cfg.Dedupe.TTL),
 		warnLog, m.failOpen)
-	return tokens, dedupe
+	return tokens, lock, dedupe
 }
 
 // Ping reports the store's real state; it does not fail open. The memory

@@ -98,6 +98,9 @@ type TokenConfig struct {
 	// LocalMaxAge is how long the in-process copy of a token is served
 	// before Redis is read again (Redis store only).
 	LocalMaxAge time.Duration
+	// LockTTL is how long the cross-process fetch lock lives (Redis store
+	// only): a process dying mid-fetch delays the others at most this long.
+	LockTTL time.Duration
 }
 
 // DedupeConfig tunes the deduplicator.
@@ -143,6 +146,7 @@ var defaults = []struct {
 	{"token.refresh_margin", "300s"},
 	{"token.fetch_timeout", "30s"},
 	{"token.local_max_age", "30s"},
+	{"token.lock_ttl", "5s"},
 	{"dedupe.ttl", "24h"},
 	{"dedupe.claim_ttl", "5m"},
 	{"dedupe.local_max_entries", 100000},
@@ -217,6 +221,7 @@ func ConfigFrom(v *viper.Viper) (Config, error) {
 			RefreshMargin: r.duration("token.refresh_margin", positive),
 			FetchTimeout:  r.duration("token.fetch_timeout", positive),
 			LocalMaxAge:   r.duration("token.local_max_age", positive),
+			LockTTL:       r.duration("token.lock_ttl", atLeastMillisecond),
 		},
 		Dedupe: DedupeConfig{
 			TTL:             r.duration("dedupe.ttl", atLeastSecond),
@@ -274,9 +279,10 @@ type durationRule struct {
 }
 
 var (
-	positive      = durationRule{func(d time.Duration) bool { return d > 0 }, "greater than zero"}
-	nonNegative   = durationRule{func(d time.Duration) bool { return d >= 0 }, "zero or more"}
-	atLeastSecond = durationRule{func(d time.Duration) bool { return d >= time.Second }, "at least 1s"}
+	positive           = durationRule{func(d time.Duration) bool { return d > 0 }, "greater than zero"}
+	nonNegative        = durationRule{func(d time.Duration) bool { return d >= 0 }, "zero or more"}
+	atLeastSecond      = durationRule{func(d time.Duration) bool { return d >= time.Second }, "at least 1s"}
+	atLeastMillisecond = durationRule{func(d time.Duration) bool { return d >= time.Millisecond }, "at least 1ms"}
 )
 
 func (r *reader) duration(key string, rule durationRule) time.Duration {

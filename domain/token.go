@@ -2,6 +2,7 @@ package domain
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -16,6 +17,14 @@ import (
 const (
 	DefaultRefreshMargin = 300 * time.Second
 	DefaultFetchTimeout  = 30 * time.Second
+	DefaultLockTTL       = 5 * time.Second
+)
+
+// How often a process waiting for another's fetch looks for its token:
+// doubling from lockPollMin up to lockPollMax.
+const (
+	lockPollMin = 5 * time.Millisecond
+	lockPollMax = 200 * time.Millisecond
 )
 
 // minCacheableLifetime is the shortest token lifetime worth caching: a token
@@ -31,6 +40,15 @@ type TokenCacheConfig struct {
 	// FetchTimeout bounds one call to the auth service. Zero means
 	// DefaultFetchTimeout.
 	FetchTimeout time.Duration
+	// Lock, when set, serializes fetches for a tenant across processes
+	// sharing the store: the process holding the lock fetches, the others
+	// wait for its token to appear. Nil means fetches are serialized
+	// within this process only.
+	Lock ports.TokenLock
+	// LockTTL is how long a fetch lock lives: a process that dies holding
+	// it delays the others by at most this long. Zero means
+	// DefaultLockTTL.
+	LockTTL time.Duration
 	// Now returns the current time. Nil means time.Now.
 	Now func() time.Time
 }
@@ -44,6 +62,8 @@ type TokenCache struct {
 	fetcher      ports.TokenFetcher
 	margin       time.Duration
 	fetchTimeout time.Duration
+	lock         ports.TokenLock
+	lockTTL      time.Duration
 	now          func() time.Time
 	flights      singleflight.Group
 
@@ -75,7 +95,12 @@ func NewTokenCache(store ports.TokenStore, fetcher ports.TokenFetcher, cfg Token
 		fetcher:      fetcher,
 		margin:       cfg.RefreshMargin,
 		fetchTimeout: cfg.FetchTimeout,
+		lock:         cfg.Lock,
+		lockTTL:      cfg.LockTTL,
 		now:          cfg.Now,
+	}
+	if c.lockTTL <= 0 {
+		c.lockTTL = DefaultLockTTL
 	}
 	if c.margin <= 0 {
 		c.margin = DefaultRefreshMargin
@@ -123,15 +148,24 @@ func (c *TokenCache) Token(ctx context.Context, tenantID string) (string, error)
 	}
 }
 
-// fetch gets a token from the auth service and caches it, unless a flight
-// that ended while this one was being joined has cached one already.
+// fetch gets a token from the auth service and caches it, unless a token
+// turns up in the store first: cached by a flight that ended while this one
+// was being joined, or by another process holding the fetch lock.
 func (c *TokenCache) fetch(ctx context.Context, tenantID string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.fetchTimeout)
 	defer cancel()
 
-	if tok, found, err := c.store.GetToken(ctx, tenantID); err == nil && found && c.now().Before(tok.ExpiresAt) {
-		return tok.AccessToken, nil
+	if tok, ok := c.cached(ctx, tenantID); ok {
+		return tok, nil
 	}
+	if c.lock != nil {
+		tok, found, unlock, err := c.awaitLock(ctx, tenantID)
+		if err != nil || found {
+			return tok, err
+		}
+		defer unlock()
+	}
+
 	c.fetches.Add(1)
 	tok, err := c.fetcher.FetchToken(ctx, tenantID)
 	if err == nil && tok.AccessToken == "" {
@@ -150,6 +184,48 @@ func (c *TokenCache) fetch(ctx context.Context, tenantID string) (string, error)
 		return "", fmt.Errorf("cache token for tenant %s: %w", tenantID, err)
 	}
 	return tok.AccessToken, nil
+}
+
+// cached returns the tenant's token if the store holds a fresh one.
+func (c *TokenCache) cached(ctx context.Context, tenantID string) (string, bool) {
+	tok, found, err := c.store.GetToken(ctx, tenantID)
+	if err != nil || !found || !c.now().Before(tok.ExpiresAt) {
+		return "", false
+	}
+	return tok.AccessToken, true
+}
+
+// awaitLock takes the tenant's fetch lock, or waits until the process that
+// holds it has cached a token (found) or lets go of it. Once it holds the
+// lock, it looks in the store once more: the previous holder may have
+// cached a token just before letting go. unlock releases the lock.
+func (c *TokenCache) awaitLock(ctx context.Context, tenantID string) (tok string, found bool, unlock func(), err error) {
+	owner := rand.Text()
+	wait := time.NewTimer(0)
+	defer wait.Stop()
+	for poll := lockPollMin; ; poll = min(2*poll, lockPollMax) {
+		acquired, err := c.lock.LockToken(ctx, tenantID, owner, c.lockTTL)
+		if err != nil {
+			return "", false, nil, fmt.Errorf("lock token fetch for tenant %s: %w", tenantID, err)
+		}
+		if acquired {
+			unlock = func() { _ = c.lock.UnlockToken(context.WithoutCancel(ctx), tenantID, owner) }
+			if tok, ok := c.cached(ctx, tenantID); ok {
+				unlock()
+				return tok, true, nil, nil
+			}
+			return "", false, unlock, nil
+		}
+		wait.Reset(poll)
+		select {
+		case <-ctx.Done():
+			return "", false, nil, fmt.Errorf("wait for another process's token fetch for tenant %s: %w", tenantID, ctx.Err())
+		case <-wait.C:
+		}
+		if tok, ok := c.cached(ctx, tenantID); ok {
+			return tok, true, nil, nil
+		}
+	}
 }
 
 var errEmptyToken = errors.New("auth service returned an empty access token")

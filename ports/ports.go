@@ -53,6 +53,17 @@ type TokenStore interface {
 	DeleteToken(ctx context.Context, tenantID string) error
 }
 
+// TokenLock serializes token fetches for a tenant across processes, so
+// that a token expiring, or N replicas starting, costs the auth service one
+// request per tenant, not one per process.
+type TokenLock interface {
+	// LockToken takes the tenant's fetch lock for owner for ttl, unless
+	// another owner holds it; acquired says which.
+	LockToken(ctx context.Context, tenantID, owner string, ttl time.Duration) (acquired bool, err error)
+	// UnlockToken releases the lock if owner still holds it.
+	UnlockToken(ctx context.Context, tenantID, owner string) error
+}
+
 // ClaimState is what a [DedupeStore] found when asked to claim a message.
 type ClaimState int
 

@@ -155,6 +155,36 @@ func (s *tokenStore) DeleteToken(ctx context.Context, tenantID string) error {
 	return err
 }
 
+// NewTokenLock returns next guarded by b.
+func NewTokenLock(next ports.TokenLock, b *Breaker) ports.TokenLock {
+	return &tokenLock{next: next, b: b}
+}
+
+type tokenLock struct {
+	next ports.TokenLock
+	b    *Breaker
+}
+
+func (l *tokenLock) LockToken(ctx context.Context, tenantID, owner string, ttl time.Duration) (bool, error) {
+	done, err := l.b.allow("lock token")
+	if err != nil {
+		return false, err
+	}
+	acquired, err := l.next.LockToken(ctx, tenantID, owner, ttl)
+	done(err)
+	return acquired, err
+}
+
+func (l *tokenLock) UnlockToken(ctx context.Context, tenantID, owner string) error {
+	done, err := l.b.allow("unlock token")
+	if err != nil {
+		return err
+	}
+	err = l.next.UnlockToken(ctx, tenantID, owner)
+	done(err)
+	return err
+}
+
 // NewDedupeStore returns next guarded by b.
 func NewDedupeStore(next ports.DedupeStore, b *Breaker) ports.DedupeStore {
 	return &dedupeStore{next: next, b: b}

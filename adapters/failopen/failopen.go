@@ -6,6 +6,8 @@
 // The safe defaults:
 //   - GetToken: a miss (the token is fetched from the auth service);
 //   - PutToken, DeleteToken: skipped;
+//   - LockToken: acquired (this process fetches; others may too);
+//   - UnlockToken: skipped;
 //   - Claim: acquired (a duplicate may be processed; no message is lost);
 //   - Commit, Release: skipped, answered as owned.
 //
@@ -30,7 +32,7 @@ import (
 const logMessage = "store failed; failing open"
 
 // Events counts fail-open events by operation (get_token, put_token,
-// delete_token, claim, commit, release). The zero value is ready to use and
+// delete_token, lock_token, unlock_token, claim, commit, release). The zero value is ready to use and
 // it is safe for concurrent use; a nil *Events counts nothing.
 type Events struct {
 	counts sync.Map // op string → *atomic.Uint64
@@ -105,6 +107,34 @@ func (s *tokenStore) PutToken(ctx context.Context, tenantID string, tok ports.Ca
 func (s *tokenStore) DeleteToken(ctx context.Context, tenantID string) error {
 	if err := s.next.DeleteToken(ctx, tenantID); err != nil {
 		s.fail("delete_token", tenantID, err)
+	}
+	return nil
+}
+
+// NewTokenLock returns a TokenLock that never fails: errors from next are
+// logged as warnings, counted in events, and answered as acquired (the
+// caller fetches the token itself) or a skipped unlock.
+func NewTokenLock(next ports.TokenLock, log *zap.Logger, events *Events) ports.TokenLock {
+	return &tokenLock{next: next, failer: failer{log: orNop(log), events: events}}
+}
+
+type tokenLock struct {
+	next ports.TokenLock
+	failer
+}
+
+func (l *tokenLock) LockToken(ctx context.Context, tenantID, owner string, ttl time.Duration) (bool, error) {
+	acquired, err := l.next.LockToken(ctx, tenantID, owner, ttl)
+	if err != nil {
+		l.fail("lock_token", tenantID, err)
+		return true, nil
+	}
+	return acquired, nil
+}
+
+func (l *tokenLock) UnlockToken(ctx context.Context, tenantID, owner string) error {
+	if err := l.next.UnlockToken(ctx, tenantID, owner); err != nil {
+		l.fail("unlock_token", tenantID, err)
 	}
 	return nil
 }

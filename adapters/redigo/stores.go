@@ -16,6 +16,9 @@ import (
 // TokenKey is the key a tenant's token is cached under.
 func TokenKey(tenantID string) string { return "genesys:token:" + tenantID }
 
+// TokenLockKey is the key of a tenant's token fetch lock.
+func TokenLockKey(tenantID string) string { return "genesys:token-lock:" + tenantID }
+
 // DedupeKey is the key a tenant's message is recorded under.
 func DedupeKey(tenantID, messageID string) string {
 	return "genesys:dedupe:" + tenantID + ":" + messageID
@@ -27,7 +30,10 @@ type TokenStore struct {
 	c *Client
 }
 
-var _ ports.TokenStore = (*TokenStore)(nil)
+var (
+	_ ports.TokenStore = (*TokenStore)(nil)
+	_ ports.TokenLock  = (*TokenStore)(nil)
+)
 
 // NewTokenStore returns a TokenStore on c.
 func NewTokenStore(c *Client) *TokenStore { return &TokenStore{c: c} }
@@ -68,6 +74,26 @@ func (s *TokenStore) PutToken(ctx context.Context, tenantID string, tok ports.Ca
 func (s *TokenStore) DeleteToken(ctx context.Context, tenantID string) error {
 	return s.c.Del(ctx, TokenKey(tenantID))
 }
+
+// LockToken implements [ports.TokenLock] with one SET … NX PX.
+func (s *TokenStore) LockToken(ctx context.Context, tenantID, owner string, ttl time.Duration) (bool, error) {
+	return s.c.SetNX(ctx, TokenLockKey(tenantID), owner, ttl)
+}
+
+// UnlockToken implements [ports.TokenLock]: it deletes the lock only while
+// owner holds it.
+func (s *TokenStore) UnlockToken(ctx context.Context, tenantID, owner string) error {
+	key := TokenLockKey(tenantID)
+	if _, err := s.c.eval(ctx, unlockScript, key, owner); err != nil {
+		return fmt.Errorf("redis unlock %s: %w", key, err)
+	}
+	return nil
+}
+
+// unlockScript deletes KEYS[1] if it holds ARGV[1].
+var unlockScript = redis.NewScript(1, `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`)
 
 // DedupeStore is a [ports.DedupeStore] on Redis. A claimed message's key
 // holds "claim:<owner>" for the claim TTL; a committed one holds "done" for

@@ -118,6 +118,58 @@ func (mr *MockTokenStoreMockRecorder) PutToken(ctx, tenantID, tok, ttl interface
 	return mr.mock.ctrl.RecordCallWithMethodType(mr.mock, "PutToken", reflect.TypeOf((*MockTokenStore)(nil).PutToken), ctx, tenantID, tok, ttl)
 }
 
+// MockTokenLock is a mock of TokenLock interface.
+type MockTokenLock struct {
+	ctrl     *gomock.Controller
+	recorder *MockTokenLockMockRecorder
+}
+
+// MockTokenLockMockRecorder is the mock recorder for MockTokenLock.
+type MockTokenLockMockRecorder struct {
+	mock *MockTokenLock
+}
+
+// NewMockTokenLock creates a new mock instance.
+func NewMockTokenLock(ctrl *gomock.Controller) *MockTokenLock {
+	mock := &MockTokenLock{ctrl: ctrl}
+	mock.recorder = &MockTokenLockMockRecorder{mock}
+	return mock
+}
+
+// EXPECT returns an object that allows the caller to indicate expected use.
+func (m *MockTokenLock) EXPECT() *MockTokenLockMockRecorder {
+	return m.recorder
+}
+
+// LockToken mocks base method.
+func (m *MockTokenLock) LockToken(ctx context.Context, tenantID, owner string, ttl time.Duration) (bool, error) {
+	m.ctrl.T.Helper()
+	ret := m.ctrl.Call(m, "LockToken", ctx, tenantID, owner, ttl)
+	ret0, _ := ret[0].(bool)
+	ret1, _ := ret[1].(error)
+	return ret0, ret1
+}
+
+// LockToken indicates an expected call of LockToken.
+func (mr *MockTokenLockMockRecorder) LockToken(ctx, tenantID, owner, ttl interface{}) *gomock.Call {
+	mr.mock.ctrl.T.Helper()
+	return mr.mock.ctrl.RecordCallWithMethodType(mr.mock, "LockToken", reflect.TypeOf((*MockTokenLock)(nil).LockToken), ctx, tenantID, owner, ttl)
+}
+
+// UnlockToken mocks base method.
+func (m *MockTokenLock) UnlockToken(ctx context.Context, tenantID, owner string) error {
+	m.ctrl.T.Helper()
+	ret := m.ctrl.Call(m, "UnlockToken", ctx, tenantID, owner)
+	ret0, _ := ret[0].(error)
+	return ret0
+}
+
+// UnlockToken indicates an expected call of UnlockToken.
+func (mr *MockTokenLockMockRecorder) UnlockToken(ctx, tenantID, owner interface{}) *gomock.Call {
+	mr.mock.ctrl.T.Helper()
+	return mr.mock.ctrl.RecordCallWithMethodType(mr.mock, "UnlockToken", reflect.TypeOf((*MockTokenLock)(nil).UnlockToken), ctx, tenantID, owner)
+}
+
 // MockDedupeStore is a mock of DedupeStore interface.
 type MockDedupeStore struct {
 	ctrl     *gomock.Controller
