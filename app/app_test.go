@@ -401,7 +401,7 @@ func TestNew_RedisACLUserInURL(t *testing.T) {
 	)
 	srv := redistest.Start(t,
 		"--user", "default", "off",
-		"--user", user, "on", ">"+password, "~genesys:token:*", "~genesys:dedupe:*", "+@all")
+		"--user", user, "on", ">"+password, "~genesys:token:*", "~genesys:token-lock:*", "~genesys:dedupe:*", "+@all")
 	ctx := context.Background()
 	clearConfigEnv(t)
 	t.Setenv("REDIS_URL", "redis://"+user+":"+password+"@"+srv.Addr())

@@ -41,6 +41,7 @@ var wantDefaults = app.Config{
 		RefreshMargin: 300 * time.Second,
 		FetchTimeout:  30 * time.Second,
 		LocalMaxAge:   30 * time.Second,
+		LockTTL:       5 * time.Second,
 	},
 	Dedupe: app.DedupeConfig{
 		TTL:             24 * time.Hour,
@@ -128,6 +129,7 @@ token:
   refresh_margin: 120s
   fetch_timeout: 10s
   local_max_age: 10s
+  lock_ttl: 2s
 dedupe:
   ttl: 48h
   claim_ttl: 2m
@@ -167,6 +169,7 @@ func writeOverrides(t *testing.T) (string, app.Config) {
 			RefreshMargin: 120 * time.Second,
 			FetchTimeout:  10 * time.Second,
 			LocalMaxAge:   10 * time.Second,
+			LockTTL:       2 * time.Second,
 		},
 		Dedupe: app.DedupeConfig{
 			TTL:             48 * time.Hour,
@@ -219,6 +222,7 @@ func TestLoadConfig_EnvironmentOverridesYAML(t *testing.T) {
 		{key: "token.refresh_margin", give: "60s", want: func(c *app.Config) { c.Token.RefreshMargin = time.Minute }},
 		{key: "token.fetch_timeout", give: "5s", want: func(c *app.Config) { c.Token.FetchTimeout = 5 * time.Second }},
 		{key: "token.local_max_age", give: "1m", want: func(c *app.Config) { c.Token.LocalMaxAge = time.Minute }},
+		{key: "token.lock_ttl", give: "750ms", want: func(c *app.Config) { c.Token.LockTTL = 750 * time.Millisecond }},
 		{key: "dedupe.ttl", give: "12h", want: func(c *app.Config) { c.Dedupe.TTL = 12 * time.Hour }},
 		{key: "dedupe.claim_ttl", give: "90s", want: func(c *app.Config) { c.Dedupe.ClaimTTL = 90 * time.Second }},
 		{key: "dedupe.local_max_entries", give: "2000", want: func(c *app.Config) { c.Dedupe.LocalMaxEntries = 2000 }},
@@ -355,6 +359,7 @@ func TestLoadConfig_RejectsInvalidEnvironment(t *testing.T) {
 		{name: "zero claim ttl", giveEnv: map[string]string{"DEDUPE_CLAIM_TTL": "0s"}, wantKey: "dedupe.claim_ttl"},
 		{name: "negative claim ttl", giveEnv: map[string]string{"DEDUPE_CLAIM_TTL": "-5m"}, wantKey: "dedupe.claim_ttl"},
 		{name: "zero token local max age", giveEnv: map[string]string{"TOKEN_LOCAL_MAX_AGE": "0s"}, wantKey: "token.local_max_age"},
+		{name: "lock ttl under a millisecond", giveEnv: map[string]string{"TOKEN_LOCK_TTL": "100us"}, wantKey: "token.lock_ttl"},
 		{name: "zero local max entries", giveEnv: map[string]string{"DEDUPE_LOCAL_MAX_ENTRIES": "0"}, wantKey: "dedupe.local_max_entries"},
 		{name: "local max age under a second", giveEnv: map[string]string{"DEDUPE_LOCAL_MAX_AGE": "10ms"}, wantKey: "dedupe.local_max_age"},
 		{name: "bad log level", giveEnv: map[string]string{"LOG_LEVEL": "loud"}, wantKey: "log.level"},
