@@ -80,8 +80,9 @@ const (
 // per tenant. Claims are owned: a message another owner holds, or one
 // already committed, cannot be committed or released.
 type DedupeStore interface {
-	// Claim atomically takes the message for owner for ttl, unless someone
-	// holds it or it was committed; the answer says which.
+	// Claim atomically takes the message for owner for ttl, unless another
+	// owner holds it or it was committed; the answer says which. An owner
+	// claiming a message it holds (a retried claim) acquires it again.
 	Claim(ctx context.Context, tenantID, messageID, owner string, ttl time.Duration) (ClaimState, error)
 	// Commit marks the message processed for ttl, unless another owner
 	// holds it or it is committed already; owned is false then. A message

@@ -34,10 +34,13 @@ func (s *DedupeStore) Claim(_ context.Context, tenantID, messageID, owner string
 	s.marks.mu.Lock()
 	defer s.marks.mu.Unlock()
 	if m, ok := s.marks.get(k); ok {
-		if m.committed {
+		switch {
+		case m.committed:
 			return ports.ClaimCommitted, nil
+		case m.owner != owner:
+			return ports.ClaimHeld, nil
 		}
-		return ports.ClaimHeld, nil
+		// The owner claiming again (a retried claim) still holds it.
 	}
 	s.marks.put(k, mark{owner: owner}, ttl)
 	return ports.ClaimAcquired, nil

@@ -45,6 +45,9 @@ type store struct {
 	// writers copy it under mu and swap it.
 	local atomic.Pointer[map[string]*entry]
 	mu    sync.Mutex
+	// version counts the puts and deletes made here, so that an answer
+	// read from next before one of them is not kept over it.
+	version atomic.Uint64
 }
 
 // NewTokenStore returns next with a near cache in front of it.
@@ -68,6 +71,7 @@ func (s *store) GetToken(ctx context.Context, tenantID string) (ports.CachedToke
 	if e != nil && now.Before(e.checkAt) {
 		return e.tok, true, nil
 	}
+	version := s.version.Load()
 	tok, found, err := s.next.GetToken(ctx, tenantID)
 	switch {
 	case err != nil && e != nil && now.Before(e.staleAt):
@@ -75,10 +79,10 @@ func (s *store) GetToken(ctx context.Context, tenantID string) (ports.CachedToke
 	case err != nil:
 		return ports.CachedToken{}, false, err
 	case !found:
-		s.set(tenantID, nil)
+		s.setIfUnchanged(tenantID, nil, version)
 		return ports.CachedToken{}, false, nil
 	}
-	s.set(tenantID, s.entry(tok, tok.ExpiresAt.Add(-s.margin), now))
+	s.setIfUnchanged(tenantID, s.entry(tok, tok.ExpiresAt.Add(-s.margin), now), version)
 	return tok, true, nil
 }
 
@@ -87,14 +91,20 @@ func (s *store) GetToken(ctx context.Context, tenantID string) (ports.CachedToke
 // outage.
 func (s *store) PutToken(ctx context.Context, tenantID string, tok ports.CachedToken, ttl time.Duration) error {
 	now := s.now()
+	s.version.Add(1)
 	s.set(tenantID, s.entry(tok, now.Add(ttl), now))
-	return s.next.PutToken(ctx, tenantID, tok, ttl)
+	err := s.next.PutToken(ctx, tenantID, tok, ttl)
+	s.version.Add(1) // a read overlapping the write may have seen the old value
+	return err
 }
 
 // DeleteToken drops the local copy, then deletes from next.
 func (s *store) DeleteToken(ctx context.Context, tenantID string) error {
+	s.version.Add(1)
 	s.set(tenantID, nil)
-	return s.next.DeleteToken(ctx, tenantID)
+	err := s.next.DeleteToken(ctx, tenantID)
+	s.version.Add(1) // a read overlapping the delete may have seen the old value
+	return err
 }
 
 // entry returns the local copy of tok, or nil when it should not be kept.
@@ -105,10 +115,25 @@ func (s *store) entry(tok ports.CachedToken, staleAt, now time.Time) *entry {
 	return &entry{tok: tok, staleAt: staleAt, checkAt: minTime(staleAt, now.Add(s.maxAge))}
 }
 
+// setIfUnchanged is set for an answer read from next while version was
+// current: a put or delete made here since then is newer, and wins.
+func (s *store) setIfUnchanged(tenantID string, e *entry, version uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.version.Load() != version {
+		return
+	}
+	s.setLocked(tenantID, e)
+}
+
 // set replaces the tenant's local copy; nil drops it.
 func (s *store) set(tenantID string, e *entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.setLocked(tenantID, e)
+}
+
+func (s *store) setLocked(tenantID string, e *entry) {
 	cur := *s.local.Load()
 	if e == nil {
 		if _, ok := cur[tenantID]; !ok {

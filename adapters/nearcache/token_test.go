@@ -476,3 +476,69 @@ func BenchmarkNearCacheHit(b *testing.B) {
 		}
 	})
 }
+
+// TestTokenStore_DeleteDuringAReadDropsTheCopy deletes the token while a
+// read of next that started before the delete is still in flight: the
+// answer that read brings back must not become the local copy again.
+func TestTokenStore_DeleteDuringAReadDropsTheCopy(t *testing.T) {
+	f := newTokens(t)
+	old := f.token("token-old", time.Hour)
+
+	reading := make(chan struct{})
+	finish := make(chan struct{})
+	f.next.EXPECT().GetToken(gomock.Any(), tenant).DoAndReturn(func(context.Context, string) (ports.CachedToken, bool, error) {
+		close(reading)
+		<-finish
+		return old, true, nil // read before the delete reached next
+	})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if got, found, err := f.s.GetToken(context.Background(), tenant); got != old || !found || err != nil {
+			t.Errorf("GetToken in flight = %+v, %v, %v; want the token next read", got, found, err)
+		}
+	}()
+	<-reading
+
+	f.next.EXPECT().DeleteToken(gomock.Any(), tenant).Return(nil)
+	if err := f.s.DeleteToken(t.Context(), tenant); err != nil {
+		t.Fatal(err)
+	}
+	close(finish)
+	<-done
+
+	// The token was invalidated (Genesys answered 401): the next read must
+	// ask next, not serve the old token from a copy.
+	f.next.EXPECT().GetToken(gomock.Any(), tenant).Return(ports.CachedToken{}, false, nil)
+	wantMiss(t, f.s)
+}
+
+// TestTokenStore_PutDuringAReadKeepsTheNewCopy puts a new token while a
+// read of next that started before the put is still in flight: the older
+// answer that read brings back must not replace the new copy.
+func TestTokenStore_PutDuringAReadKeepsTheNewCopy(t *testing.T) {
+	f := newTokens(t)
+	old := f.token("token-old", time.Hour)
+	fresh := f.token("token-new", 2*time.Hour)
+
+	reading := make(chan struct{})
+	finish := make(chan struct{})
+	f.next.EXPECT().GetToken(gomock.Any(), tenant).DoAndReturn(func(context.Context, string) (ports.CachedToken, bool, error) {
+		close(reading)
+		<-finish
+		return old, true, nil
+	})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if got, found, err := f.s.GetToken(context.Background(), tenant); got != old || !found || err != nil {
+			t.Errorf("GetToken in flight = %+v, %v, %v; want the token next read", got, found, err)
+		}
+	}()
+	<-reading
+	f.put(t, fresh, 55*time.Minute)
+	close(finish)
+	<-done
+
+	wantGet(t, f.s, fresh)
+}

@@ -79,6 +79,13 @@ func NewClient(o Options) (*Client, error) {
 	}
 	pool := &redis.Pool{
 		DialContext: func(ctx context.Context) (redis.Conn, error) {
+			if o.DialTimeout > 0 {
+				// Bounds AUTH and SELECT too, which would otherwise wait
+				// for the read timeout.
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, o.DialTimeout)
+				defer cancel()
+			}
 			// Clipped: DialURLContext appends to the options it is given,
 			// which must not write into a backing array shared by dials.
 			return redis.DialURLContext(ctx, addr, slices.Clip(dialOpts)...)

@@ -29,6 +29,12 @@ func DedupeStore(t *testing.T, newStore func(t *testing.T) ports.DedupeStore) {
 		d.claim(msg, "c", longTTL, ports.ClaimHeld)
 	})
 
+	t.Run("claim by the owner that holds the message is acquired again", func(t *testing.T) {
+		d := dedupe{t, newStore(t), TenantID(t)}
+		d.claim(msg, "a", longTTL, ports.ClaimAcquired)
+		d.claim(msg, "a", longTTL, ports.ClaimAcquired)
+		d.claim(msg, "b", longTTL, ports.ClaimHeld)
+	})
 	t.Run("commit by the owner marks the message committed", func(t *testing.T) {
 		d := dedupe{t, newStore(t), TenantID(t)}
 		d.claim(msg, "a", longTTL, ports.ClaimAcquired)
