@@ -1,12 +1,13 @@
 GO ?= go
 
-.PHONY: all test test-faults redis mocks lint bench
+.PHONY: all test test-faults redis mocks lint bench run sample fuzz
 
 all: lint test
 
 ## test: every test, with the race detector, against real redis-server processes.
 test: redis
 	$(GO) test -race -count=1 ./...
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 10s ./internal/webhook/
 
 ## test-faults: the fault-injection suite at full size, with its results table.
 test-faults: redis
@@ -30,3 +31,15 @@ lint:
 ## bench: benchmarks of the hot paths, memory and Redis stores.
 bench: redis
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## run: the connector on :8080 with the memory store, log delivery, a development app secret and tenant "demo".
+run:
+	$(GO) run ./cmd/connector -config cmd/connector/dev.yaml
+
+## sample: sign testdata/whatsapp/text-message.json and POST it twice to `make run` (honours HTTP_ADDR).
+sample:
+	@GO="$(GO)" scripts/sample.sh
+
+## fuzz: a longer fuzz run of the webhook parser.
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 1m ./internal/webhook/
