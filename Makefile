@@ -4,9 +4,12 @@ GO ?= go
 
 all: lint test
 
-## test: every test, with the race detector, against real redis-server processes.
+## test: every test, with the race detector, against real redis-server processes;
+## the Redis adapter and the fault suite on both transports (pipeline and pool).
 test: redis
 	$(GO) test -race -count=1 ./...
+	REDIGO_PIPELINE=1 $(GO) test -race -count=1 ./adapters/redigo/
+	REDIS_PIPELINE=false $(GO) test -race -count=1 ./internal/faults/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 10s ./internal/webhook/
 
 ## test-faults: the fault-injection suite at full size, with its results table.

@@ -172,6 +172,7 @@ func newRedisClient(c RedisConfig) (*redigo.Client, error) {
 		IdleTimeout:     c.Pool.IdleTimeout,
 		MaxConnLifetime: c.Pool.MaxConnLifetime,
 		TestIdleAfter:   c.Pool.TestIdleAfter,
+		Pipeline:        c.Pipeline,
 	}
 	if c.TLSCAFile != "" {
 		pem, err := os.ReadFile(c.TLSCAFile)

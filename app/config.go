@@ -47,8 +47,12 @@ type RedisConfig struct {
 	DialTimeout time.Duration
 	// ReadTimeout and WriteTimeout bound each command.
 	ReadTimeout, WriteTimeout time.Duration
-	Pool                      PoolConfig
-	Breaker                   BreakerConfig
+	// Pipeline sends concurrent commands over a few shared connections,
+	// batched, instead of one pooled connection per command; Pool is then
+	// unused.
+	Pipeline bool
+	Pool     PoolConfig
+	Breaker  BreakerConfig
 }
 
 // BreakerConfig tunes the circuit breaker in front of Redis.
@@ -134,6 +138,7 @@ var defaults = []struct {
 	{"redis.dial_timeout", "1s"},
 	{"redis.read_timeout", "500ms"},
 	{"redis.write_timeout", "500ms"},
+	{"redis.pipeline", true},
 	{"redis.pool.max_idle", 16},
 	{"redis.pool.max_active", 64},
 	{"redis.pool.idle_timeout", "5m"},
@@ -203,6 +208,7 @@ func ConfigFrom(v *viper.Viper) (Config, error) {
 			DialTimeout:  r.duration("redis.dial_timeout", positive),
 			ReadTimeout:  r.duration("redis.read_timeout", positive),
 			WriteTimeout: r.duration("redis.write_timeout", positive),
+			Pipeline:     r.boolean("redis.pipeline"),
 			Pool: PoolConfig{
 				MaxIdle:         r.integer("redis.pool.max_idle", 0, maxPool),
 				MaxActive:       r.integer("redis.pool.max_active", 0, maxPool),

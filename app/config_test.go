@@ -27,6 +27,7 @@ var wantDefaults = app.Config{
 		DialTimeout:  time.Second,
 		ReadTimeout:  500 * time.Millisecond,
 		WriteTimeout: 500 * time.Millisecond,
+		Pipeline:     true,
 		Pool: app.PoolConfig{
 			MaxIdle:         16,
 			MaxActive:       64,
@@ -110,6 +111,7 @@ store: memory
 redis:
   url: rediss://user:yaml-pass@cache.internal:6380/2
   password: yaml-password
+  pipeline: false
   tls_ca_file: %CA%
   dial_timeout: 2s
   read_timeout: 750ms
@@ -210,6 +212,7 @@ func TestLoadConfig_EnvironmentOverridesYAML(t *testing.T) {
 		{key: "redis.dial_timeout", give: "3s", want: func(c *app.Config) { c.Redis.DialTimeout = 3 * time.Second }},
 		{key: "redis.read_timeout", give: "250ms", want: func(c *app.Config) { c.Redis.ReadTimeout = 250 * time.Millisecond }},
 		{key: "redis.write_timeout", give: "1.5s", want: func(c *app.Config) { c.Redis.WriteTimeout = 1500 * time.Millisecond }},
+		{key: "redis.pipeline", give: "true", want: func(c *app.Config) { c.Redis.Pipeline = true }},
 		{key: "redis.pool.max_idle", give: "3", want: func(c *app.Config) { c.Redis.Pool.MaxIdle = 3 }},
 		{key: "redis.pool.max_active", give: "12", want: func(c *app.Config) { c.Redis.Pool.MaxActive = 12 }},
 		{key: "redis.pool.idle_timeout", give: "90s", want: func(c *app.Config) { c.Redis.Pool.IdleTimeout = 90 * time.Second }},
@@ -348,6 +351,7 @@ func TestLoadConfig_RejectsInvalidEnvironment(t *testing.T) {
 		{name: "negative max active", giveEnv: map[string]string{"REDIS_POOL_MAX_ACTIVE": "-3"}, wantKey: "redis.pool.max_active"},
 		{name: "word for max idle", giveEnv: map[string]string{"REDIS_POOL_MAX_IDLE": "many"}, wantKey: "redis.pool.max_idle"},
 		{name: "bad bool", giveEnv: map[string]string{"REDIS_POOL_WAIT": "maybe"}, wantKey: "redis.pool.wait"},
+		{name: "pipeline as a word", giveEnv: map[string]string{"REDIS_PIPELINE": "auto"}, wantKey: "redis.pipeline"},
 		{name: "zero breaker failures", giveEnv: map[string]string{"REDIS_BREAKER_FAILURES": "0"}, wantKey: "redis.breaker.failures"},
 		{name: "negative breaker failures", giveEnv: map[string]string{"REDIS_BREAKER_FAILURES": "-2"}, wantKey: "redis.breaker.failures"},
 		{name: "zero breaker cooldown", giveEnv: map[string]string{"REDIS_BREAKER_COOLDOWN": "0s"}, wantKey: "redis.breaker.cooldown"},

@@ -49,7 +49,7 @@ func observed() (*zap.Logger, *observer.ObservedLogs) {
 
 // tenantID returns a tenant id of the test's own, so that tests sharing a
 // Redis never see each other's keys.
-func tenantID(t *testing.T) string {
+func tenantID(t testing.TB) string {
 	t.Helper()
 	name := strings.NewReplacer("/", ".", " ", "_", ":", "_").Replace(t.Name())
 	if len(name) > 90 {
@@ -60,7 +60,7 @@ func tenantID(t *testing.T) string {
 
 // clearConfigEnv hides every configuration variable of the process
 // environment from the test: viper ignores empty variables.
-func clearConfigEnv(t *testing.T) {
+func clearConfigEnv(t testing.TB) {
 	t.Helper()
 	v, err := app.NewViper("")
 	if err != nil {
@@ -73,7 +73,7 @@ func clearConfigEnv(t *testing.T) {
 
 // defaultConfig returns the defaults, whatever the process environment
 // holds.
-func defaultConfig(t *testing.T) app.Config {
+func defaultConfig(t testing.TB) app.Config {
 	t.Helper()
 	clearConfigEnv(t)
 	cfg, err := app.LoadConfig("")
@@ -85,7 +85,7 @@ func defaultConfig(t *testing.T) app.Config {
 
 // redisConfig returns the defaults pointed at the Redis at url, with
 // timeouts generous enough for a loaded machine.
-func redisConfig(t *testing.T, url string) app.Config {
+func redisConfig(t testing.TB, url string) app.Config {
 	t.Helper()
 	cfg := defaultConfig(t)
 	cfg.Store = app.StoreRedis
@@ -97,7 +97,7 @@ func redisConfig(t *testing.T, url string) app.Config {
 }
 
 // newModule builds a module and closes it when the test ends.
-func newModule(t *testing.T, cfg app.Config, log *zap.Logger, f ports.TokenFetcher) *app.Module {
+func newModule(t testing.TB, cfg app.Config, log *zap.Logger, f ports.TokenFetcher) *app.Module {
 	t.Helper()
 	mod, err := app.New(context.Background(), cfg, log, f)
 	if err != nil {

@@ -40,6 +40,8 @@ func validateID(id string, maxLen int, forbidden string, sentinel error) error {
 		return fmt.Errorf("%w: empty", sentinel)
 	case len(id) > maxLen:
 		return fmt.Errorf("%w: %d bytes, at most %d allowed", sentinel, len(id), maxLen)
+	case printableASCII(id, forbidden):
+		return nil // the common case, decided without decoding runes
 	case !utf8.ValidString(id):
 		return fmt.Errorf("%w: not valid UTF-8", sentinel)
 	}
@@ -50,3 +52,23 @@ func validateID(id string, maxLen int, forbidden string, sentinel error) error {
 	}
 	return nil
 }
+
+// printableASCII reports whether id is made of printable ASCII only (no
+// space, no control character) and holds none of forbidden. It runs on
+// every call of the token hot path, so it looks each byte up in a table.
+func printableASCII(id, forbidden string) bool {
+	for i := 0; i < len(id); i++ {
+		if !printable[id[i]] {
+			return false
+		}
+	}
+	return forbidden == "" || !strings.ContainsAny(id, forbidden)
+}
+
+// printable marks the bytes '!' to '~'.
+var printable = func() (t [256]bool) {
+	for b := '!'; b <= '~'; b++ {
+		t[b] = true
+	}
+	return t
+}()

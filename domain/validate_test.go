@@ -69,7 +69,7 @@ func TestTokenRejectsInvalidTenantID(t *testing.T) {
 			store, fetcher, _ := newStrictMocks(t)
 			cache := domain.NewTokenCache(store, fetcher, domain.TokenCacheConfig{})
 
-			tok, err := cache.Token(context.Background(), tt.give)
+			tok, err := cache.Token(boundedCtx(t), tt.give)
 			if !errors.Is(err, domain.ErrInvalidTenantID) {
 				t.Fatalf("Token(%q) error = %v, want ErrInvalidTenantID", tt.give, err)
 			}
@@ -165,7 +165,7 @@ func TestTokenAcceptsValidTenantID(t *testing.T) {
 				Return(ports.CachedToken{AccessToken: "cached", ExpiresAt: now.Add(time.Hour)}, true, nil)
 			cache := domain.NewTokenCache(store, fetcher, domain.TokenCacheConfig{Now: fixedClock(now)})
 
-			tok, err := cache.Token(context.Background(), tt.give)
+			tok, err := cache.Token(boundedCtx(t), tt.give)
 			if err != nil {
 				t.Fatalf("Token(%q) error = %v", tt.give, err)
 			}

@@ -44,7 +44,8 @@ type CachedToken struct {
 // TokenStore caches one access token per tenant.
 type TokenStore interface {
 	// GetToken returns the tenant's cached token. found is false on a miss,
-	// which is not an error.
+	// which is not an error, and once the TTL the token was put with has
+	// passed: callers trust a found token to be fresh.
 	GetToken(ctx context.Context, tenantID string) (tok CachedToken, found bool, err error)
 	// PutToken caches tok for the tenant for ttl, which is positive.
 	PutToken(ctx context.Context, tenantID string, tok CachedToken, ttl time.Duration) error

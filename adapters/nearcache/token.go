@@ -26,13 +26,14 @@ type Config struct {
 	Now func() time.Time
 }
 
-// entry is an immutable local copy of one tenant's token.
+// entry is an immutable local copy of one tenant's token. Its times are
+// offsets on the store's clock (see store.since).
 type entry struct {
 	tok ports.CachedToken
 	// staleAt is when the copy stops being served, even during an outage.
-	staleAt time.Time
+	staleAt time.Duration
 	// checkAt is when the shared store must be read again.
-	checkAt time.Time
+	checkAt time.Duration
 }
 
 type store struct {
@@ -40,6 +41,10 @@ type store struct {
 	maxAge time.Duration
 	margin time.Duration
 	now    func() time.Time
+	// since is the time elapsed since the store was made. With the real
+	// clock it reads only the monotonic clock, half the cost of
+	// time.Now: it runs on every hit.
+	since func() time.Duration
 
 	// local maps tenant ids to entries. Readers load it without a lock;
 	// writers copy it under mu and swap it.
@@ -58,6 +63,11 @@ func NewTokenStore(next ports.TokenStore, cfg Config) ports.TokenStore {
 	}
 	if s.now == nil {
 		s.now = time.Now
+		base := time.Now()
+		s.since = func() time.Duration { return time.Since(base) }
+	} else {
+		base := s.now()
+		s.since = func() time.Duration { return s.now().Sub(base) }
 	}
 	s.local.Store(&map[string]*entry{})
 	return s
@@ -67,14 +77,14 @@ func NewTokenStore(next ports.TokenStore, cfg Config) ports.TokenStore {
 // next; when next fails, from the local copy until its refresh point.
 func (s *store) GetToken(ctx context.Context, tenantID string) (ports.CachedToken, bool, error) {
 	e := (*s.local.Load())[tenantID]
-	now := s.now()
-	if e != nil && now.Before(e.checkAt) {
+	now := s.since()
+	if e != nil && now < e.checkAt {
 		return e.tok, true, nil
 	}
 	version := s.version.Load()
 	tok, found, err := s.next.GetToken(ctx, tenantID)
 	switch {
-	case err != nil && e != nil && now.Before(e.staleAt):
+	case err != nil && e != nil && now < e.staleAt:
 		return e.tok, true, nil
 	case err != nil:
 		return ports.CachedToken{}, false, err
@@ -82,7 +92,9 @@ func (s *store) GetToken(ctx context.Context, tenantID string) (ports.CachedToke
 		s.setIfUnchanged(tenantID, nil, version)
 		return ports.CachedToken{}, false, nil
 	}
-	s.setIfUnchanged(tenantID, s.entry(tok, tok.ExpiresAt.Add(-s.margin), now), version)
+	// The copy goes stale at the token's refresh point, a wall-clock time.
+	staleAt := now + tok.ExpiresAt.Add(-s.margin).Sub(s.now())
+	s.setIfUnchanged(tenantID, s.entry(tok, staleAt, now), version)
 	return tok, true, nil
 }
 
@@ -90,9 +102,9 @@ func (s *store) GetToken(ctx context.Context, tenantID string) (ports.CachedToke
 // stays even when next fails: it is what carries the process through an
 // outage.
 func (s *store) PutToken(ctx context.Context, tenantID string, tok ports.CachedToken, ttl time.Duration) error {
-	now := s.now()
+	now := s.since()
 	s.version.Add(1)
-	s.set(tenantID, s.entry(tok, now.Add(ttl), now))
+	s.set(tenantID, s.entry(tok, now+ttl, now))
 	err := s.next.PutToken(ctx, tenantID, tok, ttl)
 	s.version.Add(1) // a read overlapping the write may have seen the old value
 	return err
@@ -108,11 +120,11 @@ func (s *store) DeleteToken(ctx context.Context, tenantID string) error {
 }
 
 // entry returns the local copy of tok, or nil when it should not be kept.
-func (s *store) entry(tok ports.CachedToken, staleAt, now time.Time) *entry {
-	if !now.Before(staleAt) {
+func (s *store) entry(tok ports.CachedToken, staleAt, now time.Duration) *entry {
+	if now >= staleAt {
 		return nil
 	}
-	return &entry{tok: tok, staleAt: staleAt, checkAt: minTime(staleAt, now.Add(s.maxAge))}
+	return &entry{tok: tok, staleAt: staleAt, checkAt: min(staleAt, now+s.maxAge)}
 }
 
 // setIfUnchanged is set for an answer read from next while version was
@@ -147,11 +159,4 @@ func (s *store) setLocked(tenantID string, e *entry) {
 		next[tenantID] = e
 	}
 	s.local.Store(&next)
-}
-
-func minTime(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
 }

@@ -11,7 +11,9 @@ package redigo
 
 import (
 	"context"
+	"crypto/sha1"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +21,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -53,6 +56,15 @@ type Options struct {
 	IdleTimeout time.Duration
 	// MaxConnLifetime closes connections older than this. Zero means never.
 	MaxConnLifetime time.Duration
+	// Pipeline makes the client share PipelineConns connections between
+	// all concurrent commands: each connection has one writer that sends
+	// whatever is queued in one batch, and one reader that matches the
+	// replies in order. The pool fields below are then unused.
+	Pipeline bool
+	// PipelineConns is how many connections a pipelining client uses.
+	// Zero means 2.
+	PipelineConns int
+
 	// TestIdleAfter makes the pool PING a connection that sat idle at least
 	// this long before handing it out, so that one broken while idle (a
 	// Redis restart) is replaced instead of failing a command. Zero means
@@ -60,14 +72,19 @@ type Options struct {
 	TestIdleAfter time.Duration
 }
 
-// Client is a Redis connection pool with typed helpers. It is safe for
+// Client is a Redis client with typed helpers, over a connection pool or,
+// with [Options.Pipeline], a few pipelined connections. It is safe for
 // concurrent use.
 type Client struct {
-	pool *redis.Pool
-	// opTimeout bounds a command, a retry on a broken connection included:
-	// waiting for a connection, dialing, writing and reading. A context
-	// deadline shortens it.
-	opTimeout time.Duration
+	t transport
+}
+
+// transport runs commands: a pool lends each one a connection, a pipeline
+// batches them over shared connections.
+type transport interface {
+	do(ctx context.Context, cmd string, args ...any) (any, error)
+	stats() PoolStats
+	close() error
 }
 
 // NewClient returns a Client for o. It connects lazily: no connection is
@@ -77,33 +94,22 @@ func NewClient(o Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	pool := &redis.Pool{
-		DialContext: func(ctx context.Context) (redis.Conn, error) {
-			if o.DialTimeout > 0 {
-				// Bounds AUTH and SELECT too, which would otherwise wait
-				// for the read timeout.
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, o.DialTimeout)
-				defer cancel()
-			}
-			// Clipped: DialURLContext appends to the options it is given,
-			// which must not write into a backing array shared by dials.
-			return redis.DialURLContext(ctx, addr, slices.Clip(dialOpts)...)
-		},
-		TestOnBorrowContext: func(ctx context.Context, c redis.Conn, lastUsed time.Time) error {
-			if time.Since(lastUsed) < o.TestIdleAfter {
-				return nil
-			}
-			_, err := redis.DoContext(c, ctx, "PING")
-			return err
-		},
-		MaxIdle:         o.MaxIdle,
-		MaxActive:       o.MaxActive,
-		Wait:            o.Wait,
-		IdleTimeout:     o.IdleTimeout,
-		MaxConnLifetime: o.MaxConnLifetime,
+	dial := func(ctx context.Context) (redis.Conn, error) {
+		if o.DialTimeout > 0 {
+			// Bounds AUTH and SELECT too, which would otherwise wait
+			// for the read timeout.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, o.DialTimeout)
+			defer cancel()
+		}
+		// Clipped: DialURLContext appends to the options it is given,
+		// which must not write into a backing array shared by dials.
+		return redis.DialURLContext(ctx, addr, slices.Clip(dialOpts)...)
 	}
-	return &Client{pool: pool, opTimeout: o.DialTimeout + o.WriteTimeout + o.ReadTimeout}, nil
+	if o.Pipeline {
+		return &Client{t: newPipeline(dial, o.PipelineConns)}, nil
+	}
+	return &Client{t: newPool(dial, o)}, nil
 }
 
 // dialOptions splits the credentials off the URL, so that no error redigo
@@ -144,10 +150,10 @@ func dialOptions(o Options) (addr string, opts []redis.DialOption, err error) {
 	return u.String(), opts, nil
 }
 
-// Close closes the pool's connections. Commands after Close fail.
-func (c *Client) Close() error { return c.pool.Close() }
+// Close closes the client's connections. Commands after Close fail.
+func (c *Client) Close() error { return c.t.close() }
 
-// PoolStats are the pool's connection counts.
+// PoolStats are the client's connection counts.
 type PoolStats struct {
 	// Active counts open connections, idle ones included.
 	Active int
@@ -155,55 +161,32 @@ type PoolStats struct {
 	Idle int
 }
 
-// Stats reports the pool's connection counts.
-func (c *Client) Stats() PoolStats {
-	s := c.pool.Stats()
-	return PoolStats{Active: s.ActiveCount, Idle: s.IdleCount}
-}
+// Stats reports the client's connection counts.
+func (c *Client) Stats() PoolStats { return c.t.stats() }
 
-// do runs one command on a pooled connection.
+// do runs one command.
 func (c *Client) do(ctx context.Context, cmd string, args ...any) (any, error) {
-	return c.withConn(ctx, func(conn redis.Conn) (any, error) {
-		return redis.DoContext(conn, ctx, cmd, args...)
-	})
+	return c.t.do(ctx, cmd, args...)
 }
 
-// eval runs a Lua script on a pooled connection, through EVALSHA with an
-// EVAL fallback when the server does not have the script yet.
-func (c *Client) eval(ctx context.Context, s *redis.Script, keysAndArgs ...any) (any, error) {
-	return c.withConn(ctx, func(conn redis.Conn) (any, error) {
-		return s.DoContext(ctx, conn, keysAndArgs...)
-	})
+// script is a Lua script run through EVALSHA, falling back to EVAL (which
+// loads it) when the server does not know it yet.
+type script struct {
+	src, hash string
 }
 
-// withConn runs f on a pooled connection, bounded in time. A connection
-// found broken (the server restarted or the network dropped it since it was
-// pooled) is dropped and f is tried again on another.
-func (c *Client) withConn(ctx context.Context, f func(redis.Conn) (any, error)) (any, error) {
-	if c.opTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.opTimeout)
-		defer cancel()
-	}
-	reply, err := c.once(ctx, f)
-	// Every idle connection may be broken alike: try until one is not, or
-	// a freshly dialed one answers or fails for another reason.
-	for range c.pool.MaxIdle {
-		if err == nil || !brokenConn(err) || ctx.Err() != nil {
-			break
-		}
-		reply, err = c.once(ctx, f)
+func newScript(src string) *script {
+	sum := sha1.Sum([]byte(src))
+	return &script{src: src, hash: hex.EncodeToString(sum[:])}
+}
+
+// eval runs s on one key with args.
+func (c *Client) eval(ctx context.Context, s *script, key string, args ...any) (any, error) {
+	reply, err := c.do(ctx, "EVALSHA", append([]any{s.hash, 1, key}, args...)...)
+	if e, ok := err.(redis.Error); ok && strings.HasPrefix(string(e), "NOSCRIPT ") {
+		reply, err = c.do(ctx, "EVAL", append([]any{s.src, 1, key}, args...)...)
 	}
 	return reply, err
-}
-
-func (c *Client) once(ctx context.Context, f func(redis.Conn) (any, error)) (any, error) {
-	conn, err := c.pool.GetContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	return f(conn)
 }
 
 // brokenConn reports whether err says the connection was closed under the

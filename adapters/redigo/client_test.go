@@ -223,7 +223,7 @@ func TestClientStatsCountActiveAndIdleConnections(t *testing.T) {
 	srv := newGatedServer(t)
 	o := options(srv.URL)
 	o.TestIdleAfter = time.Hour // no PING on borrow: the server answers PONG to anything
-	c := newClient(t, o)
+	c := newPoolClient(t, o)
 	if got := c.Stats(); got != (redigo.PoolStats{}) {
 		t.Fatalf("Stats of a new client = %+v, want none", got)
 	}
@@ -264,7 +264,7 @@ func TestClientStatsCountActiveAndIdleConnections(t *testing.T) {
 }
 
 func TestClientStatsOnARealServer(t *testing.T) {
-	c := sharedClient(t)
+	c := newPoolClient(t, options(redistest.SharedURL(t)))
 	for range 5 {
 		if err := c.Ping(t.Context()); err != nil {
 			t.Fatal(err)

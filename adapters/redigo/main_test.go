@@ -27,8 +27,12 @@ const testTimeout = 5 * time.Second
 // timeouts are bounds, not promises to the millisecond.
 const margin = 2 * time.Second
 
+// pipelined runs the package's tests on the pipelining transport instead
+// of the pool: `make test` runs them both ways.
+var pipelined = os.Getenv("REDIGO_PIPELINE") == "1"
+
 // options returns Options for url with generous timeouts and a few idle
-// connections.
+// connections. newClient adds the transport.
 func options(url string) redigo.Options {
 	return redigo.Options{
 		URL:          url,
@@ -41,6 +45,19 @@ func options(url string) redigo.Options {
 
 // newClient returns a client for o, closed when tb ends.
 func newClient(tb testing.TB, o redigo.Options) *redigo.Client {
+	tb.Helper()
+	o.Pipeline = o.Pipeline || pipelined
+	c, err := redigo.NewClient(o)
+	if err != nil {
+		tb.Fatalf("NewClient: %v", err)
+	}
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// newPoolClient is newClient on the pool transport, whatever the package's
+// tests run on, for tests of the pool itself.
+func newPoolClient(tb testing.TB, o redigo.Options) *redigo.Client {
 	tb.Helper()
 	c, err := redigo.NewClient(o)
 	if err != nil {

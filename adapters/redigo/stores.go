@@ -91,7 +91,7 @@ func (s *TokenStore) UnlockToken(ctx context.Context, tenantID, owner string) er
 }
 
 // unlockScript deletes KEYS[1] if it holds ARGV[1].
-var unlockScript = redis.NewScript(1, `
+var unlockScript = newScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`)
 
@@ -113,7 +113,7 @@ func claimMark(owner string) string { return "claim:" + owner }
 
 // commitScript marks a message done for ARGV[3] ms unless another claim
 // holds it or it is done already.
-var commitScript = redis.NewScript(1, `
+var commitScript = newScript(`
 local v = redis.call('GET', KEYS[1])
 if v and v ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
@@ -121,7 +121,7 @@ return 1`)
 
 // releaseScript deletes a message's key if ARGV[1] holds it; a key that is
 // gone needs no release.
-var releaseScript = redis.NewScript(1, `
+var releaseScript = newScript(`
 local v = redis.call('GET', KEYS[1])
 if not v then return 1 end
 if v ~= ARGV[1] then return 0 end

@@ -1,0 +1,252 @@
+package redigo
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+// Pipelining limits: how many commands a writer sends in one flush, and how
+// many may wait in a connection's queues before callers block.
+const (
+	maxBatch   = 256
+	queueDepth = 1024
+)
+
+var errClosed = errors.New("redigo: client closed")
+
+// pipeline is the transport that shares a few connections between all
+// concurrent commands (auto-pipelining). Each connection has one writer,
+// which sends whatever callers have queued and flushes once, and one
+// reader, which matches replies to commands in the order they were sent;
+// redigo allows one concurrent sender and one concurrent receiver per
+// connection. A lone caller's command is flushed at once: nothing waits
+// for a batch to fill.
+//
+// A connection that fails (a network error, a read or write timeout) fails
+// the commands in flight on it and is replaced on next use. Deadlines are
+// the connection's read and write timeouts, shortened by each caller's
+// context.
+type pipeline struct {
+	dial   func(context.Context) (redis.Conn, error)
+	slots  []slot
+	next   atomic.Uint32
+	closed atomic.Bool
+	wg     sync.WaitGroup // every writer and reader
+}
+
+// slot holds one shared connection, dialed on first use and again after it
+// failed.
+type slot struct {
+	mu sync.Mutex // serializes dialing
+	pc atomic.Pointer[pipeConn]
+}
+
+// call is one command and, once done is closed, its reply.
+type call struct {
+	cmd   string
+	args  []any
+	reply any
+	err   error
+	done  chan struct{}
+}
+
+// pipeConn is one live connection with its writer and reader.
+type pipeConn struct {
+	conn    redis.Conn
+	queue   chan *call    // callers → writer
+	pending chan *call    // writer → reader, in the order sent
+	broken  chan struct{} // closed when the connection failed
+	err     error         // why it failed; set before broken is closed
+	once    sync.Once
+}
+
+func newPipeline(dial func(context.Context) (redis.Conn, error), conns int) *pipeline {
+	if conns <= 0 {
+		conns = 2
+	}
+	return &pipeline{dial: dial, slots: make([]slot, conns)}
+}
+
+// do runs one command. A command that met a connection broken before it
+// could be answered (the server restarted, the network dropped it) is
+// tried again; every connection may be broken alike, so until one is not
+// or a fresh one is dialed.
+func (p *pipeline) do(ctx context.Context, cmd string, args ...any) (any, error) {
+	reply, err := p.once(ctx, cmd, args)
+	for range p.slots {
+		if err == nil || !brokenConn(err) || ctx.Err() != nil {
+			break
+		}
+		reply, err = p.once(ctx, cmd, args)
+	}
+	return reply, err
+}
+
+func (p *pipeline) once(ctx context.Context, cmd string, args []any) (any, error) {
+	pc, err := p.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := &call{cmd: cmd, args: args, done: make(chan struct{})}
+	select {
+	case pc.queue <- c:
+	case <-pc.broken:
+		return nil, pc.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case <-c.done:
+		return c.reply, c.err
+	case <-pc.broken:
+		select {
+		case <-c.done: // answered just before the connection failed
+			return c.reply, c.err
+		default:
+			return nil, pc.err
+		}
+	case <-ctx.Done():
+		// The reply, when it comes, is read and dropped by the reader.
+		return nil, ctx.Err()
+	}
+}
+
+// conn returns a live connection, taking the slots in turn and dialing
+// one that is not connected.
+func (p *pipeline) conn(ctx context.Context) (*pipeConn, error) {
+	s := &p.slots[int(p.next.Add(1))%len(p.slots)]
+	if pc := s.pc.Load(); pc != nil && !pc.failed() {
+		return pc, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.closed.Load() {
+		return nil, errClosed
+	}
+	if pc := s.pc.Load(); pc != nil && !pc.failed() {
+		return pc, nil
+	}
+	conn, err := p.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pc := &pipeConn{
+		conn:    conn,
+		queue:   make(chan *call, queueDepth),
+		pending: make(chan *call, queueDepth),
+		broken:  make(chan struct{}),
+	}
+	p.wg.Add(2)
+	go func() { defer p.wg.Done(); pc.write() }()
+	go func() { defer p.wg.Done(); pc.read() }()
+	s.pc.Store(pc)
+	return pc, nil
+}
+
+func (pc *pipeConn) failed() bool {
+	select {
+	case <-pc.broken:
+		return true
+	default:
+		return false
+	}
+}
+
+// fail marks the connection broken for err and closes it. Callers waiting
+// on it return err; the writer and reader stop.
+func (pc *pipeConn) fail(err error) {
+	pc.once.Do(func() {
+		pc.err = err
+		close(pc.broken)
+		_ = pc.conn.Close()
+	})
+}
+
+// write sends queued commands in batches: one blocking take, then whatever
+// else is queued, up to maxBatch, then one flush.
+func (pc *pipeConn) write() {
+	batch := make([]*call, 0, maxBatch)
+	for {
+		select {
+		case c := <-pc.queue:
+			batch = append(batch[:0], c)
+		case <-pc.broken:
+			return
+		}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case c := <-pc.queue:
+				batch = append(batch, c)
+			default:
+				break fill
+			}
+		}
+		for _, c := range batch {
+			if err := pc.conn.Send(c.cmd, c.args...); err != nil {
+				pc.fail(err)
+				return
+			}
+			select {
+			case pc.pending <- c:
+			case <-pc.broken:
+				return
+			}
+		}
+		if err := pc.conn.Flush(); err != nil {
+			pc.fail(err)
+			return
+		}
+	}
+}
+
+// read matches replies to the commands sent, in order. A Redis error reply
+// is that command's answer; any other error breaks the connection.
+func (pc *pipeConn) read() {
+	for {
+		var c *call
+		select {
+		case c = <-pc.pending:
+		case <-pc.broken:
+			return
+		}
+		reply, err := pc.conn.Receive()
+		if err != nil {
+			if _, isReply := err.(redis.Error); !isReply {
+				pc.fail(err)
+				return
+			}
+		}
+		c.reply, c.err = reply, err
+		close(c.done)
+	}
+}
+
+func (p *pipeline) stats() PoolStats {
+	var n int
+	for i := range p.slots {
+		if pc := p.slots[i].pc.Load(); pc != nil && !pc.failed() {
+			n++
+		}
+	}
+	return PoolStats{Active: n}
+}
+
+// close fails every connection and waits for their writers and readers.
+func (p *pipeline) close() error {
+	p.closed.Store(true)
+	for i := range p.slots {
+		s := &p.slots[i]
+		s.mu.Lock()
+		if pc := s.pc.Load(); pc != nil {
+			pc.fail(errClosed)
+		}
+		s.mu.Unlock()
+	}
+	p.wg.Wait()
+	return nil
+}

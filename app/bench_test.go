@@ -1,0 +1,80 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/wa2genesys/connectorcache/app"
+	"github.com/wa2genesys/connectorcache/internal/redistest"
+)
+
+// benchModules are the module's stores side by side: memory, and Redis
+// through the pool and through the pipeline.
+func benchModules(b *testing.B) map[string]*app.Module {
+	b.Helper()
+	url := redistest.SharedURL(b)
+	mods := make(map[string]*app.Module)
+	for _, kind := range []string{"memory", "redis-pool", "redis-pipeline"} {
+		cfg := redisConfig(b, url)
+		switch kind {
+		case "memory":
+			cfg.Store = app.StoreMemory
+		case "redis-pipeline":
+			cfg.Redis.Pipeline = true
+		}
+		cfg.Redis.Pool.MaxActive = 0 // no cap: the benchmark has many callers
+		cfg.Redis.Pool.MaxIdle = 256
+		mods[kind] = newModule(b, cfg, nil, newFetcher("bench-token"))
+	}
+	return mods
+}
+
+// BenchmarkClaim claims a new message per call from 50 concurrent callers
+// (25 per core on 2 cores): the path a backlog of redeliveries drains by.
+func BenchmarkClaim(b *testing.B) {
+	for _, kind := range []string{"memory", "redis-pool", "redis-pipeline"} {
+		b.Run(kind, func(b *testing.B) {
+			mod := benchModules(b)[kind]
+			tenant := tenantID(b)
+			var seq atomic.Int64
+			b.SetParallelism(25)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					id := fmt.Sprintf("wamid.bench.%d", seq.Add(1))
+					if _, err := mod.Dedupe.Claim(context.Background(), tenant, id); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "claims/s")
+		})
+	}
+}
+
+// BenchmarkTokenHit asks for a cached token from every core: the path of
+// every message.
+func BenchmarkTokenHit(b *testing.B) {
+	for _, kind := range []string{"memory", "redis-pool", "redis-pipeline"} {
+		b.Run(kind, func(b *testing.B) {
+			mod := benchModules(b)[kind]
+			tenant := tenantID(b)
+			ctx := context.Background()
+			if _, err := mod.Tokens.Token(ctx, tenant); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := mod.Tokens.Token(ctx, tenant); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
