@@ -1,17 +1,7 @@
 package redigo_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -139,98 +129,21 @@ func TestDialErrorDoesNotHoldTheURLPassword(t *testing.T) {
 	checkFailsWithoutSecrets(t, c, password)
 }
 
-// testPKI is a CA and a server certificate it signed, for 127.0.0.1 and
-// localhost, written as PEM files.
-type testPKI struct {
-	caFile, certFile, keyFile string
-	roots                     *x509.CertPool
-}
-
-func newTestPKI(t *testing.T) testPKI {
-	t.Helper()
-	dir := t.TempDir()
-	now := time.Now()
-
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "connectorcache test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srvTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "redis test server"},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(srvKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	p := testPKI{
-		caFile:   filepath.Join(dir, "ca.pem"),
-		certFile: filepath.Join(dir, "server.pem"),
-		keyFile:  filepath.Join(dir, "server-key.pem"),
-		roots:    x509.NewCertPool(),
-	}
-	p.roots.AddCert(ca)
-	writePEM(t, p.caFile, "CERTIFICATE", caDER)
-	writePEM(t, p.certFile, "CERTIFICATE", srvDER)
-	writePEM(t, p.keyFile, "PRIVATE KEY", keyDER)
-	return p
-}
-
-func writePEM(t *testing.T, path, kind string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestTLS(t *testing.T) {
-	pki := newTestPKI(t)
-	srv := redistest.StartTLS(t, pki.certFile, pki.keyFile, pki.caFile)
+	pki := redistest.NewPKI(t)
+	srv := redistest.StartTLS(t, pki.CertFile, pki.KeyFile, pki.CAFile)
 	port := strconv.Itoa(srv.Port)
-	other := newTestPKI(t) // a CA that did not sign the server's certificate
+	other := redistest.NewPKI(t) // a CA that did not sign the server's certificate
 
 	tests := []struct {
 		name    string
 		give    redigo.Options
 		wantErr bool
 	}{
-		{name: "rediss to 127.0.0.1, trusting the CA", give: redigo.Options{URL: "rediss://127.0.0.1:" + port, TLSConfig: &tls.Config{RootCAs: pki.roots}}},
-		{name: "rediss to localhost, trusting the CA", give: redigo.Options{URL: "rediss://localhost:" + port, TLSConfig: &tls.Config{RootCAs: pki.roots}}},
+		{name: "rediss to 127.0.0.1, trusting the CA", give: redigo.Options{URL: "rediss://127.0.0.1:" + port, TLSConfig: &tls.Config{RootCAs: pki.Roots}}},
+		{name: "rediss to localhost, trusting the CA", give: redigo.Options{URL: "rediss://localhost:" + port, TLSConfig: &tls.Config{RootCAs: pki.Roots}}},
 		{name: "rediss with the system roots", give: redigo.Options{URL: "rediss://127.0.0.1:" + port}, wantErr: true},
-		{name: "rediss trusting another CA", give: redigo.Options{URL: "rediss://127.0.0.1:" + port, TLSConfig: &tls.Config{RootCAs: other.roots}}, wantErr: true},
+		{name: "rediss trusting another CA", give: redigo.Options{URL: "rediss://127.0.0.1:" + port, TLSConfig: &tls.Config{RootCAs: other.Roots}}, wantErr: true},
 		{name: "plain redis to the TLS port", give: redigo.Options{URL: "redis://127.0.0.1:" + port}, wantErr: true},
 	}
 	for _, tt := range tests {
@@ -249,10 +162,10 @@ func TestTLS(t *testing.T) {
 
 func TestTLSWithPassword(t *testing.T) {
 	const password = "Tls-And-Passw0rd"
-	pki := newTestPKI(t)
-	srv := redistest.StartTLS(t, pki.certFile, pki.keyFile, pki.caFile, "--requirepass", password)
+	pki := redistest.NewPKI(t)
+	srv := redistest.StartTLS(t, pki.CertFile, pki.KeyFile, pki.CAFile, "--requirepass", password)
 	o := options("rediss://127.0.0.1:" + strconv.Itoa(srv.Port))
-	o.TLSConfig = &tls.Config{RootCAs: pki.roots}
+	o.TLSConfig = &tls.Config{RootCAs: pki.Roots}
 
 	t.Run("right password", func(t *testing.T) {
 		o := o
