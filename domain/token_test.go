@@ -11,7 +11,6 @@ import (
 
 	"github.com/golang/mock/gomock"
 
-	"github.com/wa2genesys/connectorcache/adapters/memory"
 	"github.com/wa2genesys/connectorcache/domain"
 	"github.com/wa2genesys/connectorcache/internal/mocks"
 	"github.com/wa2genesys/connectorcache/ports"
@@ -221,7 +220,7 @@ func TestTokenHit(t *testing.T) {
 	}
 }
 
-func TestTokenStaleIsFetched(t *testing.T) {
+func TestTokenNotFoundIsFetched(t *testing.T) {
 	tests := []struct {
 		name       string
 		giveCached ports.CachedToken
@@ -275,17 +274,39 @@ func TestTokenHitReadsNoClock(t *testing.T) {
 }
 
 // TestTokenExpiryFollowsTheStoresTTL caches a token in a store that honours
-// TTLs on an injected clock: the token is served until its cache TTL
+// TTLs on the injected clock: the token is served until its cache TTL
 // (expires_in − margin) ends, then fetched again.
 func TestTokenExpiryFollowsTheStoresTTL(t *testing.T) {
 	m := newTokenMocks(t)
-	now := testNow
-	clock := func() time.Time { return now }
+	var (
+		mu          sync.Mutex
+		now         = testNow
+		stored      ports.CachedToken
+		storedUntil time.Time
+	)
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	m.store.EXPECT().GetToken(gomock.Any(), "tenant-1").
+		DoAndReturn(func(context.Context, string) (ports.CachedToken, bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return stored, now.Before(storedUntil), nil
+		}).AnyTimes()
+	m.store.EXPECT().PutToken(gomock.Any(), "tenant-1", gomock.Any(), gomock.Any()).
+		DoAndReturn(func(_ context.Context, _ string, tok ports.CachedToken, ttl time.Duration) error {
+			mu.Lock()
+			defer mu.Unlock()
+			stored, storedUntil = tok, now.Add(ttl)
+			return nil
+		}).Times(2)
 	gomock.InOrder(
 		m.fetcher.EXPECT().FetchToken(gomock.Any(), "tenant-1").Return(ports.Token{AccessToken: "first", ExpiresIn: time.Hour}, nil),
 		m.fetcher.EXPECT().FetchToken(gomock.Any(), "tenant-1").Return(ports.Token{AccessToken: "second", ExpiresIn: time.Hour}, nil),
 	)
-	cache := domain.NewTokenCache(memory.NewTokenStore(memory.WithClock(clock)), m.fetcher, domain.TokenCacheConfig{Now: clock})
+	cache := domain.NewTokenCache(m.store, m.fetcher, domain.TokenCacheConfig{Now: clock})
 
 	ttl := time.Hour - domain.DefaultRefreshMargin
 	for _, step := range []struct {
@@ -296,14 +317,21 @@ func TestTokenExpiryFollowsTheStoresTTL(t *testing.T) {
 		{advance: ttl - time.Nanosecond, want: "first"},
 		{advance: time.Nanosecond, want: "second"},
 	} {
+		mu.Lock()
 		now = now.Add(step.advance)
+		at := now
+		mu.Unlock()
 		tok, err := cache.Token(boundedCtx(t), "tenant-1")
 		if err != nil {
-			t.Fatalf("at %v: Token() error = %v", now, err)
+			t.Fatalf("at %v: Token() error = %v", at, err)
 		}
 		if tok != step.want {
-			t.Errorf("at %v: Token() = %q, want %q", now, tok, step.want)
+			t.Errorf("at %v: Token() = %q, want %q", at, tok, step.want)
 		}
+	}
+	want := domain.TokenStats{Hits: 1, Misses: 2, Fetches: 2}
+	if got := cache.Stats(); got != want {
+		t.Errorf("Stats() = %+v, want %+v", got, want)
 	}
 }
 
