@@ -78,3 +78,22 @@ func BenchmarkTokenHit(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkClaimOneCaller is one caller claiming one message at a time:
+// the latency of a lone webhook.
+func BenchmarkClaimOneCaller(b *testing.B) {
+	for _, kind := range []string{"redis-pool", "redis-pipeline"} {
+		b.Run(kind, func(b *testing.B) {
+			mod := benchModules(b)[kind]
+			tenant := tenantID(b)
+			b.ReportAllocs()
+			var i int
+			for b.Loop() {
+				i++
+				if _, err := mod.Dedupe.Claim(context.Background(), tenant, fmt.Sprintf("wamid.one.%d", i)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

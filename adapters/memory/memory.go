@@ -6,7 +6,6 @@
 package memory
 
 import (
-	"slices"
 	"sync"
 	"time"
 )
@@ -29,8 +28,9 @@ func WithClock(now func() time.Time) Option {
 	return func(o *options) { o.now = now }
 }
 
-// WithMaxEntries bounds the store to n entries: past it, the entries
-// closest to expiry are dropped first. Zero or less means no bound.
+// WithMaxEntries bounds the store to n entries: past it, the oldest
+// entries are dropped first, half the bound at a time. Zero or less means
+// no bound.
 func WithMaxEntries(n int) Option {
 	return func(o *options) { o.maxEntries = n }
 }
@@ -51,12 +51,17 @@ func newOptions(opts []Option) options {
 
 // expiring is a map whose entries expire, guarded by one mutex. Callers hold
 // mu around every use of get, put and del.
+//
+// A bounded map keeps two generations: puts go to cur, and when cur holds
+// half the bound it becomes old and the previous old is dropped whole. So
+// the oldest entries go first, at a constant cost per put, and the map
+// never holds more than the bound.
 type expiring[K comparable, V any] struct {
 	mu        sync.Mutex
 	now       func() time.Time
 	max       int
 	maxTTL    time.Duration
-	entries   map[K]entry[V]
+	cur, old  map[K]entry[V] // old is nil when unbounded
 	lastSweep time.Time
 }
 
@@ -66,12 +71,19 @@ type entry[V any] struct {
 }
 
 func newExpiring[K comparable, V any](o options) *expiring[K, V] {
-	return &expiring[K, V]{now: o.now, max: o.maxEntries, maxTTL: o.maxTTL, entries: make(map[K]entry[V]), lastSweep: o.now()}
+	m := &expiring[K, V]{now: o.now, max: o.maxEntries, maxTTL: o.maxTTL, cur: make(map[K]entry[V]), lastSweep: o.now()}
+	if m.max > 0 {
+		m.old = make(map[K]entry[V])
+	}
+	return m
 }
 
 // get returns the live value under k.
 func (m *expiring[K, V]) get(k K) (V, bool) {
-	e, ok := m.entries[k]
+	e, ok := m.cur[k]
+	if !ok {
+		e, ok = m.old[k]
+	}
 	if !ok || !m.now().Before(e.expiresAt) {
 		var zero V
 		return zero, false
@@ -79,51 +91,41 @@ func (m *expiring[K, V]) get(k K) (V, bool) {
 	return e.value, true
 }
 
-// put stores v under k for ttl and reclaims expired entries when a sweep is
-// due or the store is over its bound.
+// put stores v under k for ttl, drops the old generation when the current
+// one is full, and reclaims expired entries when a sweep is due.
 func (m *expiring[K, V]) put(k K, v V, ttl time.Duration) {
 	now := m.now()
 	if m.maxTTL > 0 {
 		ttl = min(ttl, m.maxTTL)
 	}
-	m.entries[k] = entry[V]{value: v, expiresAt: now.Add(ttl)}
-	full := m.max > 0 && len(m.entries) > m.max
-	if !full && now.Sub(m.lastSweep) < sweepInterval {
+	m.cur[k] = entry[V]{value: v, expiresAt: now.Add(ttl)}
+	if m.old != nil {
+		delete(m.old, k)
+		if len(m.cur) >= (m.max+1)/2 {
+			m.old, m.cur = m.cur, make(map[K]entry[V], m.max/2)
+		}
+	}
+	if now.Sub(m.lastSweep) < sweepInterval {
 		return
 	}
 	m.lastSweep = now
-	for key, e := range m.entries {
-		if !now.Before(e.expiresAt) {
-			delete(m.entries, key)
+	for _, gen := range []map[K]entry[V]{m.cur, m.old} {
+		for key, e := range gen {
+			if !now.Before(e.expiresAt) {
+				delete(gen, key)
+			}
 		}
 	}
-	if m.max > 0 && len(m.entries) > m.max {
-		m.evict(len(m.entries) - m.max*9/10)
-	}
 }
 
-// evict drops the n entries closest to expiry. Dropping a tenth of the bound
-// at once keeps the sort off most puts.
-func (m *expiring[K, V]) evict(n int) {
-	type keyed struct {
-		k  K
-		at time.Time
-	}
-	all := make([]keyed, 0, len(m.entries))
-	for k, e := range m.entries {
-		all = append(all, keyed{k, e.expiresAt})
-	}
-	slices.SortFunc(all, func(a, b keyed) int { return a.at.Compare(b.at) })
-	for _, e := range all[:n] {
-		delete(m.entries, e.k)
-	}
+func (m *expiring[K, V]) del(k K) {
+	delete(m.cur, k)
+	delete(m.old, k)
 }
-
-func (m *expiring[K, V]) del(k K) { delete(m.entries, k) }
 
 // len counts the entries held, expired or not.
 func (m *expiring[K, V]) len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.entries)
+	return len(m.cur) + len(m.old)
 }

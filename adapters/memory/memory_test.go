@@ -370,7 +370,7 @@ func TestDedupeStoreConcurrentUse(t *testing.T) {
 	}
 }
 
-func TestWithMaxEntriesDropsTheEntriesClosestToExpiry(t *testing.T) {
+func TestWithMaxEntriesDropsTheOldestEntries(t *testing.T) {
 	const bound, puts = 100, 1000
 	clk := newClock()
 	s := memory.NewTokenStore(memory.WithClock(clk.Now), memory.WithMaxEntries(bound))

@@ -3,6 +3,7 @@ package redigo
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -177,6 +178,10 @@ func (pc *pipeConn) write() {
 		case <-pc.broken:
 			return
 		}
+		// Let callers that are ready to run queue their commands first:
+		// one write for many. With none ready it returns at once, so a
+		// lone caller waits for nothing.
+		runtime.Gosched()
 	fill:
 		for len(batch) < maxBatch {
 			select {
