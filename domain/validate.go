@@ -25,23 +25,26 @@ const (
 // tenant "a:b" with message "c" and tenant "a" with message "b:c" would
 // share a key.
 func validateTenantID(id string) error {
-	return validateID(id, maxTenantIDLen, ":", ErrInvalidTenantID)
+	return validateID(id, maxTenantIDLen, &tenantASCII, ":", ErrInvalidTenantID)
 }
 
 // validateMessageID accepts 1–512 bytes of UTF-8 without white space or
 // control characters.
 func validateMessageID(id string) error {
-	return validateID(id, maxMessageIDLen, "", ErrInvalidMessageID)
+	return validateID(id, maxMessageIDLen, &messageASCII, "", ErrInvalidMessageID)
 }
 
-func validateID(id string, maxLen int, forbidden string, sentinel error) error {
+// validateID checks id against its length bound, then byte by byte against
+// allowed, the ASCII it may hold (the common case, decided without decoding
+// runes), and otherwise rune by rune.
+func validateID(id string, maxLen int, allowed *[256]bool, forbidden string, sentinel error) error {
 	switch {
 	case id == "":
 		return fmt.Errorf("%w: empty", sentinel)
 	case len(id) > maxLen:
 		return fmt.Errorf("%w: %d bytes, at most %d allowed", sentinel, len(id), maxLen)
-	case printableASCII(id, forbidden):
-		return nil // the common case, decided without decoding runes
+	case allASCIIIn(id, allowed):
+		return nil
 	case !utf8.ValidString(id):
 		return fmt.Errorf("%w: not valid UTF-8", sentinel)
 	}
@@ -53,22 +56,21 @@ func validateID(id string, maxLen int, forbidden string, sentinel error) error {
 	return nil
 }
 
-// printableASCII reports whether id is made of printable ASCII only (no
-// space, no control character) and holds none of forbidden. It runs on
-// every call of the token hot path, so it looks each byte up in a table.
-func printableASCII(id, forbidden string) bool {
+// allASCIIIn reports whether every byte of id is marked in allowed. It runs
+// on every call of the token hot path.
+func allASCIIIn(id string, allowed *[256]bool) bool {
 	for i := 0; i < len(id); i++ {
-		if !printable[id[i]] {
+		if !allowed[id[i]] {
 			return false
 		}
 	}
-	return forbidden == "" || !strings.ContainsAny(id, forbidden)
+	return true
 }
 
-// printable marks the bytes '!' to '~'.
-var printable = func() (t [256]bool) {
+// The ASCII bytes ids may hold: printable, no space; no ':' in a tenant id.
+var messageASCII, tenantASCII = func() (msg, tenant [256]bool) {
 	for b := '!'; b <= '~'; b++ {
-		t[b] = true
+		msg[b], tenant[b] = true, b != ':'
 	}
-	return t
+	return msg, tenant
 }()
