@@ -10,6 +10,7 @@ test: redis
 	$(GO) test -race -count=1 ./...
 	REDIGO_PIPELINE=1 $(GO) test -race -count=1 ./adapters/redigo/
 	REDIS_PIPELINE=false $(GO) test -race -count=1 ./internal/faults/
+	cd bench && $(GO) test -race -count=1 ./...
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 10s ./internal/webhook/
 
 ## test-faults: the fault-injection suite at full size, with its results table.
@@ -28,12 +29,15 @@ mocks:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd bench && $(GO) vet ./...
 	@scripts/check-imports.sh
 	@scripts/check-mocks.sh
 
-## bench: benchmarks of the hot paths, memory and Redis stores.
+## bench: Go benchmarks of the hot paths (memory and Redis), then bench/: the module against
+## rueidis, redis-benchmark and x/oauth2 on its own redis-server, one Markdown table per measurement.
 bench: redis
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	cd bench && $(GO) run . $(BENCHFLAGS)
 
 ## run: the connector on :8080 with the memory store, log delivery, a development app secret and tenant "demo".
 run:
