@@ -155,8 +155,10 @@ func (c *Claim) Commit(ctx context.Context) error {
 		return nil
 	}
 	owned, err := c.d.store.Commit(ctx, c.tenantID, c.messageID, c.owner, c.d.ttl)
-	c.d.committed.Add(1)
-	return c.settle("commit", owned, err)
+	if err = c.settle("commit", owned, err); err == nil {
+		c.d.committed.Add(1)
+	}
+	return err
 }
 
 // Release frees the message, so that a retry of it is processed. It returns
@@ -167,8 +169,10 @@ func (c *Claim) Release(ctx context.Context) error {
 		return nil
 	}
 	owned, err := c.d.store.Release(ctx, c.tenantID, c.messageID, c.owner)
-	c.d.released.Add(1)
-	return c.settle("release", owned, err)
+	if err = c.settle("release", owned, err); err == nil {
+		c.d.released.Add(1)
+	}
+	return err
 }
 
 func (c *Claim) settle(op string, owned bool, err error) error {

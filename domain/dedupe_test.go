@@ -502,3 +502,18 @@ func TestClaimStatusString(t *testing.T) {
 		})
 	}
 }
+
+// TestDedupeStatsCountOnlySettledClaims: a commit or release that lost its
+// claim is not counted as settled.
+func TestDedupeStatsCountOnlySettledClaims(t *testing.T) {
+	store := newDedupeStore(t)
+	var owner string
+	d, c := newClaim(t, store, domain.DeduplicatorConfig{}, &owner)
+	store.EXPECT().Commit(gomock.Any(), testTenant, testMessage, gomock.Any(), gomock.Any()).Return(false, nil)
+	if err := c.Commit(context.Background()); !errors.Is(err, domain.ErrClaimLost) {
+		t.Fatalf("Commit = %v, want ErrClaimLost", err)
+	}
+	if got := d.Stats(); got.Committed != 0 || got.Released != 0 {
+		t.Errorf("Stats() = %+v after a lost claim, want nothing settled", got)
+	}
+}

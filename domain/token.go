@@ -189,10 +189,11 @@ func (c *TokenCache) fetch(ctx context.Context, tenantID string) (string, error)
 	return tok.AccessToken, nil
 }
 
-// cached returns the tenant's token if the store holds a fresh one.
+// cached returns the tenant's token if the store holds one. It is a second
+// look, after a first that answered: an error now only means "fetch".
 func (c *TokenCache) cached(ctx context.Context, tenantID string) (string, bool) {
 	tok, found, err := c.store.GetToken(ctx, tenantID)
-	if err != nil || !found || !c.now().Before(tok.ExpiresAt) {
+	if err != nil || !found {
 		return "", false
 	}
 	return tok.AccessToken, true
