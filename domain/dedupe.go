@@ -105,10 +105,10 @@ func (s ClaimStatus) String() string {
 // Claim atomically claims a message for the caller. The answer's Status
 // says whether to process the message.
 func (d *Deduplicator) Claim(ctx context.Context, tenantID, messageID string) (*Claim, error) {
-	if err := validateTenantID(tenantID); err != nil {
+	if err := ValidateTenantID(tenantID); err != nil {
 		return nil, err
 	}
-	if err := validateMessageID(messageID); err != nil {
+	if err := ValidateMessageID(messageID); err != nil {
 		return nil, err
 	}
 	owner := rand.Text()

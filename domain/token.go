@@ -122,7 +122,7 @@ func NewTokenCache(store ports.TokenStore, fetcher ports.TokenFetcher, cfg Token
 // on, bounded by the fetch timeout. Errors from the auth service are
 // returned wrapped.
 func (c *TokenCache) Token(ctx context.Context, tenantID string) (string, error) {
-	if err := validateTenantID(tenantID); err != nil {
+	if err := ValidateTenantID(tenantID); err != nil {
 		return "", err
 	}
 	tok, found, err := c.store.GetToken(ctx, tenantID)
@@ -237,7 +237,7 @@ var errEmptyToken = errors.New("auth service returned an empty access token")
 // Invalidate drops the tenant's cached token, so that the next [TokenCache.Token]
 // fetches a fresh one. Call it when Genesys answers 401.
 func (c *TokenCache) Invalidate(ctx context.Context, tenantID string) error {
-	if err := validateTenantID(tenantID); err != nil {
+	if err := ValidateTenantID(tenantID); err != nil {
 		return err
 	}
 	if err := c.store.DeleteToken(ctx, tenantID); err != nil {

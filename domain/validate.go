@@ -24,13 +24,13 @@ const (
 // control characters. The colon is the key separator: without that rule,
 // tenant "a:b" with message "c" and tenant "a" with message "b:c" would
 // share a key.
-func validateTenantID(id string) error {
+func ValidateTenantID(id string) error {
 	return validateID(id, maxTenantIDLen, &tenantASCII, ":", ErrInvalidTenantID)
 }
 
 // validateMessageID accepts 1–512 bytes of UTF-8 without white space or
 // control characters.
-func validateMessageID(id string) error {
+func ValidateMessageID(id string) error {
 	return validateID(id, maxMessageIDLen, &messageASCII, "", ErrInvalidMessageID)
 }
 
