@@ -20,16 +20,18 @@ const (
 	maxMessageIDLen = 512
 )
 
-// validateTenantID accepts 1–128 bytes of UTF-8 without ':', white space or
-// control characters. The colon is the key separator: without that rule,
+// ValidateTenantID returns an error wrapping [ErrInvalidTenantID] unless id
+// is 1–128 bytes of UTF-8 without ':', white space or control characters:
+// the ids the services accept. The colon is the key separator: without that rule,
 // tenant "a:b" with message "c" and tenant "a" with message "b:c" would
 // share a key.
 func ValidateTenantID(id string) error {
 	return validateID(id, maxTenantIDLen, &tenantASCII, ":", ErrInvalidTenantID)
 }
 
-// validateMessageID accepts 1–512 bytes of UTF-8 without white space or
-// control characters.
+// ValidateMessageID returns an error wrapping [ErrInvalidMessageID] unless
+// id is 1–512 bytes of UTF-8 without white space or control characters: the
+// ids the services accept.
 func ValidateMessageID(id string) error {
 	return validateID(id, maxMessageIDLen, &messageASCII, "", ErrInvalidMessageID)
 }
