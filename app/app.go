@@ -116,7 +116,9 @@ func New(ctx context.Context, cfg Config, logger *zap.Logger, fetcher ports.Toke
 	return m, nil
 }
 
-// warnEvery is how often one kind of fail-open warning is logged at most.
+// warnEvery is how often a fail-open warning is logged at most: zap's
+// sampler lets the first through and drops the same message until the next
+// period, whatever the operation. Every event is counted all the same.
 const warnEvery = 10 * time.Second
 
 // redisStores stacks the Redis stores: the circuit breaker right on Redis,

@@ -65,11 +65,18 @@ type BreakerConfig struct {
 	Probes int
 }
 
-// RedactedURL is URL with its password masked, fit for logs.
+// RedactedURL is URL with its password masked, fit for logs. A lone name
+// in the user info (redis://secret@host) is masked too: Redis clients take
+// it for a password.
 func (c RedisConfig) RedactedURL() string {
 	u, err := url.Parse(c.URL)
 	if err != nil {
 		return "(unparsable)"
+	}
+	if u.User != nil {
+		if _, hasPassword := u.User.Password(); !hasPassword {
+			u.User = url.User("xxxxx")
+		}
 	}
 	return u.Redacted()
 }

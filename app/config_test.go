@@ -520,7 +520,7 @@ func TestRedisConfig_RedactedURL(t *testing.T) {
 		{give: "redis://redis:6379", want: "redis://redis:6379"},
 		{give: "redis://user:hunter2@redis:6379/2", want: "redis://user:xxxxx@redis:6379/2"},
 		{give: "rediss://:hunter2@cache.internal:6380", want: "rediss://:xxxxx@cache.internal:6380"},
-		{give: "redis://user@redis:6379", want: "redis://user@redis:6379"},
+		{give: "redis://hunter2@redis:6379", want: "redis://xxxxx@redis:6379"}, // a lone name is taken for a password
 		{give: "redis://user:hunter2@redis:port", want: "(unparsable)"},
 	}
 	for _, tt := range tests {

@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
-# Installs Debian's redis-server package when redis-server is missing. The
-# tests start their own servers from it; nothing is left running.
+# Installs what the tests need from Debian's packages when it is missing:
+# redis-server (the tests start their own servers from it; nothing is left
+# running) and a C compiler (go test -race needs cgo).
 set -euo pipefail
 
-if command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]; then
+missing=()
+if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; then
+  missing+=(redis-server)
+fi
+if ! command -v gcc >/dev/null 2>&1; then
+  missing+=(gcc libc6-dev)
+fi
+if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 
@@ -11,8 +19,8 @@ sudo=""
 if [ "$(id -u)" != 0 ]; then
   sudo="sudo"
 fi
-echo "redis-server not found: installing Debian's redis-server package" >&2
+echo "installing Debian's ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 redis-server --version >&2

@@ -69,6 +69,9 @@ type failer struct {
 }
 
 func (f failer) fail(op, tenantID string, err error, extra ...zap.Field) {
+	if errors.Is(err, context.Canceled) {
+		return // the caller gave up: nothing to say about the store
+	}
 	f.events.add(op)
 	if errors.Is(err, ports.ErrUnavailable) {
 		return

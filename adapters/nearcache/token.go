@@ -76,12 +76,14 @@ func NewTokenStore(next ports.TokenStore, cfg Config) ports.TokenStore {
 // GetToken answers from the local copy while it is fresh, otherwise from
 // next; when next fails, from the local copy until its refresh point.
 func (s *store) GetToken(ctx context.Context, tenantID string) (ports.CachedToken, bool, error) {
+	// Loaded first: a put or delete that starts after this line makes the
+	// answer read below too old to keep.
+	version := s.version.Load()
 	e := (*s.local.Load())[tenantID]
 	now := s.since()
 	if e != nil && now < e.checkAt {
 		return e.tok, true, nil
 	}
-	version := s.version.Load()
 	tok, found, err := s.next.GetToken(ctx, tenantID)
 	switch {
 	case err != nil && e != nil && now < e.staleAt:

@@ -1,5 +1,6 @@
-// Package redigo implements the store ports on Redis through a
-// github.com/gomodule/redigo connection pool.
+// Package redigo implements the store ports on Redis through
+// github.com/gomodule/redigo: a connection pool, or a few auto-pipelined
+// connections shared by all callers.
 //
 // [Client] owns the pool and offers the typed, context-first helpers the
 // stores are built on: Get, Set, SetNX, Del and Ping. [TokenStore] and
@@ -42,7 +43,7 @@ type Options struct {
 	// included. Zero means no bound.
 	DialTimeout time.Duration
 	// ReadTimeout and WriteTimeout bound each command's reply and request.
-	// Zero means no bound. A context deadline shortens them.
+	// Zero means no bound. A caller's context deadline ends its wait sooner.
 	ReadTimeout, WriteTimeout time.Duration
 
 	// MaxIdle is how many idle connections the pool keeps. Zero means none.

@@ -28,11 +28,14 @@ var errClosed = errors.New("redigo: client closed")
 // for a batch to fill.
 //
 // A connection that fails (a network error, a read or write timeout) fails
-// the commands in flight on it and is replaced on next use. Deadlines are
-// the connection's read and write timeouts, shortened by each caller's
-// context.
+// the commands in flight on it and is replaced on next use. A caller waits
+// at most until its context ends; the connection's read and write timeouts
+// bound how long a command can hold it, whatever the callers' contexts.
 type pipeline struct {
-	dial   func(context.Context) (redis.Conn, error)
+	dial func(context.Context) (redis.Conn, error)
+	// ctx bounds dials in progress; close cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
 	slots  []slot
 	next   atomic.Uint32
 	closed atomic.Bool
@@ -40,10 +43,20 @@ type pipeline struct {
 }
 
 // slot holds one shared connection, dialed on first use and again after it
-// failed.
+// failed. One dial at a time per slot: callers arriving while it runs wait
+// for its result, or for their own context, whichever comes first.
 type slot struct {
-	mu sync.Mutex // serializes dialing
 	pc atomic.Pointer[pipeConn]
+
+	mu      sync.Mutex
+	dialing *dial // the dial in progress, nil when none
+}
+
+// dial is one dial in progress; done is closed when pc or err is set.
+type dial struct {
+	done chan struct{}
+	pc   *pipeConn
+	err  error
 }
 
 // call is one command and, once done is closed, its reply.
@@ -69,7 +82,8 @@ func newPipeline(dial func(context.Context) (redis.Conn, error), conns int) *pip
 	if conns <= 0 {
 		conns = 2
 	}
-	return &pipeline{dial: dial, slots: make([]slot, conns)}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &pipeline{dial: dial, ctx: ctx, cancel: cancel, slots: make([]slot, conns)}
 }
 
 // do runs one command. A command that met a connection broken before it
@@ -119,33 +133,66 @@ func (p *pipeline) once(ctx context.Context, cmd string, args []any) (any, error
 // conn returns a live connection, taking the slots in turn and dialing
 // one that is not connected.
 func (p *pipeline) conn(ctx context.Context) (*pipeConn, error) {
-	s := &p.slots[int(p.next.Add(1))%len(p.slots)]
+	s := &p.slots[p.next.Add(1)%uint32(len(p.slots))]
 	if pc := s.pc.Load(); pc != nil && !pc.failed() {
 		return pc, nil
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if p.closed.Load() {
+		s.mu.Unlock()
 		return nil, errClosed
 	}
 	if pc := s.pc.Load(); pc != nil && !pc.failed() {
+		s.mu.Unlock()
 		return pc, nil
 	}
-	conn, err := p.dial(ctx)
-	if err != nil {
-		return nil, err
+	d := s.dialing
+	if d == nil {
+		d = &dial{done: make(chan struct{})}
+		s.dialing = d
+		p.wg.Add(1)
+		go p.dialSlot(s, d)
 	}
-	pc := &pipeConn{
-		conn:    conn,
-		queue:   make(chan *call, queueDepth),
-		pending: make(chan *call, queueDepth),
-		broken:  make(chan struct{}),
+	s.mu.Unlock()
+
+	select {
+	case <-d.done:
+		return d.pc, d.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	p.wg.Add(2)
-	go func() { defer p.wg.Done(); pc.write() }()
-	go func() { defer p.wg.Done(); pc.read() }()
-	s.pc.Store(pc)
-	return pc, nil
+}
+
+// dialSlot dials a connection for s, bounded by the dial timeout and by
+// Close rather than by any one caller's context, and starts its writer and
+// reader.
+func (p *pipeline) dialSlot(s *slot, d *dial) {
+	defer p.wg.Done()
+	conn, err := p.dial(p.ctx)
+	var pc *pipeConn
+	if err == nil {
+		pc = &pipeConn{
+			conn:    conn,
+			queue:   make(chan *call, queueDepth),
+			pending: make(chan *call, queueDepth),
+			broken:  make(chan struct{}),
+		}
+	}
+	s.mu.Lock()
+	if pc != nil && p.closed.Load() {
+		pc, err = nil, errClosed
+		_ = conn.Close()
+	}
+	if pc != nil {
+		p.wg.Add(2)
+		go func() { defer p.wg.Done(); pc.write() }()
+		go func() { defer p.wg.Done(); pc.read() }()
+		s.pc.Store(pc)
+	}
+	d.pc, d.err = pc, err
+	s.dialing = nil
+	close(d.done)
+	s.mu.Unlock()
 }
 
 func (pc *pipeConn) failed() bool {
@@ -172,16 +219,19 @@ func (pc *pipeConn) fail(err error) {
 func (pc *pipeConn) write() {
 	batch := make([]*call, 0, maxBatch)
 	for {
+		busy := len(batch) > 1 // the last flush carried several commands
 		select {
 		case c := <-pc.queue:
 			batch = append(batch[:0], c)
 		case <-pc.broken:
 			return
 		}
-		// Let callers that are ready to run queue their commands first:
-		// one write for many. With none ready it returns at once, so a
-		// lone caller waits for nothing.
-		runtime.Gosched()
+		if busy {
+			// Under load, let callers that are ready to run queue their
+			// commands first: one write for many. A lone caller's command
+			// (the last batch held one) is flushed at once.
+			runtime.Gosched()
+		}
 	fill:
 		for len(batch) < maxBatch {
 			select {
@@ -241,9 +291,11 @@ func (p *pipeline) stats() PoolStats {
 	return PoolStats{Active: n}
 }
 
-// close fails every connection and waits for their writers and readers.
+// close fails every connection and waits for their writers and readers and
+// for dials in progress, whose connections it closes.
 func (p *pipeline) close() error {
 	p.closed.Store(true)
+	p.cancel()
 	for i := range p.slots {
 		s := &p.slots[i]
 		s.mu.Lock()

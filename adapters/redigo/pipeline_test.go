@@ -3,6 +3,7 @@ package redigo_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -158,4 +159,33 @@ func TestPipelineStoresContract(t *testing.T) {
 			return redigo.NewTokenStore(newClient(t, pipelineOptions(redistest.SharedURL(t))))
 		})
 	})
+}
+
+// TestPipelineCallersShareOneDial: callers arriving while a connection is
+// being dialed wait for that dial, not one dial after another: against a
+// server that hangs in AUTH, every caller fails within one dial timeout.
+func TestPipelineCallersShareOneDial(t *testing.T) {
+	url := "redis://:some-password@" + strings.TrimPrefix(hungServer(t), "redis://")
+	o := pipelineOptions(url)
+	o.DialTimeout, o.ReadTimeout, o.WriteTimeout = shortTimeout, shortTimeout, shortTimeout
+	c := newClient(t, o)
+
+	const callers = 16 // one dial after another would take 16 dial timeouts
+	var wg sync.WaitGroup
+	took := make([]time.Duration, callers)
+	for i := range callers {
+		wg.Go(func() {
+			start := time.Now()
+			if err := c.Ping(context.Background()); err == nil {
+				t.Error("Ping on a hung server succeeded")
+			}
+			took[i] = time.Since(start)
+		})
+	}
+	wg.Wait()
+	for i, d := range took {
+		if d > shortTimeout+margin {
+			t.Errorf("caller %d failed after %v, want within the %v dial timeout (+%v)", i, d, shortTimeout, margin)
+		}
+	}
 }

@@ -4,8 +4,11 @@
 //
 // Every scenario runs against real redis-server processes started, killed
 // and restarted by the tests, some behind a TCP proxy that hangs or cuts
-// connections. `make test` runs the suite at a small size; `make
-// test-faults` runs it at full size (-full) and prints the table.
+// connections. `make test` runs the suite at a small size and checks what
+// does not depend on the machine's speed: nothing lost, no error reaching
+// a caller, recovery, bounded warnings and auth calls, no leak. `make
+// test-faults` runs it at full size (-full), prints the table, and also
+// asserts the latency and recovery-time figures.
 package faults_test
 
 import (
@@ -122,7 +125,7 @@ func TestKillAndRestart(t *testing.T) {
 	if !back {
 		t.Fatalf("Redis not used again within 10s of its restart (breaker %s)", e.mod.Stats().Breaker)
 	}
-	if recovery > 2*time.Second {
+	if *full && recovery > 2*time.Second {
 		t.Errorf("Redis used again %v after restart, want ≤ 2s", recovery)
 	}
 }
@@ -158,6 +161,9 @@ func TestHungRedis(t *testing.T) {
 
 	for _, o := range []outcome{closed, open} {
 		checkNoLoss(t, o)
+	}
+	if !*full {
+		return // the latency figures are asserted by make test-faults
 	}
 	if bound := cfg.Redis.ReadTimeout + 50*time.Millisecond; closed.p99 > bound {
 		t.Errorf("p99 before the breaker opened = %v, want ≤ read timeout %v (+50ms scheduling)", closed.p99, cfg.Redis.ReadTimeout)

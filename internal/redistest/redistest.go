@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -82,6 +83,17 @@ func StartTLS(tb testing.TB, certFile, keyFile, caFile string, args ...string) *
 }
 
 func start(dir string, useTLS bool, args ...string) (*Server, error) {
+	var err error
+	for range 3 { // a port found free may be taken before redis-server binds it
+		var s *Server
+		if s, err = startOnce(dir, useTLS, args...); err == nil || !errors.Is(err, errExited) || !strings.Contains(err.Error(), "in use") {
+			return s, err
+		}
+	}
+	return nil, err
+}
+
+func startOnce(dir string, useTLS bool, args ...string) (*Server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -101,6 +113,10 @@ func start(dir string, useTLS bool, args ...string) (*Server, error) {
 	return s, nil
 }
 
+// errExited is a server that exited while starting, such as when another
+// process took its port between freePort and the bind.
+var errExited = errors.New("redis-server exited at start")
+
 func (s *Server) launch() error {
 	bin, err := Binary()
 	if err != nil {
@@ -114,24 +130,30 @@ func (s *Server) launch() error {
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 
+	// Ready when its own log says so: a connection that succeeds could
+	// reach another process that took the port.
+	logFile := filepath.Join(s.Dir, "redis.log")
+	offset := int64(0)
+	if fi, err := os.Stat(logFile); err == nil {
+		offset = fi.Size() // a restart appends to the log
+	}
 	deadline := time.Now().Add(startTimeout)
 	for {
-		c, err := net.DialTimeout("tcp", s.Addr(), 100*time.Millisecond)
-		if err == nil {
-			c.Close()
+		if log, err := os.ReadFile(logFile); err == nil && int64(len(log)) > offset &&
+			strings.Contains(string(log[offset:]), "Ready to accept connections") {
 			break
 		}
 		select {
 		case <-done:
-			log, _ := os.ReadFile(filepath.Join(s.Dir, "redis.log"))
-			return fmt.Errorf("redis-server exited at start:\n%s", log)
+			log, _ := os.ReadFile(logFile)
+			return fmt.Errorf("%w:\n%s", errExited, log)
 		default:
 		}
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
 			return fmt.Errorf("redis-server did not listen on %s within %v", s.Addr(), startTimeout)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 	s.mu.Lock()
 	s.cmd, s.done = cmd, done
