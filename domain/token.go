@@ -246,6 +246,28 @@ func (c *TokenCache) Invalidate(ctx context.Context, tenantID string) error {
 	return nil
 }
 
+// Reject drops the tenant's cached token if it is still token, the one
+// Genesys just answered 401 to, so that the next [TokenCache.Token] fetches
+// a fresh one. Many deliveries rejected with the same token (all in flight
+// when it was revoked) cause one refetch, not one each: once the first has
+// replaced it, the others find a different token cached and leave it.
+func (c *TokenCache) Reject(ctx context.Context, tenantID, token string) error {
+	if err := ValidateTenantID(tenantID); err != nil {
+		return err
+	}
+	cached, found, err := c.store.GetToken(ctx, tenantID)
+	if err != nil {
+		return fmt.Errorf("reject token for tenant %s: %w", tenantID, err)
+	}
+	if !found || cached.AccessToken != token {
+		return nil
+	}
+	if err := c.store.DeleteToken(ctx, tenantID); err != nil {
+		return fmt.Errorf("reject token for tenant %s: %w", tenantID, err)
+	}
+	return nil
+}
+
 // cacheTTL returns how long a token that lives expiresIn may be cached:
 // expiresIn − min(margin, expiresIn/2). ok is false for a token that lives
 // under two seconds (or whose lifetime is unknown), which is not cached.

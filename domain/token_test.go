@@ -886,3 +886,42 @@ func boundedCtx(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+func TestTokenRejectDropsOnlyTheRejectedToken(t *testing.T) {
+	tests := []struct {
+		name       string
+		giveCached ports.CachedToken
+		giveFound  bool
+		wantDelete bool
+	}{
+		{name: "the rejected token is cached", giveCached: ports.CachedToken{AccessToken: "revoked"}, giveFound: true, wantDelete: true},
+		{name: "a fresh token replaced it", giveCached: ports.CachedToken{AccessToken: "fresh"}, giveFound: true},
+		{name: "nothing cached", giveFound: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newTokenMocks(t)
+			m.store.EXPECT().GetToken(gomock.Any(), "tenant-1").Return(tt.giveCached, tt.giveFound, nil)
+			if tt.wantDelete {
+				m.store.EXPECT().DeleteToken(gomock.Any(), "tenant-1").Return(nil)
+			}
+			cache := domain.NewTokenCache(m.store, m.fetcher, domain.TokenCacheConfig{})
+			if err := cache.Reject(boundedCtx(t), "tenant-1", "revoked"); err != nil {
+				t.Fatalf("Reject() = %v", err)
+			}
+		})
+	}
+}
+
+func TestTokenRejectValidatesAndWrapsErrors(t *testing.T) {
+	m := newTokenMocks(t)
+	cache := domain.NewTokenCache(m.store, m.fetcher, domain.TokenCacheConfig{})
+	if err := cache.Reject(boundedCtx(t), "a:b", "x"); !errors.Is(err, domain.ErrInvalidTenantID) {
+		t.Errorf("Reject(invalid tenant) = %v, want ErrInvalidTenantID", err)
+	}
+	errStore := errors.New("store down")
+	m.store.EXPECT().GetToken(gomock.Any(), "tenant-1").Return(ports.CachedToken{}, false, errStore)
+	if err := cache.Reject(boundedCtx(t), "tenant-1", "x"); !errors.Is(err, errStore) {
+		t.Errorf("Reject() = %v, want it to wrap the store's error", err)
+	}
+}
