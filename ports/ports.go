@@ -86,7 +86,8 @@ type DedupeStore interface {
 	// claiming a message it holds (a retried claim) acquires it again.
 	Claim(ctx context.Context, tenantID, messageID, owner string, ttl time.Duration) (ClaimState, error)
 	// Commit marks the message processed for ttl, unless another owner
-	// holds it or it is committed already; owned is false then. A message
+	// holds or committed it; owned is false then. Committing again (a
+	// retried commit) is owned. A message
 	// nobody holds (owner's claim expired, or was never recorded because
 	// the store was down) is marked processed: it was.
 	Commit(ctx context.Context, tenantID, messageID, owner string, ttl time.Duration) (owned bool, err error)

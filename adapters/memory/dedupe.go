@@ -16,7 +16,7 @@ var _ ports.DedupeStore = (*DedupeStore)(nil)
 
 type messageKey struct{ tenantID, messageID string }
 
-// mark is a message's state: held by owner, or committed.
+// mark is a message's state: held by owner, or committed by owner.
 type mark struct {
 	owner     string
 	committed bool
@@ -51,10 +51,10 @@ func (s *DedupeStore) Commit(_ context.Context, tenantID, messageID, owner strin
 	k := messageKey{tenantID, messageID}
 	s.marks.mu.Lock()
 	defer s.marks.mu.Unlock()
-	if m, ok := s.marks.get(k); ok && (m.committed || m.owner != owner) {
+	if m, ok := s.marks.get(k); ok && m.owner != owner {
 		return false, nil
 	}
-	s.marks.put(k, mark{committed: true}, ttl)
+	s.marks.put(k, mark{owner: owner, committed: true}, ttl)
 	return true, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -75,9 +76,12 @@ func (s *TokenStore) DeleteToken(ctx context.Context, tenantID string) error {
 	return s.c.Del(ctx, TokenKey(tenantID))
 }
 
-// LockToken implements [ports.TokenLock] with one SET … NX PX.
+// LockToken implements [ports.TokenLock] with one SET … NX PX … GET: an
+// owner that finds itself holding the lock (a retried command whose reply
+// was lost) has it.
 func (s *TokenStore) LockToken(ctx context.Context, tenantID, owner string, ttl time.Duration) (bool, error) {
-	return s.c.SetNX(ctx, TokenLockKey(tenantID), owner, ttl)
+	old, stored, err := s.c.setNXGet(ctx, TokenLockKey(tenantID), owner, ttl)
+	return stored || (err == nil && old == owner), err
 }
 
 // UnlockToken implements [ports.TokenLock]: it deletes the lock only while
@@ -96,8 +100,10 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0`)
 
 // DedupeStore is a [ports.DedupeStore] on Redis. A claimed message's key
-// holds "claim:<owner>" for the claim TTL; a committed one holds "done" for
-// the dedupe TTL. Ownership checks run as Lua scripts, atomically.
+// holds "claim:<owner>" for the claim TTL; a committed one holds
+// "done:<owner>" for the dedupe TTL. Ownership checks run as Lua scripts,
+// atomically. Naming the owner in both lets a command retried after its
+// reply was lost (a dropped connection) recognize its own work.
 type DedupeStore struct {
 	c *Client
 }
@@ -107,15 +113,17 @@ var _ ports.DedupeStore = (*DedupeStore)(nil)
 // NewDedupeStore returns a DedupeStore on c.
 func NewDedupeStore(c *Client) *DedupeStore { return &DedupeStore{c: c} }
 
-const committedMark = "done"
+const committedPrefix = "done"
 
 func claimMark(owner string) string { return "claim:" + owner }
 
-// commitScript marks a message done for ARGV[3] ms unless another claim
-// holds it or it is done already.
+func doneMark(owner string) string { return committedPrefix + ":" + owner }
+
+// commitScript marks a message done (ARGV[2]) for ARGV[3] ms unless another
+// owner holds it or committed it.
 var commitScript = newScript(`
 local v = redis.call('GET', KEYS[1])
-if v and v ~= ARGV[1] then return 0 end
+if v and v ~= ARGV[1] and v ~= ARGV[2] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1`)
 
@@ -137,7 +145,7 @@ func (s *DedupeStore) Claim(ctx context.Context, tenantID, messageID, owner stri
 		return 0, err
 	case stored, old == mark: // old == mark: a retried SET whose first reply was lost
 		return ports.ClaimAcquired, nil
-	case old == committedMark:
+	case strings.HasPrefix(old, committedPrefix):
 		return ports.ClaimCommitted, nil
 	}
 	return ports.ClaimHeld, nil
@@ -149,7 +157,7 @@ func (s *DedupeStore) Commit(ctx context.Context, tenantID, messageID, owner str
 		return false, fmt.Errorf("commit: ttl %v: must be at least 1ms", ttl)
 	}
 	key := DedupeKey(tenantID, messageID)
-	n, err := redis.Int(s.c.eval(ctx, commitScript, key, claimMark(owner), committedMark, strconv.FormatInt(ttl.Milliseconds(), 10)))
+	n, err := redis.Int(s.c.eval(ctx, commitScript, key, claimMark(owner), doneMark(owner), strconv.FormatInt(ttl.Milliseconds(), 10)))
 	if err != nil {
 		return false, fmt.Errorf("redis commit %s: %w", key, err)
 	}

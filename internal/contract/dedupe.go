@@ -60,11 +60,20 @@ func DedupeStore(t *testing.T, newStore func(t *testing.T) ports.DedupeStore) {
 		d.claim(msg, "b", longTTL, ports.ClaimCommitted)
 	})
 
-	t.Run("a committed message cannot be committed again", func(t *testing.T) {
+	t.Run("a committed message cannot be committed by another owner", func(t *testing.T) {
 		d := dedupe{t, newStore(t), TenantID(t)}
 		d.claim(msg, "a", longTTL, ports.ClaimAcquired)
 		d.commit(msg, "a", longTTL, true)
-		d.commit(msg, "a", longTTL, false)
+		d.commit(msg, "b", longTTL, false)
+		d.claim(msg, "b", longTTL, ports.ClaimCommitted)
+	})
+
+	t.Run("the owner committing again (a retried commit) still owns it", func(t *testing.T) {
+		d := dedupe{t, newStore(t), TenantID(t)}
+		d.claim(msg, "a", longTTL, ports.ClaimAcquired)
+		d.commit(msg, "a", longTTL, true)
+		d.commit(msg, "a", longTTL, true)
+		d.release(msg, "a", false)
 		d.claim(msg, "b", longTTL, ports.ClaimCommitted)
 	})
 
