@@ -9,9 +9,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
+	"github.com/wa2genesys/connectorcache/domain"
 	"github.com/wa2genesys/connectorcache/ports"
 )
 
@@ -21,9 +20,6 @@ var ErrMalformed = errors.New("webhook: malformed payload")
 
 // objectWhatsApp is the object every WhatsApp Business Account webhook names.
 const objectWhatsApp = "whatsapp_business_account"
-
-// maxMessageIDLen matches the deduplicator's limit on message ids.
-const maxMessageIDLen = 512
 
 // Batch is what one webhook POST carries.
 type Batch struct {
@@ -109,7 +105,10 @@ func (m message) text() string {
 // with the sender's profile name from the same value's contacts[]. A
 // payload that is not JSON, not a whatsapp_business_account object, or has
 // a message without a usable id or sender, is rejected whole with
-// [ErrMalformed]: nothing in it should be processed.
+// [ErrMalformed]: nothing in it should be processed. A message id is usable
+// when [domain.ValidateMessageID] accepts it, so that the deduplicator never
+// refuses a message Parse let through; the error then wraps
+// [domain.ErrInvalidMessageID] as well.
 func Parse(body []byte) (Batch, error) {
 	var p payload
 	if err := json.Unmarshal(body, &p); err != nil {
@@ -128,8 +127,8 @@ func Parse(body []byte) (Batch, error) {
 				names[ct.WaID] = ct.Profile.Name
 			}
 			for _, m := range v.Messages {
-				if err := checkID(m.ID); err != nil {
-					return Batch{}, fmt.Errorf("%w: message id: %v", ErrMalformed, err)
+				if err := domain.ValidateMessageID(m.ID); err != nil {
+					return Batch{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 				}
 				if m.From == "" {
 					return Batch{}, fmt.Errorf("%w: message %s has no sender", ErrMalformed, m.ID)
@@ -146,25 +145,6 @@ func Parse(body []byte) (Batch, error) {
 		}
 	}
 	return b, nil
-}
-
-// checkID accepts what the deduplicator can key on: 1–512 bytes of UTF-8
-// without white space or control characters.
-func checkID(id string) error {
-	switch {
-	case id == "":
-		return errors.New("empty")
-	case len(id) > maxMessageIDLen:
-		return fmt.Errorf("%d bytes, at most %d", len(id), maxMessageIDLen)
-	case !utf8.ValidString(id):
-		return errors.New("not UTF-8")
-	}
-	for _, r := range id {
-		if unicode.IsSpace(r) || unicode.IsControl(r) {
-			return fmt.Errorf("character %q not allowed", r)
-		}
-	}
-	return nil
 }
 
 // unixTime reads WhatsApp's timestamp, seconds since the epoch as a string.

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
+	"github.com/wa2genesys/connectorcache/domain"
 	"github.com/wa2genesys/connectorcache/internal/webhook"
 	"github.com/wa2genesys/connectorcache/ports"
 )
@@ -146,6 +146,51 @@ func TestParse_Malformed(t *testing.T) {
 	}
 }
 
+// TestParse_MessageIDsAsTheDeduplicatorChecksThem checks that Parse accepts
+// exactly the message ids the deduplicator accepts, and that a refused id is
+// reported with the deduplicator's sentinel as well as ErrMalformed.
+func TestParse_MessageIDsAsTheDeduplicatorChecksThem(t *testing.T) {
+	tests := []struct {
+		name string
+		give string // as it appears in the JSON string
+		want bool
+	}{
+		{"wamid", "wamid.HBgLMTIwMjU1NTAxNDIVAgASGBQ3RjE0QkM1MDk5RTJBNkQzOEIwMQA=", true},
+		{"colon allowed in message ids", "wamid.a:b", true},
+		{"non-ASCII letters", "wamid.\u00e9\u4e2d", true},
+		{"512 bytes", "wamid." + strings.Repeat("A", 512-len("wamid.")), true},
+		{"513 bytes", "wamid." + strings.Repeat("A", 513-len("wamid.")), false},
+		{"empty", "", false},
+		{"space", "wamid.a b", false},
+		{"tab (JSON escape)", "wamid.a\\tb", false},
+		{"DEL", "wamid.a\u007fb", false},
+		{"no-break space", "wamid.a\u00a0b", false},
+		{"line separator", "wamid.a\u2028b", false},
+		{"C1 control", "wamid.a\u0085b", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := `{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{"messages":[{"from":"1","id":"` + tt.give + `"}]}}]}]}`
+			b, err := webhook.Parse([]byte(body))
+			if got := err == nil; got != tt.want {
+				t.Fatalf("Parse accepted = %v (%v), want %v", got, err, tt.want)
+			}
+			if !tt.want {
+				if !errors.Is(err, webhook.ErrMalformed) || !errors.Is(err, domain.ErrInvalidMessageID) {
+					t.Errorf("Parse error = %v, want ErrMalformed and domain.ErrInvalidMessageID", err)
+				}
+				return
+			}
+			if len(b.Messages) != 1 {
+				t.Fatalf("Parse = %+v, want one message", b)
+			}
+			if err := domain.ValidateMessageID(b.Messages[0].MessageID); err != nil {
+				t.Errorf("the deduplicator refuses the id Parse accepted: %v", err)
+			}
+		})
+	}
+}
+
 // FuzzParse checks that Parse never panics, and that what it accepts is
 // usable: every message has an id the deduplicator can key on and a sender.
 func FuzzParse(f *testing.F) {
@@ -166,9 +211,8 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Statuses = %d", b.Statuses)
 		}
 		for _, m := range b.Messages {
-			if m.MessageID == "" || len(m.MessageID) > 512 || !utf8.ValidString(m.MessageID) ||
-				strings.ContainsAny(m.MessageID, " \t\r\n") || m.From == "" || m.TenantID != "" {
-				t.Fatalf("accepted unusable message %+v", m)
+			if err := domain.ValidateMessageID(m.MessageID); err != nil || m.From == "" || m.TenantID != "" {
+				t.Fatalf("accepted unusable message %+v (%v)", m, err)
 			}
 		}
 	})
