@@ -9,9 +9,14 @@ import (
 	"github.com/wa2genesys/connectorcache/app"
 )
 
-// failOpenOps are the operations the fail-open decorators count; each is
-// exported from the first scrape, at zero.
-var failOpenOps = []string{"get_token", "put_token", "delete_token", "claim", "commit", "release"}
+// failOpenOps are the operations the fail-open decorators (token store,
+// token lock, dedupe store) count; each is exported from the first scrape,
+// at zero.
+var failOpenOps = []string{
+	"get_token", "put_token", "delete_token",
+	"lock_token", "unlock_token",
+	"claim", "commit", "release",
+}
 
 // breakerStates are the states the Redis circuit breaker can be in.
 var breakerStates = []breaker.State{breaker.Closed, breaker.HalfOpen, breaker.Open}
