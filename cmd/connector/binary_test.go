@@ -5,17 +5,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/wa2genesys/connectorcache/adapters/logsink"
+	"github.com/wa2genesys/connectorcache/internal/redistest"
 	"github.com/wa2genesys/connectorcache/internal/webhook"
 )
 
@@ -188,5 +191,104 @@ tenants:
 	}
 	if got := g.deliveredIDs(); got[wamidText] != 1 {
 		t.Errorf("Genesys messages = %v, want the in-flight one", got)
+	}
+}
+
+// blockingWriter is a standard output that holds the first write until
+// release is closed, signalling on entered when it gets there, then fails
+// it: a log delivery stuck past the shutdown timeout, then failing.
+type blockingWriter struct {
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (w *blockingWriter) Write(p []byte) (int, error) {
+	w.once.Do(func() { close(w.entered) })
+	<-w.release
+	return 0, errors.New("stdout closed")
+}
+
+// TestServe_ShutdownTimeoutClosesTheStoreAfterTheHandlers cancels the
+// connector's context while a delivery is stuck past http.shutdown_timeout:
+// serve must not close the store until the handler, its delivery failed,
+// has released its claim, so that Meta's redelivery finds the message free.
+func TestServe_ShutdownTimeoutClosesTheStoreAfterTheHandlers(t *testing.T) {
+	clearHostEnv(t)
+	redisURL := redistest.SharedURL(t)
+	tenant := uniqueTenant(t)
+	t.Setenv("HTTP_ADDR", "127.0.0.1:0")
+	t.Setenv("HTTP_SHUTDOWN_TIMEOUT", "2s")
+	t.Setenv("STORE", "redis")
+	t.Setenv("REDIS_URL", redisURL)
+	path := writeConfig(t, fmt.Sprintf(`
+delivery: log
+whatsapp: {app_secret: %s}
+tenants:
+  - id: %s
+    verify_token: vt
+`, e2eAppSecret, tenant))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stdout := &blockingWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	pr, pw := io.Pipe()
+	served := make(chan error, 1)
+	go func() {
+		served <- run(ctx, []string{"-config", path}, stdout, pw)
+		pw.Close()
+	}()
+	logs := &syncBuffer{}
+	addr := listenAddr(t, pr, logs)
+
+	body := readFixture(t, "text-message.json")
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/webhook/"+tenant, bytes.NewReader(body))
+		req.Header.Set(webhook.SignatureHeader, webhook.Sign([]byte(e2eAppSecret), body))
+		if resp, err := http.DefaultClient.Do(req); err == nil { // the shutdown closes the connection
+			resp.Body.Close()
+		}
+	}()
+	select {
+	case <-stdout.entered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the delivery never started")
+	}
+	if keys := dedupeKeys(t, redisURL, tenant); len(keys) != 1 {
+		t.Fatalf("dedupe keys during the delivery = %v, want its claim", keys)
+	}
+
+	cancel() // as SIGTERM does
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(logs.String(), `"msg":"in-flight requests cut short"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the shutdown never timed out; logs:\n%s", logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	returned := false
+	select {
+	case err := <-served:
+		t.Errorf("serve returned (%v), closing the store, while a handler was still delivering", err)
+		returned = true
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(stdout.release)
+	if !returned {
+		select {
+		case err := <-served:
+			if err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("serve did not return after the handler did")
+		}
+	}
+
+	if keys := dedupeKeys(t, redisURL, tenant); len(keys) != 0 {
+		t.Errorf("dedupe keys after the shutdown = %v, want the claim released before the store closed", keys)
+	}
+	if strings.Contains(logs.String(), "failing open") {
+		t.Errorf("the store failed during the shutdown:\n%s", logs)
 	}
 }

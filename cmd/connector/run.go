@@ -51,7 +51,10 @@ func defaultConfigPath() string {
 
 // serve serves HTTP until ctx ends, then shuts down gracefully: it stops
 // accepting, lets in-flight requests finish within http.shutdown_timeout,
-// and closes the store.
+// and closes the store. Requests still running then have their connections
+// closed, and the store stays open for up to http.shutdown_timeout more
+// while their handlers return, so that none commits or releases a claim on
+// a closed store.
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("connector", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -81,8 +84,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTP.Addr, err)
 	}
+	handlers := newHandlerTracker(svc.handler)
 	srv := &http.Server{
-		Handler:           svc.handler,
+		Handler:           handlers,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -112,6 +116,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("server stopped with an error", zap.Error(err))
+	}
+	// Close does not wait for handlers: wait for them here, so that the
+	// deferred close of the store comes after their commits and releases.
+	waitCtx, cancelWait := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
+	defer cancelWait()
+	if n := handlers.wait(waitCtx); n > 0 {
+		log.Warn("handlers still running; closing the store under them", zap.Int("handlers", n))
 	}
 	log.Info("stopped")
 	return nil
