@@ -5,8 +5,11 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -22,6 +25,9 @@ const MaxBodyBytes = 1 << 20
 // DefaultSettleTimeout is the SettleTimeout used when [Config.SettleTimeout]
 // is zero.
 const DefaultSettleTimeout = 5 * time.Second
+
+// DefaultRetryAfter is the RetryAfter used when [Config.RetryAfter] is zero.
+const DefaultRetryAfter = 5 * time.Second
 
 // Claimer claims a message before it is processed; [domain.Deduplicator] is
 // one.
@@ -46,17 +52,38 @@ type Config struct {
 	// Metrics counts requests and times deliveries. Nil means no metrics.
 	Metrics *Metrics
 	// SettleTimeout bounds committing or releasing a claim once its
-	// delivery is over, even when the request was cancelled. Zero means
-	// DefaultSettleTimeout.
+	// delivery is over (or panicked), even when the request was cancelled.
+	// Zero means DefaultSettleTimeout.
 	SettleTimeout time.Duration
+	// RetryAfter is the delay a 503 answer asks Meta to wait before it
+	// redelivers, sent as a Retry-After header in whole seconds (at least
+	// one). Zero means DefaultRetryAfter.
+	RetryAfter time.Duration
 }
 
 // Handler serves a tenant's WhatsApp webhook at /webhook/{tenantId}:
-//   - GET answers Meta's subscription handshake;
-//   - POST receives messages. Each message is claimed, delivered, then
-//     committed; a failed delivery releases its claim and the request is
-//     answered 503, so that Meta redelivers it and no message is lost.
-//     Messages already delivered or being delivered are skipped.
+//   - GET answers Meta's subscription handshake: 200 and hub.challenge for
+//     hub.mode=subscribe with the tenant's verify token, 403 for anything
+//     else, an unknown tenant included;
+//   - POST receives messages, in payload order. Each message is claimed,
+//     delivered, then committed. A message already delivered (its claim is
+//     done) is skipped as a duplicate. The request is answered 503, with a
+//     Retry-After header, so that Meta redelivers it and no message is lost,
+//     when a delivery failed or panicked (its claim is released, on a
+//     context detached from the request's, within the settle timeout), when
+//     claiming failed, or when a message is in flight: claimed by another
+//     request that has not committed it yet. An in-flight message is not
+//     skipped as a duplicate because its holder may never commit it (its
+//     delivery fails and its release fails too, or its process dies): Meta's
+//     redelivery finds it done (200), or free again once the holder released
+//     it or its claim expired, and delivers it then. The request stops at
+//     the first such message; the ones after it wait for the redelivery, so
+//     that their order is kept. Otherwise it is answered 200.
+//
+// A panicking deliverer is treated as a failed delivery: the panic is
+// recovered and logged with its stack, the claim released, and the request
+// answered 503, so that one bad message does not leave its claim held until
+// it expires.
 //
 // It is safe for concurrent use.
 type Handler struct {
@@ -67,7 +94,9 @@ type Handler struct {
 	log     *zap.Logger
 	metrics *Metrics
 	settle  time.Duration
-	handler http.Handler
+	// retryAfter is the Retry-After header value of 503 answers.
+	retryAfter string
+	handler    http.Handler
 }
 
 // NewHandler returns a Handler configured by cfg.
@@ -87,6 +116,11 @@ func NewHandler(cfg Config) *Handler {
 	if h.settle <= 0 {
 		h.settle = DefaultSettleTimeout
 	}
+	retryAfter := cfg.RetryAfter
+	if retryAfter <= 0 {
+		retryAfter = DefaultRetryAfter
+	}
+	h.retryAfter = strconv.FormatInt(max(1, int64((retryAfter+time.Second-1)/time.Second)), 10)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /webhook/{tenantId}", h.verify)
 	mux.HandleFunc("POST /webhook/{tenantId}", h.receive)
@@ -101,13 +135,14 @@ func NewHandler(cfg Config) *Handler {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.handler.ServeHTTP(w, r) }
 
 // verify answers Meta's subscription handshake: hub.mode=subscribe with the
-// tenant's verify token gets hub.challenge back.
+// tenant's verify token gets hub.challenge back. Anything else, an unknown
+// tenant included, is refused with 403.
 func (h *Handler) verify(w http.ResponseWriter, r *http.Request) {
 	tenant := r.PathValue("tenantId")
 	want, ok := h.tokens[tenant]
 	if !ok {
 		h.log.Warn("webhook for unknown tenant", zap.String("tenant", tenant), zap.String("method", r.Method))
-		writeError(w, http.StatusNotFound, "unknown tenant")
+		writeError(w, http.StatusForbidden, "verification refused")
 		return
 	}
 	q := r.URL.Query()
@@ -127,14 +162,18 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request) {
 type Result struct {
 	// Delivered counts the messages delivered by this request.
 	Delivered int `json:"delivered"`
-	// Duplicates counts the messages skipped: already delivered, or being
-	// delivered by another request.
+	// Duplicates counts the messages skipped because they were delivered
+	// already.
 	Duplicates int `json:"duplicates"`
-	// Failed counts the messages whose delivery failed (at most one: the
-	// request stops at the first failure).
+	// InFlight counts the messages claimed by another request that had not
+	// committed them yet (at most one: the request stops there). They are
+	// left for Meta's redelivery.
+	InFlight int `json:"in_flight"`
+	// Failed counts the messages whose claim or delivery failed (at most
+	// one: the request stops at the first failure).
 	Failed int `json:"failed"`
-	// Deferred counts the messages after a failure, left for Meta's
-	// redelivery so that their order is kept.
+	// Deferred counts the messages after a failed or in-flight one, left
+	// for Meta's redelivery so that their order is kept.
 	Deferred int `json:"deferred"`
 	// Statuses counts the receipts acknowledged.
 	Statuses int `json:"statuses"`
@@ -173,15 +212,16 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 	}
 	res := h.process(r.Context(), tenant, batch)
 	status := http.StatusOK
-	if res.Failed > 0 {
+	if res.Failed > 0 || res.InFlight > 0 {
 		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", h.retryAfter)
 	}
 	writeJSON(w, status, res)
 }
 
 // process claims, delivers and settles each message in order. At the first
-// failed delivery it stops: the rest waits for Meta's redelivery, which
-// skips what was delivered and keeps the order.
+// message that failed or is in flight elsewhere it stops: the rest waits for
+// Meta's redelivery, which skips what was delivered and keeps the order.
 func (h *Handler) process(ctx context.Context, tenant string, batch Batch) Result {
 	res := Result{Statuses: batch.Statuses}
 	for i, msg := range batch.Messages {
@@ -203,14 +243,20 @@ func (h *Handler) processOne(ctx context.Context, msg ports.InboundMessage, res 
 		res.Failed++
 		return false
 	}
-	if st := claim.Status(); st != domain.ClaimNew {
+	switch st := claim.Status(); st {
+	case domain.ClaimNew:
+	case domain.ClaimDone:
 		h.log.Info("duplicate skipped", append(fields, zap.Stringer("claim", st))...)
 		res.Duplicates++
 		return true
+	default: // domain.ClaimInFlight: not a duplicate until its holder commits
+		h.log.Info("message in flight elsewhere; left for redelivery", append(fields, zap.Stringer("claim", st))...)
+		res.InFlight++
+		return false
 	}
 
 	start := time.Now()
-	err = h.deliver.Deliver(ctx, msg)
+	err = h.deliverRecovered(ctx, msg, fields)
 	took := time.Since(start)
 
 	settleCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.settle)
@@ -233,6 +279,19 @@ func (h *Handler) processOne(ctx context.Context, msg ports.InboundMessage, res 
 	}
 	res.Delivered++
 	return true
+}
+
+// deliverRecovered delivers msg, turning a panic of the deliverer into an
+// error, so that the caller releases the claim as for any failed delivery.
+func (h *Handler) deliverRecovered(ctx context.Context, msg ports.InboundMessage, fields []zap.Field) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			h.log.Error("delivery panicked", append(fields, zap.String("panic", fmt.Sprint(v)),
+				zap.ByteString("stack", debug.Stack()))...)
+			err = fmt.Errorf("webhook: deliverer panicked: %v", v)
+		}
+	}()
+	return h.deliver.Deliver(ctx, msg)
 }
 
 func (h *Handler) observe(result string, took time.Duration) {

@@ -10,11 +10,16 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/wa2genesys/connectorcache/adapters/failopen"
 	"github.com/wa2genesys/connectorcache/adapters/memory"
 	"github.com/wa2genesys/connectorcache/domain"
 	"github.com/wa2genesys/connectorcache/internal/webhook"
@@ -61,28 +66,81 @@ type harness struct {
 	dedupe *domain.Deduplicator
 	sink   *recorder
 	reg    *prometheus.Registry
+	logs   *observer.ObservedLogs
+}
+
+// harnessOptions vary the handler a harness serves.
+type harnessOptions struct {
+	// store is the dedupe store; nil means a fresh memory store.
+	store ports.DedupeStore
+	// dedupe configures the deduplicator.
+	dedupe domain.DeduplicatorConfig
+	// wrap, when set, wraps the recorder in the deliverer the handler uses.
+	wrap func(ports.Deliverer) ports.Deliverer
+	// retryAfter is the handler's Config.RetryAfter.
+	retryAfter time.Duration
 }
 
 func newHarness(t *testing.T) *harness {
+	t.Helper()
+	return newHarnessWith(t, harnessOptions{})
+}
+
+func newHarnessWith(t *testing.T, opt harnessOptions) *harness {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	metrics, err := webhook.NewMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if opt.store == nil {
+		opt.store = memory.NewDedupeStore()
+	}
+	core, logs := observer.New(zap.DebugLevel)
 	hs := &harness{
-		dedupe: domain.NewDeduplicator(memory.NewDedupeStore(), domain.DeduplicatorConfig{}),
+		dedupe: domain.NewDeduplicator(opt.store, opt.dedupe),
 		sink:   &recorder{},
 		reg:    reg,
+		logs:   logs,
+	}
+	var deliverer ports.Deliverer = hs.sink
+	if opt.wrap != nil {
+		deliverer = opt.wrap(hs.sink)
 	}
 	hs.h = webhook.NewHandler(webhook.Config{
 		AppSecret:    []byte(appSecret),
 		VerifyTokens: map[string]string{"acme": verifyToken},
 		Dedupe:       hs.dedupe,
-		Deliverer:    hs.sink,
+		Deliverer:    deliverer,
+		Logger:       zap.New(core),
 		Metrics:      metrics,
+		RetryAfter:   opt.retryAfter,
 	})
 	return hs
+}
+
+// serve serves req, failing the test if the handler panics.
+func (hs *harness) serve(t *testing.T, req *http.Request) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	func() {
+		defer func() {
+			if v := recover(); v != nil {
+				t.Fatalf("handler panicked: %v", v)
+			}
+		}()
+		hs.h.ServeHTTP(rec, req)
+	}()
+	return rec
+}
+
+// postRecorded sends body to tenant acme's webhook, signed, and returns the
+// whole answer.
+func (hs *harness) postRecorded(t *testing.T, body []byte) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/webhook/acme", bytes.NewReader(body))
+	req.Header.Set(webhook.SignatureHeader, webhook.Sign([]byte(appSecret), body))
+	return hs.serve(t, req)
 }
 
 // post sends body to tenant's webhook, signed with sig, and returns the
@@ -93,8 +151,7 @@ func (hs *harness) post(t *testing.T, tenant string, body []byte, sig string) (i
 	if sig != "" {
 		req.Header.Set(webhook.SignatureHeader, sig)
 	}
-	rec := httptest.NewRecorder()
-	hs.h.ServeHTTP(rec, req)
+	rec := hs.serve(t, req)
 	var res webhook.Result
 	if rec.Code == http.StatusOK || rec.Code == http.StatusServiceUnavailable {
 		if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil {
@@ -126,7 +183,7 @@ func TestHandler_Verify(t *testing.T) {
 		{"wrong mode", "acme", url.Values{"hub.mode": {"unsubscribe"}, "hub.verify_token": {verifyToken}, "hub.challenge": {"1"}},
 			http.StatusForbidden, ""},
 		{"unknown tenant", "nobody", url.Values{"hub.mode": {"subscribe"}, "hub.verify_token": {verifyToken}, "hub.challenge": {"1"}},
-			http.StatusNotFound, ""},
+			http.StatusForbidden, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -269,6 +326,273 @@ func TestHandler_CancelledRequestReleasesItsClaim(t *testing.T) {
 	hs.sink.mu.Unlock()
 	if status, res := hs.postSigned(t, body); status != http.StatusOK || res.Delivered != 1 {
 		t.Errorf("retry after a cancelled request = %d %+v, want it delivered", status, res)
+	}
+}
+
+// gate is a deliverer that holds the delivery of one message until open
+// is closed, signalling on arrived when it gets there; other messages pass
+// straight to next. The held delivery ignores its context, as a stuck one
+// does.
+type gate struct {
+	next    ports.Deliverer
+	id      string
+	arrived chan struct{}
+	open    chan struct{}
+}
+
+func newGate(id string) *gate {
+	return &gate{id: id, arrived: make(chan struct{}, 1), open: make(chan struct{})}
+}
+
+// wrap makes g pass the messages it does not hold to next.
+func (g *gate) wrap(next ports.Deliverer) ports.Deliverer {
+	g.next = next
+	return g
+}
+
+func (g *gate) Deliver(ctx context.Context, msg ports.InboundMessage) error {
+	if msg.MessageID == g.id {
+		select {
+		case g.arrived <- struct{}{}:
+		default:
+		}
+		<-g.open
+	}
+	return g.next.Deliver(ctx, msg)
+}
+
+// startHeld POSTs body in the background and returns once the delivery of
+// the gated message is held; the answer comes on the returned channel.
+func (hs *harness) startHeld(t *testing.T, g *gate, body []byte) <-chan *httptest.ResponseRecorder {
+	t.Helper()
+	done := make(chan *httptest.ResponseRecorder, 1)
+	go func() {
+		req := httptest.NewRequest(http.MethodPost, "/webhook/acme", bytes.NewReader(body))
+		req.Header.Set(webhook.SignatureHeader, webhook.Sign([]byte(appSecret), body))
+		rec := httptest.NewRecorder()
+		hs.h.ServeHTTP(rec, req)
+		done <- rec
+	}()
+	select {
+	case <-g.arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the held delivery never started")
+	}
+	return done
+}
+
+func decodeResult(t *testing.T, rec *httptest.ResponseRecorder) webhook.Result {
+	t.Helper()
+	var res webhook.Result
+	if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil {
+		t.Fatalf("answer %d body %q: %v", rec.Code, rec.Body, err)
+	}
+	return res
+}
+
+func TestHandler_InFlightMessageAnswers503UntilItsHolderCommits(t *testing.T) {
+	g := newGate(wamidText)
+	hs := newHarnessWith(t, harnessOptions{wrap: g.wrap})
+	body := fixture(t, "text-message.json")
+	held := hs.startHeld(t, g, body)
+
+	rec := hs.postRecorded(t, body)
+	if res := decodeResult(t, rec); rec.Code != http.StatusServiceUnavailable || res != (webhook.Result{InFlight: 1}) {
+		t.Errorf("POST while the message is in flight = %d %+v, want 503 {InFlight:1}", rec.Code, res)
+	}
+	if got := rec.Header().Get("Retry-After"); got != "5" {
+		t.Errorf("Retry-After = %q, want the default 5", got)
+	}
+	if ids := hs.sink.ids(); len(ids) != 0 {
+		t.Errorf("delivered %v while the holder's delivery is held, want nothing", ids)
+	}
+
+	close(g.open)
+	first := <-held
+	if res := decodeResult(t, first); first.Code != http.StatusOK || res != (webhook.Result{Delivered: 1}) {
+		t.Errorf("holder's POST = %d %+v, want 200 {Delivered:1}", first.Code, res)
+	}
+	rec = hs.postRecorded(t, body)
+	if res := decodeResult(t, rec); rec.Code != http.StatusOK || res != (webhook.Result{Duplicates: 1}) {
+		t.Errorf("redelivery after the commit = %d %+v, want 200 {Duplicates:1}", rec.Code, res)
+	}
+	if rec.Header().Get("Retry-After") != "" {
+		t.Errorf("a 200 answer carries Retry-After %q", rec.Header().Get("Retry-After"))
+	}
+	if got := hs.sink.ids(); len(got) != 1 || got[0] != wamidText {
+		t.Errorf("delivered %v, want the message exactly once", got)
+	}
+}
+
+func TestHandler_InFlightMessageDefersTheRestOfTheBatch(t *testing.T) {
+	g := newGate(wamidSecond)
+	hs := newHarnessWith(t, harnessOptions{wrap: g.wrap})
+	body := fixture(t, "batch-three-messages.json")
+	held := hs.startHeld(t, g, body) // the first delivered, the second held
+
+	rec := hs.postRecorded(t, body)
+	if want, res := (webhook.Result{Duplicates: 1, InFlight: 1, Deferred: 1}), decodeResult(t, rec); rec.Code != http.StatusServiceUnavailable || res != want {
+		t.Errorf("concurrent POST = %d %+v, want 503 %+v", rec.Code, res, want)
+	}
+	close(g.open)
+	if first := <-held; first.Code != http.StatusOK {
+		t.Errorf("holder's POST = %d %s, want 200", first.Code, first.Body)
+	}
+	if got, want := hs.sink.ids(), []string{wamidText, wamidSecond, wamidThird}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("delivered %v, want each once, in order: %v", got, want)
+	}
+}
+
+func TestHandler_RetryAfter(t *testing.T) {
+	tests := []struct {
+		give time.Duration
+		want string
+	}{
+		{0, "5"},
+		{time.Millisecond, "1"},
+		{1500 * time.Millisecond, "2"},
+		{30 * time.Second, "30"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.give.String(), func(t *testing.T) {
+			hs := newHarnessWith(t, harnessOptions{retryAfter: tt.give})
+			hs.sink.fail = func(ports.InboundMessage) error { return errors.New("genesys answered 500") }
+			rec := hs.postRecorded(t, fixture(t, "text-message.json"))
+			if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != tt.want {
+				t.Errorf("answer = %d, Retry-After %q; want 503, %q", rec.Code, rec.Header().Get("Retry-After"), tt.want)
+			}
+		})
+	}
+}
+
+// releaseFailsOnce is a dedupe store whose first Release fails, as one
+// during a short Redis outage does.
+type releaseFailsOnce struct {
+	ports.DedupeStore
+	failed atomic.Bool
+}
+
+func (s *releaseFailsOnce) Release(ctx context.Context, tenantID, messageID, owner string) (bool, error) {
+	if s.failed.CompareAndSwap(false, true) {
+		return false, errors.New("read tcp 127.0.0.1:6379: connection reset by peer")
+	}
+	return s.DedupeStore.Release(ctx, tenantID, messageID, owner)
+}
+
+// fakeClock is a clock that moves only when told to.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// TestHandler_LostReleaseIsRedeliveredAfterTheClaimExpires follows a
+// message whose delivery failed and whose release the fail-open store then
+// skipped: its claim stays held, with no holder left to settle it. Meta's
+// redeliveries are answered 503 until the claim expires, then the message is
+// delivered, once.
+func TestHandler_LostReleaseIsRedeliveredAfterTheClaimExpires(t *testing.T) {
+	const claimTTL = time.Second
+	clock := &fakeClock{now: time.Date(2025, 11, 26, 6, 10, 0, 0, time.UTC)}
+	events := &failopen.Events{}
+	store := failopen.NewDedupeStore(&releaseFailsOnce{DedupeStore: memory.NewDedupeStore(memory.WithClock(clock.Now))}, nil, events)
+	hs := newHarnessWith(t, harnessOptions{store: store, dedupe: domain.DeduplicatorConfig{ClaimTTL: claimTTL}})
+	failures := 1
+	hs.sink.fail = func(ports.InboundMessage) error {
+		if failures > 0 {
+			failures--
+			return errors.New("genesys answered 500")
+		}
+		return nil
+	}
+	body := fixture(t, "text-message.json")
+
+	if status, res := hs.postSigned(t, body); status != http.StatusServiceUnavailable || res != (webhook.Result{Failed: 1}) {
+		t.Fatalf("POST while delivery fails = %d %+v, want 503 {Failed:1}", status, res)
+	}
+	if got := events.Snapshot()["release"]; got != 1 {
+		t.Fatalf("fail-open release events = %d, want 1: the scenario needs the release lost", got)
+	}
+	for i := 0; i < 3; i++ {
+		clock.Advance(claimTTL / 4)
+		rec := hs.postRecorded(t, body)
+		if res := decodeResult(t, rec); rec.Code != http.StatusServiceUnavailable || res != (webhook.Result{InFlight: 1}) {
+			t.Errorf("redelivery %d within the claim TTL = %d %+v, want 503 {InFlight:1}", i+1, rec.Code, res)
+		}
+		if rec.Header().Get("Retry-After") == "" {
+			t.Errorf("redelivery %d: 503 without Retry-After", i+1)
+		}
+	}
+	if ids := hs.sink.ids(); len(ids) != 0 {
+		t.Fatalf("delivered %v within the claim TTL, want nothing yet", ids)
+	}
+
+	clock.Advance(claimTTL / 4) // the lost claim has expired
+	if status, res := hs.postSigned(t, body); status != http.StatusOK || res != (webhook.Result{Delivered: 1}) {
+		t.Errorf("redelivery after the claim TTL = %d %+v, want 200 {Delivered:1}", status, res)
+	}
+	if status, res := hs.postSigned(t, body); status != http.StatusOK || res != (webhook.Result{Duplicates: 1}) {
+		t.Errorf("redelivery after the delivery = %d %+v, want 200 {Duplicates:1}", status, res)
+	}
+	if got := hs.sink.ids(); len(got) != 1 || got[0] != wamidText {
+		t.Errorf("delivered %v, want the message exactly once", got)
+	}
+}
+
+// panicsOnce is a deliverer whose first delivery panics.
+type panicsOnce struct {
+	next     ports.Deliverer
+	panicked atomic.Bool
+}
+
+func (p *panicsOnce) Deliver(ctx context.Context, msg ports.InboundMessage) error {
+	if p.panicked.CompareAndSwap(false, true) {
+		var m map[string]int
+		m["boom"]++ // a nil map write, as a careless deliverer makes
+	}
+	return p.next.Deliver(ctx, msg)
+}
+
+func TestHandler_PanickingDeliveryReleasesItsClaim(t *testing.T) {
+	hs := newHarnessWith(t, harnessOptions{wrap: func(next ports.Deliverer) ports.Deliverer {
+		return &panicsOnce{next: next}
+	}})
+	body := fixture(t, "text-message.json")
+
+	rec := hs.postRecorded(t, body)
+	if res := decodeResult(t, rec); rec.Code != http.StatusServiceUnavailable || res != (webhook.Result{Failed: 1}) {
+		t.Errorf("POST whose delivery panics = %d %+v, want 503 {Failed:1}", rec.Code, res)
+	}
+	if rec.Header().Get("Retry-After") == "" {
+		t.Error("503 without Retry-After")
+	}
+	if st := hs.dedupe.Stats(); st.Released != 1 {
+		t.Errorf("dedupe stats = %+v, want the claim released", st)
+	}
+	panics := hs.logs.FilterMessage("delivery panicked").All()
+	if len(panics) != 1 || !strings.Contains(panics[0].ContextMap()["stack"].(string), "panicsOnce") {
+		t.Errorf("panic logs = %+v, want one with the stack of the panic", panics)
+	}
+
+	if status, res := hs.postSigned(t, body); status != http.StatusOK || res != (webhook.Result{Delivered: 1}) {
+		t.Errorf("redelivery = %d %+v, want 200 {Delivered:1}", status, res)
+	}
+	if got := hs.sink.ids(); len(got) != 1 || got[0] != wamidText {
+		t.Errorf("delivered %v, want the message exactly once", got)
+	}
+	if got := histogramCount(t, hs.reg, "connector_delivery_duration_seconds", map[string]string{"result": "failed"}); got != 1 {
+		t.Errorf("failed deliveries = %d, want the panic counted as one", got)
 	}
 }
 
