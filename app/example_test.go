@@ -62,8 +62,12 @@ func Example() {
 			if err := claim.Commit(ctx); err != nil {
 				log.Fatal(err)
 			}
-		case domain.ClaimInFlight, domain.ClaimDone:
+		case domain.ClaimDone:
 			fmt.Println("duplicate skipped:", claim.Status())
+		case domain.ClaimInFlight:
+			// Another worker holds it and may yet fail: do not acknowledge
+			// it (answer 503), so that the sender retries.
+			fmt.Println("in flight elsewhere: retry later")
 		}
 	}
 

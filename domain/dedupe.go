@@ -84,7 +84,10 @@ const (
 	// ClaimNew: the message is new and now claimed by the caller, who
 	// processes it, then commits or releases the claim.
 	ClaimNew ClaimStatus = iota + 1
-	// ClaimInFlight: another worker holds the message. Skip it.
+	// ClaimInFlight: another worker holds the message and has not
+	// committed it. Do not process it, and do not acknowledge it as
+	// processed either: the holder may yet fail (and release, or die and
+	// let its claim expire), so ask the sender to retry later.
 	ClaimInFlight
 	// ClaimDone: the message was processed already. Skip it.
 	ClaimDone

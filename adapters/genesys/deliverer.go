@@ -27,7 +27,8 @@ const (
 // rejects it. [domain.TokenCache] is one.
 type Tokens interface {
 	Token(ctx context.Context, tenantID string) (string, error)
-	Invalidate(ctx context.Context, tenantID string) error
+	// Reject drops the tenant's cached token if it is still token.
+	Reject(ctx context.Context, tenantID, token string) error
 }
 
 // Endpoint is where one tenant's messages go.
@@ -125,7 +126,7 @@ func (d *Deliverer) Deliver(ctx context.Context, msg ports.InboundMessage) error
 		waited      time.Duration
 	)
 	for {
-		status, header, err := d.post(ctx, msg.TenantID, target, body)
+		status, header, tok, err := d.post(ctx, msg.TenantID, target, body)
 		if err != nil {
 			return fmt.Errorf("deliver message %s of tenant %s: %w", msg.MessageID, msg.TenantID, err)
 		}
@@ -134,7 +135,7 @@ func (d *Deliverer) Deliver(ctx context.Context, msg ports.InboundMessage) error
 			return nil
 		case status == http.StatusUnauthorized && !refreshed:
 			refreshed = true
-			if err := d.tokens.Invalidate(ctx, msg.TenantID); err != nil {
+			if err := d.tokens.Reject(ctx, msg.TenantID, tok); err != nil {
 				return fmt.Errorf("deliver message %s of tenant %s: %w", msg.MessageID, msg.TenantID, err)
 			}
 			continue
@@ -154,26 +155,27 @@ func (d *Deliverer) Deliver(ctx context.Context, msg ports.InboundMessage) error
 }
 
 // post sends one request with the tenant's current token and returns the
-// answer's status and header; the body is read and discarded.
-func (d *Deliverer) post(ctx context.Context, tenantID, target string, body []byte) (int, http.Header, error) {
-	tok, err := d.tokens.Token(ctx, tenantID)
+// answer's status and header, and the token it was sent with; the body is
+// read and discarded.
+func (d *Deliverer) post(ctx context.Context, tenantID, target string, body []byte) (status int, header http.Header, tok string, err error) {
+	tok, err = d.tokens.Token(ctx, tenantID)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, "", err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, "", err
 	}
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	resp, err := d.client.Do(req)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, "", err
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	return resp.StatusCode, resp.Header, nil
+	return resp.StatusCode, resp.Header, tok, nil
 }
 
 // retryAfter reads a Retry-After header: delay seconds or an HTTP date.

@@ -363,3 +363,48 @@ func TestRegionURLs(t *testing.T) {
 		}
 	}
 }
+
+// TestDeliverer_BurstOf401sRefetchesOnce: deliveries in flight when the
+// cached token was revoked all get 401 with it; the first to reject it
+// drops it, the others find the fresh token cached and leave it, so the
+// auth service is asked again once, not once per delivery.
+func TestDeliverer_BurstOf401sRefetchesOnce(t *testing.T) {
+	login := newLoginServer(t, map[string]string{"id": "secret"})
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if r.Header.Get("Authorization") == "Bearer tok-1" { // revoked
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(api.Close)
+	tokens := domain.NewTokenCache(memory.NewTokenStore(), genesys.NewTokenFetcher(map[string]genesys.Credentials{
+		"acme": {LoginURL: login.URL, ClientID: "id", ClientSecret: "secret"},
+	}, nil), domain.TokenCacheConfig{})
+	d := genesys.NewDeliverer(map[string]genesys.Endpoint{"acme": {APIURL: api.URL, IntegrationID: integrationID}}, tokens, genesys.DelivererConfig{})
+	if _, err := tokens.Token(t.Context(), "acme"); err != nil { // tok-1, cached
+		t.Fatal(err)
+	}
+
+	const deliveries = 30
+	var wg sync.WaitGroup
+	errs := make(chan error, deliveries)
+	for range deliveries {
+		wg.Go(func() {
+			if err := d.Deliver(t.Context(), textMessage()); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("Deliver: %v", err)
+	}
+	// One refetch; a second only if a delivery read tok-1 just before the
+	// first dropped it and deleted just after tok-2 was cached.
+	if got := login.calls.Load(); got > 3 {
+		t.Errorf("auth calls = %d for one revoked token, want 2 (3 at most)", got)
+	}
+}
