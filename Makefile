@@ -41,7 +41,7 @@ bench: redis
 
 ## run: the connector on :8080 with the memory store, log delivery, a development app secret and tenant "demo".
 run:
-	$(GO) run ./cmd/connector -config cmd/connector/dev.yaml
+	@$(GO) run ./cmd/connector -config cmd/connector/dev.yaml
 
 ## sample: sign testdata/whatsapp/text-message.json and POST it twice to `make run` (honours HTTP_ADDR).
 sample:
