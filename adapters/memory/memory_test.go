@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wa2genesys/connectorcache/internal/fakeclock"
+
 	"github.com/wa2genesys/connectorcache/adapters/memory"
 	"github.com/wa2genesys/connectorcache/internal/contract"
 	"github.com/wa2genesys/connectorcache/ports"
@@ -20,26 +22,8 @@ func TestDedupeStoreContract(t *testing.T) {
 	contract.DedupeStore(t, func(*testing.T) ports.DedupeStore { return memory.NewDedupeStore() })
 }
 
-// clock is a settable time source for [memory.WithClock]. It is safe for
-// concurrent use.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+// newClock returns a settable time source; no test sleeps for a TTL.
+func newClock() *fakeclock.Clock { return fakeclock.New() }
 
 func TestTokenStoreExpiresExactlyAtTTL(t *testing.T) {
 	tests := []struct {

@@ -11,6 +11,7 @@ import (
 	"github.com/wa2genesys/connectorcache/adapters/memory"
 	"github.com/wa2genesys/connectorcache/adapters/nearcache"
 	"github.com/wa2genesys/connectorcache/internal/contract"
+	"github.com/wa2genesys/connectorcache/internal/fakeclock"
 	"github.com/wa2genesys/connectorcache/internal/mocks"
 	"github.com/wa2genesys/connectorcache/ports"
 )
@@ -19,7 +20,7 @@ import (
 // the test on any call it was not told to expect, so a test that sets no
 // Claim expectation asserts that the local record answered.
 type dedupe struct {
-	clk  *clock
+	clk  *fakeclock.Clock
 	next *mocks.MockDedupeStore
 	s    ports.DedupeStore
 }

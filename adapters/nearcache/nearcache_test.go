@@ -2,9 +2,10 @@ package nearcache_test
 
 import (
 	"errors"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/wa2genesys/connectorcache/internal/fakeclock"
 
 	"go.uber.org/goleak"
 )
@@ -23,23 +24,5 @@ const (
 
 var errRedis = errors.New("redis: connection refused")
 
-// clock is a settable time source for [nearcache.Config.Now] and
-// [memory.WithClock]. It is safe for concurrent use.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+// newClock returns a settable time source; no test sleeps for a TTL.
+func newClock() *fakeclock.Clock { return fakeclock.New() }

@@ -13,6 +13,7 @@ import (
 	"github.com/wa2genesys/connectorcache/adapters/memory"
 	"github.com/wa2genesys/connectorcache/adapters/nearcache"
 	"github.com/wa2genesys/connectorcache/internal/contract"
+	"github.com/wa2genesys/connectorcache/internal/fakeclock"
 	"github.com/wa2genesys/connectorcache/internal/mocks"
 	"github.com/wa2genesys/connectorcache/ports"
 )
@@ -26,7 +27,7 @@ const (
 // fails the test on any call it was not told to expect, so a test that sets
 // no GetToken expectation asserts that the copy answered.
 type tokens struct {
-	clk  *clock
+	clk  *fakeclock.Clock
 	next *mocks.MockTokenStore
 	s    ports.TokenStore
 }
