@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -628,25 +629,50 @@ func TestStore_Contract(t *testing.T) {
 	})
 }
 
+// TestBreaker_LeavesNoGoroutine drives concurrent callers through every
+// state, one phase at a time, so that each phase ends in a known state
+// whatever the interleaving: all calls failing open the breaker; calls
+// while it is open are refused; once it is half-open, succeeding calls
+// close it. No goroutine may be left behind.
 func TestBreaker_LeavesNoGoroutine(t *testing.T) {
 	defer goleak.VerifyNone(t)
 
 	f := newFixture(t, breaker.Settings{Failures: 3, Cooldown: shortCooldown})
-	f.nextTokens.EXPECT().GetToken(gomock.Any(), tenant).Return(ports.CachedToken{}, false, errRedis).AnyTimes()
-	f.nextDedupe.EXPECT().Claim(gomock.Any(), tenant, messageID, owner, claimTTL).Return(ports.ClaimAcquired, nil).AnyTimes()
-
-	// Concurrent callers through open, half-open and closed states.
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for range 200 {
-				_, _, _ = f.tokens.GetToken(context.Background(), tenant)
-				_, _ = f.dedupe.Claim(context.Background(), tenant, messageID, owner, claimTTL)
-			}
+	var failing atomic.Bool
+	failing.Store(true)
+	answer := func() error {
+		if failing.Load() {
+			return errRedis
+		}
+		return nil
+	}
+	f.nextTokens.EXPECT().GetToken(gomock.Any(), tenant).AnyTimes().
+		DoAndReturn(func(context.Context, string) (ports.CachedToken, bool, error) {
+			return cached, true, answer()
 		})
+	f.nextDedupe.EXPECT().Claim(gomock.Any(), tenant, messageID, owner, claimTTL).AnyTimes().
+		DoAndReturn(func(context.Context, string, string, string, time.Duration) (ports.ClaimState, error) {
+			return ports.ClaimAcquired, answer()
+		})
+	callers := func() {
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for range 50 {
+					_, _, _ = f.tokens.GetToken(context.Background(), tenant)
+					_, _ = f.dedupe.Claim(context.Background(), tenant, messageID, owner, claimTTL)
+				}
+			})
+		}
+		wg.Wait()
 	}
-	wg.Wait()
+
+	callers()
 	if f.logs.FilterMessage(openedMessage).Len() == 0 {
-		t.Fatal("the breaker never opened: the test did not exercise it")
+		t.Fatal("every call failed, yet the breaker never opened")
 	}
+	awaitState(t, f.brk, breaker.HalfOpen)
+	failing.Store(false)
+	callers()
+	wantState(t, f.brk, breaker.Closed)
 }
