@@ -1,18 +1,13 @@
 package app
 
 import (
-	"errors"
-	"fmt"
-	"math"
 	"net/url"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
-	"github.com/spf13/cast"
-	"github.com/spf13/viper"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/wa2genesys/connectorcache/internal/config"
 )
 
 // Store kinds for [Config.Store].
@@ -127,132 +122,41 @@ type DedupeConfig struct {
 	LocalMaxAge time.Duration
 }
 
-// LogConfig configures the logger [NewLogger] builds.
+// LogConfig is the host's logging: the module logs through the logger it
+// is given.
 type LogConfig struct {
+	// Level is the least severe level logged.
 	Level zapcore.Level
 }
 
-// defaults holds every key with its default. The environment variable of a
-// key is the key in upper case with dots turned into underscores.
-var defaults = []struct {
-	key string
-	val any
-}{
-	{"store", StoreRedis},
-	{"redis.url", "redis://redis:6379"},
-	{"redis.password", ""},
-	{"redis.tls_ca_file", ""},
-	{"redis.dial_timeout", "1s"},
-	{"redis.read_timeout", "500ms"},
-	{"redis.write_timeout", "500ms"},
-	{"redis.pipeline", true},
-	{"redis.pool.max_idle", 16},
-	{"redis.pool.max_active", 64},
-	{"redis.pool.idle_timeout", "5m"},
-	{"redis.pool.max_conn_lifetime", "30m"},
-	{"redis.pool.wait", true},
-	{"redis.pool.test_idle_after", "1s"},
-	{"redis.breaker.failures", 5},
-	{"redis.breaker.cooldown", "1s"},
-	{"redis.breaker.probes", 1},
-	{"token.refresh_margin", "300s"},
-	{"token.fetch_timeout", "30s"},
-	{"token.local_max_age", "30s"},
-	{"token.lock_ttl", "5s"},
-	{"dedupe.ttl", "24h"},
-	{"dedupe.claim_ttl", "5m"},
-	{"dedupe.local_max_entries", 100000},
-	{"dedupe.local_max_age", "1h"},
-	{"log.level", "info"},
-}
-
-// EnvName is the environment variable that sets key.
-func EnvName(key string) string {
-	return strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
-}
-
-// LoadConfig reads the YAML file at path ("" reads none), lets the
-// environment override any key, and validates the result. Errors name the
-// offending key.
-func LoadConfig(path string) (Config, error) {
-	v, err := NewViper(path)
-	if err != nil {
-		return Config{}, err
-	}
-	return ConfigFrom(v)
-}
-
-// NewViper returns a viper holding the module's defaults, the YAML file at
-// path ("" reads none) and the environment, every key bound to its variable.
-// A host that extends the configuration reads its own keys from it.
-func NewViper(path string) (*viper.Viper, error) {
-	v := viper.New()
-	for _, d := range defaults {
-		v.SetDefault(d.key, d.val)
-		if err := v.BindEnv(d.key, EnvName(d.key)); err != nil {
-			return nil, fmt.Errorf("config: bind %s: %w", d.key, err)
-		}
-	}
-	if path != "" {
-		v.SetConfigFile(path)
-		v.SetConfigType("yaml")
-		if err := v.ReadInConfig(); err != nil {
-			return nil, fmt.Errorf("config: read %s: %w", path, err)
-		}
-	}
-	return v, nil
-}
-
-// ConfigFrom builds and validates a Config from v.
-func ConfigFrom(v *viper.Viper) (Config, error) {
-	r := reader{v: v}
-	cfg := Config{
-		Store: r.oneOf("store", StoreRedis, StoreMemory),
-		Redis: RedisConfig{
-			URL:          r.redisURL("redis.url"),
-			Password:     r.str("redis.password"),
-			TLSCAFile:    r.str("redis.tls_ca_file"),
-			DialTimeout:  r.duration("redis.dial_timeout", positive),
-			ReadTimeout:  r.duration("redis.read_timeout", positive),
-			WriteTimeout: r.duration("redis.write_timeout", positive),
-			Pipeline:     r.boolean("redis.pipeline"),
-			Pool: PoolConfig{
-				MaxIdle:         r.integer("redis.pool.max_idle", 0, maxPool),
-				MaxActive:       r.integer("redis.pool.max_active", 0, maxPool),
-				IdleTimeout:     r.duration("redis.pool.idle_timeout", nonNegative),
-				MaxConnLifetime: r.duration("redis.pool.max_conn_lifetime", nonNegative),
-				Wait:            r.boolean("redis.pool.wait"),
-				TestIdleAfter:   r.duration("redis.pool.test_idle_after", nonNegative),
-			},
-			Breaker: BreakerConfig{
-				Failures: r.integer("redis.breaker.failures", 1, maxBreaker),
-				Cooldown: r.duration("redis.breaker.cooldown", positive),
-				Probes:   r.integer("redis.breaker.probes", 1, maxBreaker),
-			},
-		},
-		Token: TokenConfig{
-			RefreshMargin: r.duration("token.refresh_margin", positive),
-			FetchTimeout:  r.duration("token.fetch_timeout", positive),
-			LocalMaxAge:   r.duration("token.local_max_age", positive),
-			LockTTL:       r.duration("token.lock_ttl", atLeastMillisecond),
-		},
-		Dedupe: DedupeConfig{
-			TTL:             r.duration("dedupe.ttl", atLeastSecond),
-			ClaimTTL:        r.duration("dedupe.claim_ttl", atLeastSecond),
-			LocalMaxEntries: r.integer("dedupe.local_max_entries", 1, maxLocalEntries),
-			LocalMaxAge:     r.duration("dedupe.local_max_age", atLeastSecond),
-		},
-		Log: LogConfig{Level: r.level("log.level")},
-	}
-	if cfg.Redis.TLSCAFile != "" {
-		if _, err := os.Stat(cfg.Redis.TLSCAFile); err != nil {
-			r.fail("redis.tls_ca_file", "cannot be read: %v", err)
-		}
-	}
-	if err := errors.Join(r.errs...); err != nil {
-		return Config{}, err
-	}
-	return cfg, nil
+// keys holds every key with its default.
+var keys = []config.Key{
+	{Name: "store", Default: StoreRedis},
+	{Name: "redis.url", Default: "redis://redis:6379"},
+	{Name: "redis.password", Default: ""},
+	{Name: "redis.tls_ca_file", Default: ""},
+	{Name: "redis.dial_timeout", Default: "1s"},
+	{Name: "redis.read_timeout", Default: "500ms"},
+	{Name: "redis.write_timeout", Default: "500ms"},
+	{Name: "redis.pipeline", Default: true},
+	{Name: "redis.pool.max_idle", Default: 16},
+	{Name: "redis.pool.max_active", Default: 64},
+	{Name: "redis.pool.idle_timeout", Default: "5m"},
+	{Name: "redis.pool.max_conn_lifetime", Default: "30m"},
+	{Name: "redis.pool.wait", Default: true},
+	{Name: "redis.pool.test_idle_after", Default: "1s"},
+	{Name: "redis.breaker.failures", Default: 5},
+	{Name: "redis.breaker.cooldown", Default: "1s"},
+	{Name: "redis.breaker.probes", Default: 1},
+	{Name: "token.refresh_margin", Default: "300s"},
+	{Name: "token.fetch_timeout", Default: "30s"},
+	{Name: "token.local_max_age", Default: "30s"},
+	{Name: "token.lock_ttl", Default: "5s"},
+	{Name: "dedupe.ttl", Default: "24h"},
+	{Name: "dedupe.claim_ttl", Default: "5m"},
+	{Name: "dedupe.local_max_entries", Default: 100000},
+	{Name: "dedupe.local_max_age", Default: "1h"},
+	{Name: "log.level", Default: "info"},
 }
 
 // Upper bounds of the integer keys: far above any sane value, low enough to
@@ -263,136 +167,60 @@ const (
 	maxLocalEntries = 1 << 30
 )
 
-// reader reads typed keys from viper and collects one error per bad key.
-type reader struct {
-	v    *viper.Viper
-	errs []error
-}
-
-func (r *reader) fail(key, format string, args ...any) {
-	r.errs = append(r.errs, fmt.Errorf("config: %s (env %s): %s", key, EnvName(key), fmt.Sprintf(format, args...)))
-}
-
-func (r *reader) str(key string) string { return r.v.GetString(key) }
-
-func (r *reader) oneOf(key string, allowed ...string) string {
-	s := strings.ToLower(strings.TrimSpace(r.v.GetString(key)))
-	for _, a := range allowed {
-		if s == a {
-			return s
-		}
-	}
-	r.fail(key, "%q is not one of %s", s, strings.Join(allowed, ", "))
-	return ""
-}
-
-type durationRule struct {
-	ok   func(time.Duration) bool
-	want string
-}
-
-var (
-	positive           = durationRule{func(d time.Duration) bool { return d > 0 }, "greater than zero"}
-	nonNegative        = durationRule{func(d time.Duration) bool { return d >= 0 }, "zero or more"}
-	atLeastSecond      = durationRule{func(d time.Duration) bool { return d >= time.Second }, "at least 1s"}
-	atLeastMillisecond = durationRule{func(d time.Duration) bool { return d >= time.Millisecond }, "at least 1ms"}
-)
-
-func (r *reader) duration(key string, rule durationRule) time.Duration {
-	raw := r.v.Get(key)
-	s, ok := raw.(string)
-	if !ok {
-		if d, isDur := raw.(time.Duration); isDur {
-			s = d.String()
-		} else {
-			r.fail(key, "%v is not a duration; write it with a unit, such as 500ms or 5m", raw)
-			return 0
-		}
-	}
-	d, err := time.ParseDuration(strings.TrimSpace(s))
+// LoadConfig reads the YAML file at path ("" reads none), lets the
+// environment override any key (upper case, dots turned into underscores:
+// REDIS_POOL_MAX_IDLE), and validates the result. The error names every
+// bad key and its variable.
+func LoadConfig(path string) (Config, error) {
+	r, err := config.Read(path, keys)
 	if err != nil {
-		r.fail(key, "%q is not a duration; write it with a unit, such as 500ms or 5m", s)
-		return 0
+		return Config{}, err
 	}
-	if !rule.ok(d) {
-		r.fail(key, "%v must be %s", d, rule.want)
-		return 0
+	cfg := Config{
+		Store: r.OneOf("store", StoreRedis, StoreMemory),
+		Redis: RedisConfig{
+			URL:          r.RedisURL("redis.url"),
+			Password:     r.String("redis.password"),
+			TLSCAFile:    r.String("redis.tls_ca_file"),
+			DialTimeout:  r.Duration("redis.dial_timeout", config.Positive),
+			ReadTimeout:  r.Duration("redis.read_timeout", config.Positive),
+			WriteTimeout: r.Duration("redis.write_timeout", config.Positive),
+			Pipeline:     r.Bool("redis.pipeline"),
+			Pool: PoolConfig{
+				MaxIdle:         r.Int("redis.pool.max_idle", 0, maxPool),
+				MaxActive:       r.Int("redis.pool.max_active", 0, maxPool),
+				IdleTimeout:     r.Duration("redis.pool.idle_timeout", config.NonNegative),
+				MaxConnLifetime: r.Duration("redis.pool.max_conn_lifetime", config.NonNegative),
+				Wait:            r.Bool("redis.pool.wait"),
+				TestIdleAfter:   r.Duration("redis.pool.test_idle_after", config.NonNegative),
+			},
+			Breaker: BreakerConfig{
+				Failures: r.Int("redis.breaker.failures", 1, maxBreaker),
+				Cooldown: r.Duration("redis.breaker.cooldown", config.Positive),
+				Probes:   r.Int("redis.breaker.probes", 1, maxBreaker),
+			},
+		},
+		Token: TokenConfig{
+			RefreshMargin: r.Duration("token.refresh_margin", config.Positive),
+			FetchTimeout:  r.Duration("token.fetch_timeout", config.Positive),
+			LocalMaxAge:   r.Duration("token.local_max_age", config.Positive),
+			LockTTL:       r.Duration("token.lock_ttl", config.AtLeast(time.Millisecond)),
+		},
+		Dedupe: DedupeConfig{
+			TTL:             r.Duration("dedupe.ttl", config.AtLeast(time.Second)),
+			ClaimTTL:        r.Duration("dedupe.claim_ttl", config.AtLeast(time.Second)),
+			LocalMaxEntries: r.Int("dedupe.local_max_entries", 1, maxLocalEntries),
+			LocalMaxAge:     r.Duration("dedupe.local_max_age", config.AtLeast(time.Second)),
+		},
+		Log: LogConfig{Level: r.Level("log.level")},
 	}
-	return d
-}
-
-// integer reads a whole number in [lo, hi]: from YAML an integer, or a
-// float with no fraction; from the environment a decimal string.
-func (r *reader) integer(key string, lo, hi int) int {
-	raw := r.v.Get(key)
-	var (
-		n   int64
-		err error
-	)
-	switch v := raw.(type) {
-	case int:
-		n = int64(v)
-	case int64:
-		n = v
-	case uint64:
-		n, err = int64(v), nil
-		if v > math.MaxInt64 {
-			err = errors.New("too large")
+	if cfg.Redis.TLSCAFile != "" {
+		if _, err := os.Stat(cfg.Redis.TLSCAFile); err != nil {
+			r.Fail("redis.tls_ca_file", "cannot be read: %v", err)
 		}
-	case float64:
-		n = int64(v)
-		if float64(n) != v {
-			err = errors.New("not whole")
-		}
-	case string:
-		n, err = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-	default:
-		err = errors.New("not a number")
 	}
-	if err != nil || n < int64(lo) || n > int64(hi) {
-		r.fail(key, "%v is not a whole number from %d to %d", raw, lo, hi)
-		return 0
+	if err := r.Err(); err != nil {
+		return Config{}, err
 	}
-	return int(n)
-}
-
-func (r *reader) boolean(key string) bool {
-	b, err := cast.ToBoolE(r.v.Get(key))
-	if err != nil {
-		r.fail(key, "%v is not true or false", r.v.Get(key))
-	}
-	return b
-}
-
-func (r *reader) level(key string) zapcore.Level {
-	l, err := zapcore.ParseLevel(r.v.GetString(key))
-	if err != nil {
-		r.fail(key, "%q is not a log level (debug, info, warn, error)", r.v.GetString(key))
-	}
-	return l
-}
-
-// redisURL validates a Redis URL without ever echoing it: it may hold a
-// password.
-func (r *reader) redisURL(key string) string {
-	s := strings.TrimSpace(r.v.GetString(key))
-	u, err := url.Parse(s)
-	switch {
-	case err != nil:
-		r.fail(key, "not a valid URL")
-	case u.Scheme != "redis" && u.Scheme != "rediss":
-		r.fail(key, "scheme %q, want redis:// or rediss://", u.Scheme)
-	case u.Opaque != "" || u.Host == "":
-		r.fail(key, "no host; want redis://host:port")
-	case u.Path != "" && u.Path != "/" && !isDBPath(u.Path):
-		r.fail(key, "path %q is not a database number", u.Path)
-	default:
-		return s
-	}
-	return ""
-}
-
-func isDBPath(p string) bool {
-	n, err := strconv.Atoi(strings.TrimPrefix(p, "/"))
-	return err == nil && n >= 0
+	return cfg, nil
 }

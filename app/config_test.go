@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/wa2genesys/connectorcache/app"
+	"github.com/wa2genesys/connectorcache/internal/config"
 )
 
 // repoConfig is the config.yaml at the repository root, which documents
@@ -88,16 +89,12 @@ func TestLoadConfig_Defaults(t *testing.T) {
 // TestConfigYAML_DocumentsEveryKey keeps config.yaml and the keys the module
 // reads in step: every key is in the file, and the file holds no other.
 func TestConfigYAML_DocumentsEveryKey(t *testing.T) {
-	known, err := app.NewViper("")
-	if err != nil {
-		t.Fatal(err)
-	}
 	file := viper.New()
 	file.SetConfigFile(repoConfig)
 	if err := file.ReadInConfig(); err != nil {
 		t.Fatal(err)
 	}
-	want, got := known.AllKeys(), file.AllKeys()
+	want, got := app.Keys(), file.AllKeys()
 	slices.Sort(want)
 	slices.Sort(got)
 	if !slices.Equal(got, want) {
@@ -234,15 +231,11 @@ func TestLoadConfig_EnvironmentOverridesYAML(t *testing.T) {
 	}
 
 	t.Run("the table covers every key", func(t *testing.T) {
-		v, err := app.NewViper("")
-		if err != nil {
-			t.Fatal(err)
-		}
 		var covered []string
 		for _, tt := range tests {
 			covered = append(covered, tt.key)
 		}
-		for _, key := range v.AllKeys() {
+		for _, key := range app.Keys() {
 			if !slices.Contains(covered, key) {
 				t.Errorf("key %s has no environment override test", key)
 			}
@@ -253,34 +246,17 @@ func TestLoadConfig_EnvironmentOverridesYAML(t *testing.T) {
 		t.Run(tt.key, func(t *testing.T) {
 			clearConfigEnv(t)
 			path, want := writeOverrides(t)
-			t.Setenv(app.EnvName(tt.key), tt.give)
+			t.Setenv(config.EnvName(tt.key), tt.give)
 			tt.want(&want)
 
 			got, err := app.LoadConfig(path)
 			if err != nil {
-				t.Fatalf("LoadConfig with %s=%s: %v", app.EnvName(tt.key), tt.give, err)
+				t.Fatalf("LoadConfig with %s=%s: %v", config.EnvName(tt.key), tt.give, err)
 			}
 			if !reflect.DeepEqual(got, want) {
-				t.Errorf("with %s=%s, LoadConfig =\n%+v\nwant\n%+v", app.EnvName(tt.key), tt.give, got, want)
+				t.Errorf("with %s=%s, LoadConfig =\n%+v\nwant\n%+v", config.EnvName(tt.key), tt.give, got, want)
 			}
 		})
-	}
-}
-
-func TestEnvName(t *testing.T) {
-	tests := []struct {
-		give string
-		want string
-	}{
-		{give: "store", want: "STORE"},
-		{give: "redis.url", want: "REDIS_URL"},
-		{give: "redis.pool.max_idle", want: "REDIS_POOL_MAX_IDLE"},
-		{give: "dedupe.claim_ttl", want: "DEDUPE_CLAIM_TTL"},
-	}
-	for _, tt := range tests {
-		if got := app.EnvName(tt.give); got != tt.want {
-			t.Errorf("EnvName(%q) = %q, want %q", tt.give, got, tt.want)
-		}
 	}
 }
 
@@ -382,7 +358,7 @@ func TestLoadConfig_RejectsInvalidEnvironment(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.wantKey) {
 				t.Errorf("error %q does not name the key %s", err, tt.wantKey)
 			}
-			if env := app.EnvName(tt.wantKey); !strings.Contains(err.Error(), env) {
+			if env := config.EnvName(tt.wantKey); !strings.Contains(err.Error(), env) {
 				t.Errorf("error %q does not name the variable %s", err, env)
 			}
 		})
@@ -484,7 +460,7 @@ func TestLoadConfig_NamesEveryBadKeyInOneError(t *testing.T) {
 		"log.level":           "loud",
 	}
 	for key, val := range bad {
-		t.Setenv(app.EnvName(key), val)
+		t.Setenv(config.EnvName(key), val)
 	}
 
 	_, err := app.LoadConfig("")

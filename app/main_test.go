@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/wa2genesys/connectorcache/app"
+	"github.com/wa2genesys/connectorcache/internal/config"
 	"github.com/wa2genesys/connectorcache/internal/redistest"
 	"github.com/wa2genesys/connectorcache/ports"
 )
@@ -62,12 +63,8 @@ func tenantID(t testing.TB) string {
 // environment from the test: viper ignores empty variables.
 func clearConfigEnv(t testing.TB) {
 	t.Helper()
-	v, err := app.NewViper("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, key := range v.AllKeys() {
-		t.Setenv(app.EnvName(key), "")
+	for _, key := range app.Keys() {
+		t.Setenv(config.EnvName(key), "")
 	}
 }
 

@@ -1,21 +1,18 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
-	"os"
-	"regexp"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/spf13/cast"
-	"github.com/spf13/viper"
 
 	"github.com/wa2genesys/connectorcache/adapters/genesys"
 	"github.com/wa2genesys/connectorcache/app"
+	"github.com/wa2genesys/connectorcache/domain"
+	"github.com/wa2genesys/connectorcache/internal/config"
 )
 
 // Delivery kinds for [Config.Delivery].
@@ -84,25 +81,23 @@ type TenantGenesys struct {
 	LoginURL, APIURL string
 }
 
-// hostDefaults are the host's keys with their defaults; each is bound to
-// its environment variable (app.EnvName).
-var hostDefaults = []struct {
-	key string
-	val any
-}{
-	{"http.addr", ":8080"},
-	{"http.shutdown_timeout", "15s"},
-	{"delivery", deliveryGenesys},
-	{"whatsapp.app_secret", ""},
-	{"genesys.timeout", "10s"},
-	{"genesys.max_retry_after", "5s"},
-	{"genesys.login_url", ""},
-	{"genesys.api_url", ""},
+// hostKeys are the host's keys with their defaults.
+var hostKeys = []config.Key{
+	{Name: "http.addr", Default: ":8080"},
+	{Name: "http.shutdown_timeout", Default: "15s"},
+	{Name: "delivery", Default: deliveryGenesys},
+	{Name: "whatsapp.app_secret", Default: ""},
+	{Name: "genesys.timeout", Default: "10s"},
+	{Name: "genesys.max_retry_after", Default: "5s"},
+	{Name: "genesys.login_url", Default: ""},
+	{Name: "genesys.api_url", Default: ""},
 }
 
-// tenantKeys are the keys of one entry of the tenants list. Each can be set
-// from the environment as TENANT_<ID>_<KEY>: see [tenantEnvName].
+// tenantKeys are the keys of one entry of the tenants list. Each but the id
+// can be set from the environment as TENANT_<ID>_<KEY>: see
+// [tenantEnvName].
 var tenantKeys = []string{
+	"id",
 	"verify_token",
 	"genesys.region",
 	"genesys.client_id",
@@ -112,14 +107,10 @@ var tenantKeys = []string{
 	"genesys.api_url",
 }
 
-// validTenantID is what a tenant id may hold: it is a URL path segment, part
-// of Redis keys and of environment variable names.
-var validTenantID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-
 // tenantEnvName is the environment variable that sets key for tenant id:
-// TENANT_, the id in upper case with every character other than a letter
-// or digit turned into '_', '_', then the key as app.EnvName spells it.
-// Tenant "acme-eu" and key genesys.client_secret give
+// TENANT_, the id in upper case with every character other than an ASCII
+// letter or digit turned into '_', '_', then the key as config.EnvName
+// spells it. Tenant "acme-eu" and key genesys.client_secret give
 // TENANT_ACME_EU_GENESYS_CLIENT_SECRET.
 func tenantEnvName(id, key string) string {
 	up := strings.Map(func(r rune) rune {
@@ -131,129 +122,45 @@ func tenantEnvName(id, key string) string {
 		}
 		return '_'
 	}, id)
-	return "TENANT_" + up + "_" + app.EnvName(key)
+	return "TENANT_" + up + "_" + config.EnvName(key)
 }
 
 // loadConfig reads the YAML file at path ("" reads none) and the
 // environment, and validates both the module's keys and the host's. Errors
 // name the key (and the tenant), never a secret's value.
 func loadConfig(path string) (Config, error) {
-	v, err := app.NewViper(path)
+	mod, modErr := app.LoadConfig(path)
+	r, err := config.Read(path, hostKeys)
 	if err != nil {
 		return Config{}, err
 	}
-	for _, d := range hostDefaults {
-		v.SetDefault(d.key, d.val)
-		if err := v.BindEnv(d.key, app.EnvName(d.key)); err != nil {
-			return Config{}, fmt.Errorf("config: bind %s: %w", d.key, err)
-		}
-	}
-	mod, modErr := app.ConfigFrom(v)
-	c := checker{}
 	cfg := Config{
 		Module: mod,
 		HTTP: HTTPConfig{
-			Addr:            c.addr(v, "http.addr"),
-			ShutdownTimeout: c.duration(v, "http.shutdown_timeout", false),
+			Addr:            r.HostPort("http.addr"),
+			ShutdownTimeout: r.Duration("http.shutdown_timeout", config.Positive),
 		},
-		Delivery:  c.oneOf(v, "delivery", deliveryGenesys, deliveryLog),
-		AppSecret: v.GetString("whatsapp.app_secret"),
+		Delivery:  r.OneOf("delivery", deliveryGenesys, deliveryLog),
+		AppSecret: r.Required("whatsapp.app_secret", "webhooks are verified with it"),
 		Genesys: GenesysConfig{
-			Timeout:       c.duration(v, "genesys.timeout", false),
-			MaxRetryAfter: c.duration(v, "genesys.max_retry_after", true),
-			LoginURL:      c.baseURL("genesys.login_url", app.EnvName("genesys.login_url"), v.GetString("genesys.login_url")),
-			APIURL:        c.baseURL("genesys.api_url", app.EnvName("genesys.api_url"), v.GetString("genesys.api_url")),
+			Timeout:       r.Duration("genesys.timeout", config.Positive),
+			MaxRetryAfter: r.Duration("genesys.max_retry_after", config.NonNegative),
+			LoginURL:      r.BaseURL("genesys.login_url"),
+			APIURL:        r.BaseURL("genesys.api_url"),
 		},
 	}
-	if cfg.AppSecret == "" {
-		c.fail("config: whatsapp.app_secret (env WHATSAPP_APP_SECRET) is required: webhooks are verified with it")
-	}
-	cfg.Tenants = c.tenants(v, cfg)
-	if err := errors.Join(modErr, errors.Join(c.errs...)); err != nil {
+	cfg.Tenants = readTenants(r, cfg)
+	if err := errors.Join(modErr, r.Err()); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil
 }
 
-// checker validates keys and collects one error per bad key.
-type checker struct{ errs []error }
-
-func (c *checker) fail(format string, args ...any) {
-	c.errs = append(c.errs, fmt.Errorf(format, args...))
-}
-
-func (c *checker) keyFail(key, format string, args ...any) {
-	c.fail("config: %s (env %s): %s", key, app.EnvName(key), fmt.Sprintf(format, args...))
-}
-
-func (c *checker) addr(v *viper.Viper, key string) string {
-	s := strings.TrimSpace(v.GetString(key))
-	if _, _, err := net.SplitHostPort(s); err != nil {
-		c.keyFail(key, "%q is not host:port, such as :8080", s)
-		return ""
-	}
-	return s
-}
-
-func (c *checker) oneOf(v *viper.Viper, key string, allowed ...string) string {
-	s := strings.ToLower(strings.TrimSpace(v.GetString(key)))
-	for _, a := range allowed {
-		if s == a {
-			return s
-		}
-	}
-	c.keyFail(key, "%q is not one of %s", s, strings.Join(allowed, ", "))
-	return ""
-}
-
-func (c *checker) duration(v *viper.Viper, key string, zeroOK bool) time.Duration {
-	var (
-		d   time.Duration
-		err error
-	)
-	switch raw := v.Get(key).(type) {
-	case string:
-		d, err = time.ParseDuration(strings.TrimSpace(raw))
-	case time.Duration:
-		d = raw
-	default:
-		err = errors.New("not a string")
-	}
-	switch {
-	case err != nil:
-		c.keyFail(key, "%v is not a duration; write it with a unit, such as 500ms or 5s", v.Get(key))
-	case d < 0 || (d == 0 && !zeroOK):
-		c.keyFail(key, "%v must be greater than zero", d)
-	default:
-		return d
-	}
-	return 0
-}
-
-// baseURL validates an optional http(s) base URL, without echoing it.
-func (c *checker) baseURL(key, env, s string) string {
-	s = strings.TrimSuffix(strings.TrimSpace(s), "/")
-	if s == "" {
-		return ""
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		c.fail("config: %s (env %s): not an http(s) base URL such as https://api.mypurecloud.com", key, env)
-		return ""
-	}
-	return s
-}
-
-// tenants reads and validates the tenants list.
-func (c *checker) tenants(v *viper.Viper, cfg Config) []TenantConfig {
-	raw := v.Get("tenants")
-	if raw == nil {
-		c.fail("config: tenants: none configured; add at least one under tenants: in the config file")
-		return nil
-	}
-	list, ok := raw.([]any)
+// readTenants reads and validates the tenants list.
+func readTenants(r *config.Reader, cfg Config) []TenantConfig {
+	list, ok := r.Get("tenants").([]any)
 	if !ok || len(list) == 0 {
-		c.fail("config: tenants: want a list of tenants, each with an id")
+		r.FailAt("tenants", "none configured; list at least one under tenants:, each with an id")
 		return nil
 	}
 	var (
@@ -262,95 +169,78 @@ func (c *checker) tenants(v *viper.Viper, cfg Config) []TenantConfig {
 		envSeen = map[string]string{}
 	)
 	for i, item := range list {
+		where := fmt.Sprintf("tenants[%d]", i)
 		m, ok := item.(map[string]any)
 		if !ok {
-			c.fail("config: tenants[%d]: want a mapping with id, verify_token and genesys", i)
+			r.FailAt(where, "want a mapping with id, verify_token and genesys")
 			continue
 		}
-		flat, unknown := flatten(m)
-		if len(unknown) > 0 {
-			c.fail("config: tenants[%d]: unknown keys %s", i, strings.Join(unknown, ", "))
-		}
-		id := flat["id"]
-		switch {
-		case !validTenantID.MatchString(id):
-			c.fail("config: tenants[%d]: id %q must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit", i, id)
+		id := tenantID(m)
+		if err := domain.ValidateTenantID(id); err != nil {
+			r.FailAt(where, "id %q: %v", id, err)
 			continue
-		case seen[id]:
-			c.fail("config: tenants[%d]: id %q is listed twice", i, id)
+		}
+		if seen[id] {
+			r.FailAt(where, "id %q is listed twice", id)
 			continue
 		}
 		seen[id] = true
+		where = fmt.Sprintf("%s (%s)", where, id)
 		envID := tenantEnvName(id, "")
 		if other, clash := envSeen[envID]; clash {
-			c.fail("config: tenants[%d] (%s): its environment variables %s* clash with tenant %s's", i, id, envID, other)
+			r.FailAt(where, "its environment variables %s* clash with tenant %s's", envID, other)
 		}
 		envSeen[envID] = id
-		for _, key := range tenantKeys {
-			if val, ok := os.LookupEnv(tenantEnvName(id, key)); ok {
-				flat[key] = val
-			}
-		}
-		out = append(out, c.tenant(i, id, flat, cfg))
+		tr := r.Section(where, m, tenantKeys, func(key string) string { return tenantEnvName(id, key) })
+		out = append(out, readTenant(tr, id, cfg))
 	}
 	return out
 }
 
-// tenant validates one tenant's settings.
-func (c *checker) tenant(i int, id string, flat map[string]string, cfg Config) TenantConfig {
+// tenantID returns the id of a tenants entry, whatever the case of its
+// key.
+func tenantID(m map[string]any) string {
+	for k, v := range m {
+		if strings.EqualFold(k, "id") {
+			return cast.ToString(v)
+		}
+	}
+	return ""
+}
+
+// readTenant reads one tenant's settings from its section.
+func readTenant(r *config.Reader, id string, cfg Config) TenantConfig {
 	t := TenantConfig{
 		ID:          id,
-		VerifyToken: flat["verify_token"],
+		VerifyToken: r.Required("verify_token", "Meta's webhook handshake presents it"),
 		Genesys: TenantGenesys{
-			Region:        strings.TrimSpace(flat["genesys.region"]),
-			ClientID:      strings.TrimSpace(flat["genesys.client_id"]),
-			ClientSecret:  flat["genesys.client_secret"],
-			IntegrationID: strings.TrimSpace(flat["genesys.integration_id"]),
+			Region:        strings.TrimSpace(r.String("genesys.region")),
+			ClientID:      strings.TrimSpace(r.String("genesys.client_id")),
+			ClientSecret:  r.String("genesys.client_secret"),
+			IntegrationID: strings.TrimSpace(r.String("genesys.integration_id")),
+			LoginURL:      cmp.Or(r.BaseURL("genesys.login_url"), cfg.Genesys.LoginURL),
+			APIURL:        cmp.Or(r.BaseURL("genesys.api_url"), cfg.Genesys.APIURL),
 		},
 	}
-	missing := func(key, why string) {
-		c.fail("config: tenants[%d] (%s): %s (env %s) is required%s", i, id, key, tenantEnvName(id, key), why)
-	}
-	if t.VerifyToken == "" {
-		missing("verify_token", ": Meta's webhook handshake presents it")
-	}
 	g := &t.Genesys
-	g.LoginURL = c.baseURL(fmt.Sprintf("tenants[%d] (%s): genesys.login_url", i, id), tenantEnvName(id, "genesys.login_url"), flat["genesys.login_url"])
-	g.APIURL = c.baseURL(fmt.Sprintf("tenants[%d] (%s): genesys.api_url", i, id), tenantEnvName(id, "genesys.api_url"), flat["genesys.api_url"])
-	if g.Region != "" && !validRegion(g.Region) {
-		c.fail("config: tenants[%d] (%s): genesys.region (env %s) %q is not a region host such as mypurecloud.com",
-			i, id, tenantEnvName(id, "genesys.region"), g.Region)
-	}
-	if g.LoginURL == "" {
-		g.LoginURL = cfg.Genesys.LoginURL
-	}
-	if g.APIURL == "" {
-		g.APIURL = cfg.Genesys.APIURL
-	}
-	if g.Region != "" && validRegion(g.Region) {
-		if g.LoginURL == "" {
-			g.LoginURL = genesys.LoginURL(g.Region)
-		}
-		if g.APIURL == "" {
-			g.APIURL = genesys.APIURL(g.Region)
+	if g.Region != "" {
+		if !validRegion(g.Region) {
+			r.Fail("genesys.region", "%q is not a region host such as mypurecloud.com", g.Region)
+		} else {
+			g.LoginURL = cmp.Or(g.LoginURL, genesys.LoginURL(g.Region))
+			g.APIURL = cmp.Or(g.APIURL, genesys.APIURL(g.Region))
 		}
 	}
 	if cfg.Delivery != deliveryGenesys {
 		return t
 	}
-	const why = " with delivery: genesys"
-	if g.Region == "" && (g.LoginURL == "" || g.APIURL == "") {
-		missing("genesys.region", why)
+	const why = "delivery is genesys"
+	if g.LoginURL == "" || g.APIURL == "" {
+		r.Required("genesys.region", why)
 	}
-	if g.ClientID == "" {
-		missing("genesys.client_id", why)
-	}
-	if g.ClientSecret == "" {
-		missing("genesys.client_secret", why)
-	}
-	if g.IntegrationID == "" {
-		missing("genesys.integration_id", why)
-	}
+	r.Required("genesys.client_id", why)
+	r.Required("genesys.client_secret", why)
+	r.Required("genesys.integration_id", why)
 	return t
 }
 
@@ -365,38 +255,4 @@ func validRegion(s string) bool {
 		}
 	}
 	return true
-}
-
-// flatten turns a tenant's mapping into dotted keys (genesys.client_id),
-// with string values, and lists keys it does not know.
-func flatten(m map[string]any) (map[string]string, []string) {
-	known := map[string]bool{"id": true}
-	for _, k := range tenantKeys {
-		known[k] = true
-	}
-	flat := map[string]string{}
-	var unknown []string
-	var walk func(prefix string, m map[string]any)
-	walk = func(prefix string, m map[string]any) {
-		for k, val := range m {
-			key := prefix + strings.ToLower(k)
-			if sub, ok := val.(map[string]any); ok && key == "genesys" {
-				walk(key+".", sub)
-				continue
-			}
-			if !known[key] {
-				unknown = append(unknown, key)
-				continue
-			}
-			s, err := cast.ToStringE(val)
-			if err != nil {
-				unknown = append(unknown, key+" (not a single value)")
-				continue
-			}
-			flat[key] = s
-		}
-	}
-	walk("", m)
-	sort.Strings(unknown)
-	return flat, unknown
 }

@@ -1,0 +1,260 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+
+	"github.com/wa2genesys/connectorcache/internal/config"
+)
+
+// read returns a Reader over keys, the YAML yaml ("" for no file) and env,
+// with no other variable of these keys set.
+func read(t *testing.T, yaml string, env map[string]string, keys ...config.Key) *config.Reader {
+	t.Helper()
+	for _, k := range keys {
+		t.Setenv(config.EnvName(k.Name), "")
+	}
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	path := ""
+	if yaml != "" {
+		path = filepath.Join(t.TempDir(), "config.yaml")
+		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := config.Read(path, keys)
+	if err != nil {
+		t.Fatalf("Read: %v", err)
+	}
+	return r
+}
+
+// wantErr fails t unless r's error holds every one of want and none of
+// secrets.
+func wantErr(t *testing.T, r *config.Reader, want []string, secrets ...string) {
+	t.Helper()
+	err := r.Err()
+	if err == nil {
+		t.Fatalf("Err() = nil, want an error naming %q", want)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not hold %q", err, w)
+		}
+	}
+	for _, s := range secrets {
+		if strings.Contains(err.Error(), s) {
+			t.Errorf("error %q shows the secret %q", err, s)
+		}
+	}
+}
+
+func TestEnvName(t *testing.T) {
+	tests := []struct{ give, want string }{
+		{give: "store", want: "STORE"},
+		{give: "redis.url", want: "REDIS_URL"},
+		{give: "redis.pool.max_idle", want: "REDIS_POOL_MAX_IDLE"},
+	}
+	for _, tt := range tests {
+		if got := config.EnvName(tt.give); got != tt.want {
+			t.Errorf("EnvName(%q) = %q, want %q", tt.give, got, tt.want)
+		}
+	}
+}
+
+func TestRead_DefaultThenFileThenEnvironment(t *testing.T) {
+	keys := []config.Key{{Name: "a.timeout", Default: "1s"}, {Name: "b", Default: 3}, {Name: "c", Default: "x"}}
+	tests := []struct {
+		name string
+		yaml string
+		env  map[string]string
+		want time.Duration
+	}{
+		{name: "default", want: time.Second},
+		{name: "file", yaml: "a: {timeout: 2s}\n", want: 2 * time.Second},
+		{name: "environment over file", yaml: "a: {timeout: 2s}\n", env: map[string]string{"A_TIMEOUT": "3s"}, want: 3 * time.Second},
+		{name: "empty variable is unset", yaml: "a: {timeout: 2s}\n", env: map[string]string{"A_TIMEOUT": ""}, want: 2 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := read(t, tt.yaml, tt.env, keys...)
+			if got := r.Duration("a.timeout", config.Positive); got != tt.want || r.Err() != nil {
+				t.Errorf("Duration = %v, %v; want %v", got, r.Err(), tt.want)
+			}
+		})
+	}
+}
+
+func TestRead_UnreadableFile(t *testing.T) {
+	if _, err := config.Read(filepath.Join(t.TempDir(), "missing.yaml"), nil); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Errorf("Read of a missing file = %v, want an error naming it", err)
+	}
+}
+
+func TestReader_Duration(t *testing.T) {
+	tests := []struct {
+		name string
+		give string
+		rule config.Rule
+		want time.Duration
+		err  string // "" when valid
+	}{
+		{name: "with unit", give: "500ms", rule: config.Positive, want: 500 * time.Millisecond},
+		{name: "spaces", give: " 5m ", rule: config.Positive, want: 5 * time.Minute},
+		{name: "zero allowed", give: "0s", rule: config.NonNegative, want: 0},
+		{name: "no unit", give: "10", rule: config.Positive, err: "write it with a unit"},
+		{name: "zero not allowed", give: "0s", rule: config.Positive, err: "must be greater than zero"},
+		{name: "negative", give: "-1s", rule: config.NonNegative, err: "must be zero or more"},
+		{name: "too short", give: "500ms", rule: config.AtLeast(time.Second), err: "must be at least 1s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := read(t, "", map[string]string{"D": tt.give}, config.Key{Name: "d", Default: "1s"})
+			got := r.Duration("d", tt.rule)
+			if tt.err != "" {
+				wantErr(t, r, []string{"d (env D)", tt.err})
+				return
+			}
+			if got != tt.want || r.Err() != nil {
+				t.Errorf("Duration(%q) = %v, %v; want %v", tt.give, got, r.Err(), tt.want)
+			}
+		})
+	}
+}
+
+func TestReader_IntFromFileAndEnvironment(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		env  string
+		want int
+		bad  bool
+	}{
+		{name: "yaml integer", yaml: "n: 7\n", want: 7},
+		{name: "yaml whole float", yaml: "n: 7.0\n", want: 7},
+		{name: "yaml fraction", yaml: "n: 7.5\n", bad: true},
+		{name: "env decimal", env: " 9 ", want: 9},
+		{name: "env word", env: "nine", bad: true},
+		{name: "below the range", env: "0", bad: true},
+		{name: "above the range", env: "11", bad: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := read(t, tt.yaml, map[string]string{"N": tt.env}, config.Key{Name: "n", Default: 5})
+			got := r.Int("n", 1, 10)
+			if tt.bad {
+				wantErr(t, r, []string{"n (env N)", "whole number from 1 to 10"})
+				return
+			}
+			if got != tt.want || r.Err() != nil {
+				t.Errorf("Int = %d, %v; want %d", got, r.Err(), tt.want)
+			}
+		})
+	}
+}
+
+func TestReader_ScalarRules(t *testing.T) {
+	keys := []config.Key{
+		{Name: "kind", Default: "redis"}, {Name: "on", Default: true}, {Name: "level", Default: "info"},
+		{Name: "addr", Default: ":8080"},
+	}
+	t.Run("valid", func(t *testing.T) {
+		r := read(t, "", map[string]string{"KIND": " MEMORY ", "ON": "false", "LEVEL": "warn", "ADDR": "127.0.0.1:9"}, keys...)
+		if got := r.OneOf("kind", "redis", "memory"); got != "memory" {
+			t.Errorf("OneOf = %q, want memory", got)
+		}
+		if r.Bool("on") {
+			t.Error("Bool = true, want false")
+		}
+		if got := r.Level("level"); got != zapcore.WarnLevel {
+			t.Errorf("Level = %v, want warn", got)
+		}
+		if got := r.HostPort("addr"); got != "127.0.0.1:9" {
+			t.Errorf("HostPort = %q", got)
+		}
+		if err := r.Err(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("invalid, every key named in one error", func(t *testing.T) {
+		r := read(t, "", map[string]string{"KIND": "mongo", "ON": "maybe", "LEVEL": "loud", "ADDR": "8080"}, keys...)
+		r.OneOf("kind", "redis", "memory")
+		r.Bool("on")
+		r.Level("level")
+		r.HostPort("addr")
+		wantErr(t, r, []string{"kind (env KIND)", `"mongo" is not one of redis, memory`, "on (env ON)", "level (env LEVEL)", "addr (env ADDR)"})
+	})
+}
+
+func TestReader_URLsAreNeverEchoed(t *testing.T) {
+	const secret = "hunter2"
+	tests := []struct {
+		name string
+		read func(r *config.Reader, key string) string
+		give string
+		want string // the value read, "" when invalid
+		err  string
+	}{
+		{name: "redis", read: (*config.Reader).RedisURL, give: "rediss://u:" + secret + "@cache:6380/2", want: "rediss://u:" + secret + "@cache:6380/2"},
+		{name: "redis, http scheme", read: (*config.Reader).RedisURL, give: "http://u:" + secret + "@cache", err: `scheme "http"`},
+		{name: "redis, no host", read: (*config.Reader).RedisURL, give: "redis:" + secret, err: "no host"},
+		{name: "redis, path not a db", read: (*config.Reader).RedisURL, give: "redis://cache/x", err: "not a database number"},
+		{name: "base URL, trailing slash", read: (*config.Reader).BaseURL, give: "https://api.example/", want: "https://api.example"},
+		{name: "base URL, unset", read: (*config.Reader).BaseURL, give: "", want: ""},
+		{name: "base URL with user info", read: (*config.Reader).BaseURL, give: "https://u:" + secret + "@api.example", err: "not an http(s) base URL"},
+		{name: "base URL, other scheme", read: (*config.Reader).BaseURL, give: "ftp://" + secret, err: "not an http(s) base URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := read(t, "", map[string]string{"U": tt.give}, config.Key{Name: "u", Default: ""})
+			got := tt.read(r, "u")
+			if tt.err != "" {
+				wantErr(t, r, []string{"u (env U)", tt.err}, secret)
+				return
+			}
+			if got != tt.want || r.Err() != nil {
+				t.Errorf("read %q = %q, %v; want %q", tt.give, got, r.Err(), tt.want)
+			}
+		})
+	}
+}
+
+func TestReader_Section(t *testing.T) {
+	const yaml = `
+tenants:
+  - id: acme
+    token: from-file
+    nested: {region: eu, size: 3}
+    nested_typo: {x: 1}
+    colour: blue
+`
+	r := read(t, yaml, map[string]string{"T_ACME_NESTED_REGION": "us"}, config.Key{Name: "tenants", Default: nil})
+	list, ok := r.Get("tenants").([]any)
+	if !ok || len(list) != 1 {
+		t.Fatalf("Get(tenants) = %#v, want a list of one", r.Get("tenants"))
+	}
+	env := func(key string) string { return "T_ACME_" + config.EnvName(key) }
+	s := r.Section("tenants[0] (acme)", list[0].(map[string]any), []string{"id", "token", "nested.region", "nested.size", "missing"}, env)
+
+	if got := s.String("token"); got != "from-file" {
+		t.Errorf("token = %q, want the file's", got)
+	}
+	if got := s.String("nested.region"); got != "us" {
+		t.Errorf("nested.region = %q, want the environment's", got)
+	}
+	if got := s.Int("nested.size", 1, 5); got != 3 {
+		t.Errorf("nested.size = %d, want 3", got)
+	}
+	s.Required("missing", "the test needs it")
+	wantErr(t, r, []string{
+		"tenants[0] (acme): unknown keys colour, nested_typo",
+		"tenants[0] (acme): missing (env T_ACME_MISSING): is required: the test needs it",
+	})
+}
