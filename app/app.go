@@ -32,11 +32,11 @@ type Module struct {
 	Dedupe *domain.Deduplicator
 
 	store    string
-	pinger   ports.Pinger
+	ping     func(context.Context) error
 	close    func() error
 	failOpen *failopen.Events
-	pool     func() redigo.PoolStats
-	breaker  func() breaker.State
+	pool     func() PoolStats
+	breaker  func() BreakerState
 }
 
 // Stats is a snapshot of the module's counters, for metrics and health.
@@ -48,13 +48,31 @@ type Stats struct {
 	// FailOpen counts store errors answered with a safe default, by
 	// operation. Empty for the memory store, which does not fail.
 	FailOpen map[string]uint64
-	// Pool is the Redis pool's connection counts; zero for the memory store.
-	Pool redigo.PoolStats
+	// Pool is the Redis connection counts; zero for the memory store.
+	Pool PoolStats
 	// Breaker is the state of the circuit breaker in front of Redis:
 	// closed while Redis answers, open while calls skip it. The memory
 	// store is always closed.
-	Breaker breaker.State
+	Breaker BreakerState
 }
+
+// PoolStats are the Redis client's connection counts.
+type PoolStats struct {
+	// Active counts open connections, idle ones included.
+	Active int
+	// Idle counts connections waiting in the pool (none with pipelining).
+	Idle int
+}
+
+// BreakerState is the state of the circuit breaker in front of Redis.
+type BreakerState string
+
+// The circuit breaker's states.
+const (
+	BreakerClosed   BreakerState = "closed"
+	BreakerHalfOpen BreakerState = "half-open"
+	BreakerOpen     BreakerState = "open"
+)
 
 // Stats returns a snapshot of the module's counters.
 func (m *Module) Stats() Stats {
@@ -89,16 +107,18 @@ func New(ctx context.Context, cfg Config, logger *zap.Logger, fetcher ports.Toke
 	switch cfg.Store {
 	case StoreMemory:
 		tokens, dedupe = memory.NewTokenStore(), memory.NewDedupeStore()
-		m.pinger, m.close = alwaysUp{}, func() error { return nil }
-		m.pool = func() redigo.PoolStats { return redigo.PoolStats{} }
-		m.breaker = func() breaker.State { return breaker.Closed }
+		m.ping = func(context.Context) error { return nil }
+		m.close = func() error { return nil }
+		m.pool = func() PoolStats { return PoolStats{} }
+		m.breaker = func() BreakerState { return BreakerClosed }
 	case StoreRedis:
 		client, err := newRedisClient(cfg.Redis)
 		if err != nil {
 			return nil, err
 		}
 		tokens, lock, dedupe = redisStores(client, cfg, logger, m)
-		m.pinger, m.close, m.pool = client, client.Close, client.Stats
+		m.ping, m.close = client.Ping, client.Close
+		m.pool = func() PoolStats { s := client.Stats(); return PoolStats{Active: s.Active, Idle: s.Idle} }
 		pingAtStartup(ctx, client, cfg.Redis, logger)
 	default:
 		return nil, fmt.Errorf("app: store %q is not one of %s, %s", cfg.Store, StoreRedis, StoreMemory)
@@ -130,7 +150,7 @@ func redisStores(client *redigo.Client, cfg Config, logger *zap.Logger, m *Modul
 		Cooldown: cfg.Redis.Breaker.Cooldown,
 		Probes:   uint32(cfg.Redis.Breaker.Probes),
 	}, logger)
-	m.breaker = brk.State
+	m.breaker = func() BreakerState { return BreakerState(brk.State()) }
 
 	warnLog := logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
 		return zapcore.NewSamplerWithOptions(c, warnEvery, 1, 0)
@@ -152,14 +172,10 @@ func redisStores(client *redigo.Client, cfg Config, logger *zap.Logger, m *Modul
 
 // Ping reports the store's real state; it does not fail open. The memory
 // store is always up.
-func (m *Module) Ping(ctx context.Context) error { return m.pinger.Ping(ctx) }
+func (m *Module) Ping(ctx context.Context) error { return m.ping(ctx) }
 
 // Close releases the store's connections.
 func (m *Module) Close() error { return m.close() }
-
-type alwaysUp struct{}
-
-func (alwaysUp) Ping(context.Context) error { return nil }
 
 func newRedisClient(c RedisConfig) (*redigo.Client, error) {
 	opts := redigo.Options{

@@ -10,7 +10,6 @@ import (
 	"github.com/gomodule/redigo/redis"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/wa2genesys/connectorcache/adapters/breaker"
 	"github.com/wa2genesys/connectorcache/adapters/redigo"
 	"github.com/wa2genesys/connectorcache/app"
 	"github.com/wa2genesys/connectorcache/domain"
@@ -168,7 +167,7 @@ func exercise(t *testing.T, mod *app.Module, fetcher *fakeFetcher) {
 	if len(st.FailOpen) != 0 {
 		t.Errorf("Stats().FailOpen = %v, want none: the store works", st.FailOpen)
 	}
-	if st.Breaker != breaker.Closed {
+	if st.Breaker != app.BreakerClosed {
 		t.Errorf("Stats().Breaker = %v, want closed", st.Breaker)
 	}
 	if err := mod.Ping(ctx); err != nil {
@@ -195,7 +194,7 @@ func TestNew_MemoryStore(t *testing.T) {
 	if st.Store != app.StoreMemory {
 		t.Errorf("Stats().Store = %q, want %q", st.Store, app.StoreMemory)
 	}
-	if st.Pool != (redigo.PoolStats{}) {
+	if st.Pool != (app.PoolStats{}) {
 		t.Errorf("Stats().Pool = %+v, want zero for the memory store", st.Pool)
 	}
 	if n := logs.FilterLevelExact(zapcore.WarnLevel).Len(); n != 0 {

@@ -9,6 +9,7 @@ package ports
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 )
 
@@ -77,6 +78,18 @@ const (
 	ClaimCommitted
 )
 
+func (s ClaimState) String() string {
+	switch s {
+	case ClaimAcquired:
+		return "acquired"
+	case ClaimHeld:
+		return "held"
+	case ClaimCommitted:
+		return "committed"
+	}
+	return "ClaimState(" + strconv.Itoa(int(s)) + ")"
+}
+
 // DedupeStore records which messages are being processed or were processed,
 // per tenant. Claims are owned: a message another owner holds, or one
 // already committed, cannot be committed or released.
@@ -95,32 +108,4 @@ type DedupeStore interface {
 	// again. owned is false when another owner holds it or it is
 	// committed; a message nobody holds needs no release (owned is true).
 	Release(ctx context.Context, tenantID, messageID, owner string) (owned bool, err error)
-}
-
-// Pinger reports whether a backing store is reachable.
-type Pinger interface {
-	Ping(ctx context.Context) error
-}
-
-// InboundMessage is one inbound WhatsApp message, normalized for delivery
-// to a contact center.
-type InboundMessage struct {
-	TenantID string
-	// MessageID is WhatsApp's message id (wamid.…), the dedupe key.
-	MessageID string
-	// From is the sender's WhatsApp id (wa_id), Nickname their profile name.
-	From, Nickname string
-	// Type is WhatsApp's message type: text, image, …
-	Type string
-	// Text is the message text, or a media message's caption.
-	Text string
-	// Timestamp is when WhatsApp received the message.
-	Timestamp time.Time
-}
-
-// Deliverer hands an inbound message on, such as to Genesys Cloud's Open
-// Messaging API. A nil error means the message was accepted; an error means
-// it was not, and the message must be offered again later.
-type Deliverer interface {
-	Deliver(ctx context.Context, msg InboundMessage) error
 }

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wa2genesys/connectorcache/ports"
+	"github.com/wa2genesys/connectorcache/internal/webhook"
 )
 
 // Defaults for [DelivererConfig] fields left zero.
@@ -81,7 +81,7 @@ type Deliverer struct {
 	now           func() time.Time
 }
 
-var _ ports.Deliverer = (*Deliverer)(nil)
+var _ webhook.Deliverer = (*Deliverer)(nil)
 
 // NewDeliverer returns a Deliverer for the tenants in endpoints, keyed by
 // tenant id, taking tokens from tokens.
@@ -108,7 +108,7 @@ func NewDeliverer(endpoints map[string]Endpoint, tokens Tokens, cfg DelivererCon
 
 // Deliver posts msg to its tenant's Open Messaging integration. A nil error
 // means Genesys accepted it.
-func (d *Deliverer) Deliver(ctx context.Context, msg ports.InboundMessage) error {
+func (d *Deliverer) Deliver(ctx context.Context, msg webhook.Message) error {
 	ep, ok := d.endpoints[msg.TenantID]
 	if !ok {
 		return fmt.Errorf("deliver message %s: tenant %s: %w", msg.MessageID, msg.TenantID, ErrUnknownTenant)
@@ -235,7 +235,7 @@ type fromRecipient struct {
 // no text (media without a caption, a location, …) is sent with a
 // placeholder naming its type, since Genesys takes no message with neither
 // text nor content. A message without a timestamp is stamped now.
-func newInboundMessage(msg ports.InboundMessage, now time.Time) inboundMessage {
+func newInboundMessage(msg webhook.Message, now time.Time) inboundMessage {
 	at := msg.Timestamp
 	if at.IsZero() {
 		at = now

@@ -14,7 +14,7 @@ import (
 	"github.com/wa2genesys/connectorcache/adapters/genesys"
 	"github.com/wa2genesys/connectorcache/adapters/memory"
 	"github.com/wa2genesys/connectorcache/domain"
-	"github.com/wa2genesys/connectorcache/ports"
+	"github.com/wa2genesys/connectorcache/internal/webhook"
 )
 
 const integrationID = "9b1b4a2e-54a0-4c51-8f5e-3c1d2a7f0e11"
@@ -111,8 +111,8 @@ func newTokens(t *testing.T) *domain.TokenCache {
 	}, nil), domain.TokenCacheConfig{})
 }
 
-func textMessage() ports.InboundMessage {
-	return ports.InboundMessage{
+func textMessage() webhook.Message {
+	return webhook.Message{
 		TenantID:  "acme",
 		MessageID: "wamid.HBgLMTIwMjU1NTAxNDIVAgASGBQ3RjE0QkM1MDk5RTJBNkQzOEIwMQA=",
 		From:      "12025550142",
@@ -158,15 +158,15 @@ func TestDeliverer_WireFormat(t *testing.T) {
 func TestDeliverer_NormalizesMessagesWithoutTextOrTime(t *testing.T) {
 	tests := []struct {
 		name     string
-		give     func(*ports.InboundMessage)
+		give     func(*webhook.Message)
 		wantText string
 		wantTime string
 	}{
-		{"caption is the text", func(m *ports.InboundMessage) { m.Type, m.Text = "image", "Broken box" }, "Broken box", "2025-11-26T06:10:00.000Z"},
-		{"media without caption", func(m *ports.InboundMessage) { m.Type, m.Text = "image", "" }, "[image message]", "2025-11-26T06:10:00.000Z"},
-		{"no type and no text", func(m *ports.InboundMessage) { m.Type, m.Text = "", "" }, "[unknown message]", "2025-11-26T06:10:00.000Z"},
-		{"no timestamp is stamped now", func(m *ports.InboundMessage) { m.Timestamp = time.Time{} }, "Where is my parcel?", fixedNow.Format("2006-01-02T15:04:05.000Z")},
-		{"nickname left out when unknown", func(m *ports.InboundMessage) { m.Nickname = "" }, "Where is my parcel?", "2025-11-26T06:10:00.000Z"},
+		{"caption is the text", func(m *webhook.Message) { m.Type, m.Text = "image", "Broken box" }, "Broken box", "2025-11-26T06:10:00.000Z"},
+		{"media without caption", func(m *webhook.Message) { m.Type, m.Text = "image", "" }, "[image message]", "2025-11-26T06:10:00.000Z"},
+		{"no type and no text", func(m *webhook.Message) { m.Type, m.Text = "", "" }, "[unknown message]", "2025-11-26T06:10:00.000Z"},
+		{"no timestamp is stamped now", func(m *webhook.Message) { m.Timestamp = time.Time{} }, "Where is my parcel?", fixedNow.Format("2006-01-02T15:04:05.000Z")},
+		{"nickname left out when unknown", func(m *webhook.Message) { m.Nickname = "" }, "Where is my parcel?", "2025-11-26T06:10:00.000Z"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

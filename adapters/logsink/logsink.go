@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/wa2genesys/connectorcache/ports"
+	"github.com/wa2genesys/connectorcache/internal/webhook"
 )
 
 // Sink writes each message it is given as one JSON line. It is safe for
@@ -22,7 +22,7 @@ type Sink struct {
 	w  io.Writer
 }
 
-var _ ports.Deliverer = (*Sink)(nil)
+var _ webhook.Deliverer = (*Sink)(nil)
 
 // New returns a Sink writing to w.
 func New(w io.Writer) *Sink { return &Sink{w: w} }
@@ -41,7 +41,7 @@ type Line struct {
 
 // Deliver writes msg as one line. An error means the line was not written
 // whole, and the message should be offered again.
-func (s *Sink) Deliver(ctx context.Context, msg ports.InboundMessage) error {
+func (s *Sink) Deliver(ctx context.Context, msg webhook.Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -13,25 +13,25 @@ import (
 	"time"
 
 	"github.com/wa2genesys/connectorcache/adapters/logsink"
-	"github.com/wa2genesys/connectorcache/ports"
+	"github.com/wa2genesys/connectorcache/internal/webhook"
 )
 
 func TestSink_WritesOneJSONLinePerMessage(t *testing.T) {
 	tests := []struct {
 		name string
-		give ports.InboundMessage
+		give webhook.Message
 		want logsink.Line
 	}{
 		{
 			name: "text",
-			give: ports.InboundMessage{TenantID: "demo", MessageID: "wamid.A1", From: "12025550142", Nickname: "Dana Ortiz",
+			give: webhook.Message{TenantID: "demo", MessageID: "wamid.A1", From: "12025550142", Nickname: "Dana Ortiz",
 				Type: "text", Text: "Where is my parcel?\nThanks", Timestamp: time.Unix(1764137400, 0)},
 			want: logsink.Line{Tenant: "demo", MessageID: "wamid.A1", From: "12025550142", Nickname: "Dana Ortiz",
 				Type: "text", Text: "Where is my parcel?\nThanks", Timestamp: "2025-11-26T06:10:00Z"},
 		},
 		{
 			name: "no nickname, text or time",
-			give: ports.InboundMessage{TenantID: "demo", MessageID: "wamid.A2", From: "12025550142", Type: "location"},
+			give: webhook.Message{TenantID: "demo", MessageID: "wamid.A2", From: "12025550142", Type: "location"},
 			want: logsink.Line{Tenant: "demo", MessageID: "wamid.A2", From: "12025550142", Type: "location"},
 		},
 	}
@@ -65,7 +65,7 @@ func TestSink_ConcurrentLinesNeverInterleave(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			msg := ports.InboundMessage{TenantID: "demo", MessageID: fmt.Sprintf("wamid.%d", i), From: "1", Type: "text",
+			msg := webhook.Message{TenantID: "demo", MessageID: fmt.Sprintf("wamid.%d", i), From: "1", Type: "text",
 				Text: strings.Repeat("x", 1000)}
 			if err := sink.Deliver(context.Background(), msg); err != nil {
 				t.Error(err)
@@ -93,7 +93,7 @@ type failingWriter struct{}
 func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
 
 func TestSink_Errors(t *testing.T) {
-	msg := ports.InboundMessage{TenantID: "demo", MessageID: "wamid.A3", From: "1", Type: "text"}
+	msg := webhook.Message{TenantID: "demo", MessageID: "wamid.A3", From: "1", Type: "text"}
 	if err := logsink.New(failingWriter{}).Deliver(context.Background(), msg); err == nil {
 		t.Error("Deliver succeeded on a failing writer")
 	}

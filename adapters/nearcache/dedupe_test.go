@@ -43,20 +43,8 @@ func (d dedupe) claim(t *testing.T, who string, want ports.ClaimState, wantErr e
 	t.Helper()
 	got, err := d.s.Claim(t.Context(), tenant, messageID, who, claimTTL)
 	if got != want || err != wantErr {
-		t.Fatalf("Claim by %s = %s, %v; want %s, %v", who, stateName(got), err, stateName(want), wantErr)
+		t.Fatalf("Claim by %s = %s, %v; want %s, %v", who, got, err, want, wantErr)
 	}
-}
-
-func stateName(s ports.ClaimState) string {
-	switch s {
-	case ports.ClaimAcquired:
-		return "ClaimAcquired"
-	case ports.ClaimHeld:
-		return "ClaimHeld"
-	case ports.ClaimCommitted:
-		return "ClaimCommitted"
-	}
-	return fmt.Sprintf("ClaimState(%d)", int(s))
 }
 
 func TestDedupeStore_ClaimOfAMessageFreeLocallyAsksNext(t *testing.T) {
@@ -229,7 +217,7 @@ func TestDedupeStore_MessagesAreIsolated(t *testing.T) {
 	d.next.EXPECT().Claim(gomock.Any(), tenant, "wamid.other", owner, claimTTL).Return(ports.ClaimAcquired, nil)
 	for _, k := range [][2]string{{"tenant-2", messageID}, {tenant, "wamid.other"}} {
 		if got, err := d.s.Claim(t.Context(), k[0], k[1], owner, claimTTL); got != ports.ClaimAcquired || err != nil {
-			t.Errorf("Claim(%s, %s) = %s, %v; want ClaimAcquired from next", k[0], k[1], stateName(got), err)
+			t.Errorf("Claim(%s, %s) = %s, %v; want ClaimAcquired from next", k[0], k[1], got, err)
 		}
 	}
 }
@@ -280,7 +268,7 @@ func TestDedupeStore_ConcurrentClaimsAcrossReplicas(t *testing.T) {
 			winner = i
 		case ports.ClaimHeld:
 		default:
-			t.Fatalf("Claim %d = %s, want ClaimAcquired or ClaimHeld", i, stateName(st))
+			t.Fatalf("Claim %d = %s, want ClaimAcquired or ClaimHeld", i, st)
 		}
 	}
 	if winner < 0 {
@@ -293,7 +281,7 @@ func TestDedupeStore_ConcurrentClaimsAcrossReplicas(t *testing.T) {
 	}
 	for i, r := range replicas {
 		if got, err := r.Claim(t.Context(), tenant, messageID, "late", claimTTL); got != ports.ClaimCommitted || err != nil {
-			t.Errorf("late Claim on replica %d = %s, %v; want ClaimCommitted", i, stateName(got), err)
+			t.Errorf("late Claim on replica %d = %s, %v; want ClaimCommitted", i, got, err)
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/wa2genesys/connectorcache/adapters/breaker"
 	"github.com/wa2genesys/connectorcache/app"
 )
 
@@ -19,7 +18,7 @@ var failOpenOps = []string{
 }
 
 // breakerStates are the states the Redis circuit breaker can be in.
-var breakerStates = []breaker.State{breaker.Closed, breaker.HalfOpen, breaker.Open}
+var breakerStates = []app.BreakerState{app.BreakerClosed, app.BreakerHalfOpen, app.BreakerOpen}
 
 // moduleCollector exports the module's counters ([app.Stats]) to
 // Prometheus. It reads one snapshot per scrape, so the module itself knows

@@ -14,7 +14,6 @@ import (
 	"github.com/wa2genesys/connectorcache/adapters/logsink"
 	"github.com/wa2genesys/connectorcache/app"
 	"github.com/wa2genesys/connectorcache/internal/webhook"
-	"github.com/wa2genesys/connectorcache/ports"
 )
 
 // service is the wired connector: the module, a deliverer, and the HTTP
@@ -46,7 +45,7 @@ func newService(ctx context.Context, cfg Config, log *zap.Logger, stdout io.Writ
 		return nil, err
 	}
 
-	var deliverer ports.Deliverer
+	var deliverer webhook.Deliverer
 	switch cfg.Delivery {
 	case deliveryLog:
 		deliverer = logsink.New(stdout)

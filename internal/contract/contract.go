@@ -11,12 +11,9 @@ package contract
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/wa2genesys/connectorcache/ports"
 )
 
 const (
@@ -66,17 +63,4 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // cannot have expired yet, now that a read issued after it has returned.
 func beforeTTL(start time.Time, ttl time.Duration) bool {
 	return time.Since(start) < ttl-clockSlack
-}
-
-// stateName names a claim state for failure messages.
-func stateName(s ports.ClaimState) string {
-	switch s {
-	case ports.ClaimAcquired:
-		return "ClaimAcquired"
-	case ports.ClaimHeld:
-		return "ClaimHeld"
-	case ports.ClaimCommitted:
-		return "ClaimCommitted"
-	}
-	return fmt.Sprintf("ClaimState(%d)", int(s))
 }

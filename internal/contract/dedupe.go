@@ -133,7 +133,7 @@ func DedupeStore(t *testing.T, newStore func(t *testing.T) ports.DedupeStore) {
 		// the run was fast enough, must find the message held.
 		st := d.claimState(msg, "b", longTTL)
 		if st != ports.ClaimHeld && beforeTTL(start, shortTTL) {
-			t.Fatalf("Claim before the claim TTL passed = %s, want ClaimHeld", stateName(st))
+			t.Fatalf("Claim before the claim TTL passed = %s, want ClaimHeld", st)
 		}
 		eventually(t, "an expired claim is acquired by another owner", func() bool {
 			if st == ports.ClaimHeld {
@@ -145,7 +145,7 @@ func DedupeStore(t *testing.T, newStore func(t *testing.T) ports.DedupeStore) {
 			case ports.ClaimHeld:
 				return false
 			}
-			t.Fatalf("Claim while waiting for the claim TTL = %s, want ClaimHeld then ClaimAcquired", stateName(st))
+			t.Fatalf("Claim while waiting for the claim TTL = %s, want ClaimHeld then ClaimAcquired", st)
 			return false
 		})
 		d.commit(msg, "a", longTTL, false)
@@ -198,7 +198,7 @@ func DedupeStore(t *testing.T, newStore func(t *testing.T) ports.DedupeStore) {
 			case ports.ClaimCommitted:
 				return false
 			default:
-				t.Fatalf("Claim while waiting for the commit TTL = %s, want ClaimCommitted then ClaimAcquired", stateName(st))
+				t.Fatalf("Claim while waiting for the commit TTL = %s, want ClaimCommitted then ClaimAcquired", st)
 				return false
 			}
 		})
@@ -303,7 +303,7 @@ func (d dedupe) claimState(msg, owner string, ttl time.Duration) ports.ClaimStat
 func (d dedupe) claim(msg, owner string, ttl time.Duration, want ports.ClaimState) {
 	d.t.Helper()
 	if got := d.claimState(msg, owner, ttl); got != want {
-		d.t.Fatalf("Claim(%s, %s, owner %s) = %s, want %s", d.tenant, msg, owner, stateName(got), stateName(want))
+		d.t.Fatalf("Claim(%s, %s, owner %s) = %s, want %s", d.tenant, msg, owner, got, want)
 	}
 }
 

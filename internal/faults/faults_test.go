@@ -26,7 +26,7 @@ import (
 	"github.com/gomodule/redigo/redis"
 	"go.uber.org/goleak"
 
-	"github.com/wa2genesys/connectorcache/adapters/breaker"
+	"github.com/wa2genesys/connectorcache/app"
 	"github.com/wa2genesys/connectorcache/domain"
 	"github.com/wa2genesys/connectorcache/internal/redistest"
 )
@@ -58,7 +58,7 @@ func leakCheck(t *testing.T) {
 // and returns how long that took from since.
 func recovered(ctx context.Context, e *env, srv *redistest.Server, opts []redis.DialOption, since time.Time) (time.Duration, bool) {
 	for ctx.Err() == nil {
-		if e.mod.Stats().Breaker == breaker.Closed && dbsize(srv, opts) > 0 {
+		if e.mod.Stats().Breaker == app.BreakerClosed && dbsize(srv, opts) > 0 {
 			return time.Since(since), true
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -151,7 +151,7 @@ func TestHungRedis(t *testing.T) {
 		return took, err == nil && c.Status() == domain.ClaimNew
 	}
 	// Until the breaker opens, every call waits for its read timeout.
-	closed := measure(10, func() bool { return e.mod.Stats().Breaker == breaker.Open }, 0, claim)
+	closed := measure(10, func() bool { return e.mod.Stats().Breaker == app.BreakerOpen }, 0, claim)
 	closed.scenario = "hung Redis, before the breaker opens (per claim)"
 	report(closed.row)
 	// Once open, calls skip Redis; a probe every cooldown still waits.
@@ -249,7 +249,7 @@ func TestErrorReplies(t *testing.T) {
 			url, _ := tt.setup(t)
 			e := newEnv(t, config(t, url))
 			o := e.run(t, tt.name, run{tenants: tenants("err", 2), messages: size(500, 2000), workers: 20})
-			o.note = "breaker " + e.mod.Stats().Breaker.String()
+			o.note = "breaker " + string(e.mod.Stats().Breaker)
 			report(o.row)
 			checkNoLoss(t, o)
 			if o.duplicates != 0 {

@@ -10,6 +10,7 @@ import (
 	time "time"
 
 	gomock "github.com/golang/mock/gomock"
+
 	ports "github.com/wa2genesys/connectorcache/ports"
 )
 
@@ -236,78 +237,4 @@ func (m *MockDedupeStore) Release(ctx context.Context, tenantID, messageID, owne
 func (mr *MockDedupeStoreMockRecorder) Release(ctx, tenantID, messageID, owner interface{}) *gomock.Call {
 	mr.mock.ctrl.T.Helper()
 	return mr.mock.ctrl.RecordCallWithMethodType(mr.mock, "Release", reflect.TypeOf((*MockDedupeStore)(nil).Release), ctx, tenantID, messageID, owner)
-}
-
-// MockPinger is a mock of Pinger interface.
-type MockPinger struct {
-	ctrl     *gomock.Controller
-	recorder *MockPingerMockRecorder
-}
-
-// MockPingerMockRecorder is the mock recorder for MockPinger.
-type MockPingerMockRecorder struct {
-	mock *MockPinger
-}
-
-// NewMockPinger creates a new mock instance.
-func NewMockPinger(ctrl *gomock.Controller) *MockPinger {
-	mock := &MockPinger{ctrl: ctrl}
-	mock.recorder = &MockPingerMockRecorder{mock}
-	return mock
-}
-
-// EXPECT returns an object that allows the caller to indicate expected use.
-func (m *MockPinger) EXPECT() *MockPingerMockRecorder {
-	return m.recorder
-}
-
-// Ping mocks base method.
-func (m *MockPinger) Ping(ctx context.Context) error {
-	m.ctrl.T.Helper()
-	ret := m.ctrl.Call(m, "Ping", ctx)
-	ret0, _ := ret[0].(error)
-	return ret0
-}
-
-// Ping indicates an expected call of Ping.
-func (mr *MockPingerMockRecorder) Ping(ctx interface{}) *gomock.Call {
-	mr.mock.ctrl.T.Helper()
-	return mr.mock.ctrl.RecordCallWithMethodType(mr.mock, "Ping", reflect.TypeOf((*MockPinger)(nil).Ping), ctx)
-}
-
-// MockDeliverer is a mock of Deliverer interface.
-type MockDeliverer struct {
-	ctrl     *gomock.Controller
-	recorder *MockDelivererMockRecorder
-}
-
-// MockDelivererMockRecorder is the mock recorder for MockDeliverer.
-type MockDelivererMockRecorder struct {
-	mock *MockDeliverer
-}
-
-// NewMockDeliverer creates a new mock instance.
-func NewMockDeliverer(ctrl *gomock.Controller) *MockDeliverer {
-	mock := &MockDeliverer{ctrl: ctrl}
-	mock.recorder = &MockDelivererMockRecorder{mock}
-	return mock
-}
-
-// EXPECT returns an object that allows the caller to indicate expected use.
-func (m *MockDeliverer) EXPECT() *MockDelivererMockRecorder {
-	return m.recorder
-}
-
-// Deliver mocks base method.
-func (m *MockDeliverer) Deliver(ctx context.Context, msg ports.InboundMessage) error {
-	m.ctrl.T.Helper()
-	ret := m.ctrl.Call(m, "Deliver", ctx, msg)
-	ret0, _ := ret[0].(error)
-	return ret0
-}
-
-// Deliver indicates an expected call of Deliver.
-func (mr *MockDelivererMockRecorder) Deliver(ctx, msg interface{}) *gomock.Call {
-	mr.mock.ctrl.T.Helper()
-	return mr.mock.ctrl.RecordCallWithMethodType(mr.mock, "Deliver", reflect.TypeOf((*MockDeliverer)(nil).Deliver), ctx, msg)
 }

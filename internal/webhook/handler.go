@@ -16,7 +16,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wa2genesys/connectorcache/domain"
-	"github.com/wa2genesys/connectorcache/ports"
 )
 
 // MaxBodyBytes is the largest webhook body accepted: 1 MiB.
@@ -46,7 +45,7 @@ type Config struct {
 	// Dedupe claims each message before delivery.
 	Dedupe Claimer
 	// Deliverer hands each new message on.
-	Deliverer ports.Deliverer
+	Deliverer Deliverer
 	// Logger logs what happens to each request. Nil means no logging.
 	Logger *zap.Logger
 	// Metrics counts requests and times deliveries. Nil means no metrics.
@@ -90,7 +89,7 @@ type Handler struct {
 	secret  []byte
 	tokens  map[string]string
 	dedupe  Claimer
-	deliver ports.Deliverer
+	deliver Deliverer
 	log     *zap.Logger
 	metrics *Metrics
 	settle  time.Duration
@@ -235,7 +234,7 @@ func (h *Handler) process(ctx context.Context, tenant string, batch Batch) Resul
 }
 
 // processOne handles one message and reports whether the next may go on.
-func (h *Handler) processOne(ctx context.Context, msg ports.InboundMessage, res *Result) bool {
+func (h *Handler) processOne(ctx context.Context, msg Message, res *Result) bool {
 	fields := []zap.Field{zap.String("tenant", msg.TenantID), zap.String("message_id", msg.MessageID)}
 	claim, err := h.dedupe.Claim(ctx, msg.TenantID, msg.MessageID)
 	if err != nil {
@@ -283,7 +282,7 @@ func (h *Handler) processOne(ctx context.Context, msg ports.InboundMessage, res 
 
 // deliverRecovered delivers msg, turning a panic of the deliverer into an
 // error, so that the caller releases the claim as for any failed delivery.
-func (h *Handler) deliverRecovered(ctx context.Context, msg ports.InboundMessage, fields []zap.Field) (err error) {
+func (h *Handler) deliverRecovered(ctx context.Context, msg Message, fields []zap.Field) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			h.log.Error("delivery panicked", append(fields, zap.String("panic", fmt.Sprint(v)),

@@ -35,11 +35,11 @@ const (
 // decides which deliveries fail.
 type recorder struct {
 	mu   sync.Mutex
-	got  []ports.InboundMessage
-	fail func(ports.InboundMessage) error
+	got  []webhook.Message
+	fail func(webhook.Message) error
 }
 
-func (r *recorder) Deliver(_ context.Context, msg ports.InboundMessage) error {
+func (r *recorder) Deliver(_ context.Context, msg webhook.Message) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fail != nil {
@@ -76,7 +76,7 @@ type harnessOptions struct {
 	// dedupe configures the deduplicator.
 	dedupe domain.DeduplicatorConfig
 	// wrap, when set, wraps the recorder in the deliverer the handler uses.
-	wrap func(ports.Deliverer) ports.Deliverer
+	wrap func(webhook.Deliverer) webhook.Deliverer
 	// retryAfter is the handler's Config.RetryAfter.
 	retryAfter time.Duration
 }
@@ -103,7 +103,7 @@ func newHarnessWith(t *testing.T, opt harnessOptions) *harness {
 		reg:    reg,
 		logs:   logs,
 	}
-	var deliverer ports.Deliverer = hs.sink
+	var deliverer webhook.Deliverer = hs.sink
 	if opt.wrap != nil {
 		deliverer = opt.wrap(hs.sink)
 	}
@@ -285,7 +285,7 @@ func TestHandler_BatchWithOneSeenDeliversTheOtherTwo(t *testing.T) {
 func TestHandler_FailedDeliveryIsReleasedAndRedelivered(t *testing.T) {
 	hs := newHarness(t)
 	down := true
-	hs.sink.fail = func(m ports.InboundMessage) error {
+	hs.sink.fail = func(m webhook.Message) error {
 		if down && m.MessageID == wamidSecond {
 			return errors.New("genesys answered 500")
 		}
@@ -313,7 +313,7 @@ func TestHandler_FailedDeliveryIsReleasedAndRedelivered(t *testing.T) {
 
 func TestHandler_CancelledRequestReleasesItsClaim(t *testing.T) {
 	hs := newHarness(t)
-	hs.sink.fail = func(ports.InboundMessage) error { return context.Canceled }
+	hs.sink.fail = func(webhook.Message) error { return context.Canceled }
 	body := fixture(t, "text-message.json")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -334,7 +334,7 @@ func TestHandler_CancelledRequestReleasesItsClaim(t *testing.T) {
 // straight to next. The held delivery ignores its context, as a stuck one
 // does.
 type gate struct {
-	next    ports.Deliverer
+	next    webhook.Deliverer
 	id      string
 	arrived chan struct{}
 	open    chan struct{}
@@ -345,12 +345,12 @@ func newGate(id string) *gate {
 }
 
 // wrap makes g pass the messages it does not hold to next.
-func (g *gate) wrap(next ports.Deliverer) ports.Deliverer {
+func (g *gate) wrap(next webhook.Deliverer) webhook.Deliverer {
 	g.next = next
 	return g
 }
 
-func (g *gate) Deliver(ctx context.Context, msg ports.InboundMessage) error {
+func (g *gate) Deliver(ctx context.Context, msg webhook.Message) error {
 	if msg.MessageID == g.id {
 		select {
 		case g.arrived <- struct{}{}:
@@ -456,7 +456,7 @@ func TestHandler_RetryAfter(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.give.String(), func(t *testing.T) {
 			hs := newHarnessWith(t, harnessOptions{retryAfter: tt.give})
-			hs.sink.fail = func(ports.InboundMessage) error { return errors.New("genesys answered 500") }
+			hs.sink.fail = func(webhook.Message) error { return errors.New("genesys answered 500") }
 			rec := hs.postRecorded(t, fixture(t, "text-message.json"))
 			if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != tt.want {
 				t.Errorf("answer = %d, Retry-After %q; want 503, %q", rec.Code, rec.Header().Get("Retry-After"), tt.want)
@@ -509,7 +509,7 @@ func TestHandler_LostReleaseIsRedeliveredAfterTheClaimExpires(t *testing.T) {
 	store := failopen.NewDedupeStore(&releaseFailsOnce{DedupeStore: memory.NewDedupeStore(memory.WithClock(clock.Now))}, nil, events)
 	hs := newHarnessWith(t, harnessOptions{store: store, dedupe: domain.DeduplicatorConfig{ClaimTTL: claimTTL}})
 	failures := 1
-	hs.sink.fail = func(ports.InboundMessage) error {
+	hs.sink.fail = func(webhook.Message) error {
 		if failures > 0 {
 			failures--
 			return errors.New("genesys answered 500")
@@ -552,11 +552,11 @@ func TestHandler_LostReleaseIsRedeliveredAfterTheClaimExpires(t *testing.T) {
 
 // panicsOnce is a deliverer whose first delivery panics.
 type panicsOnce struct {
-	next     ports.Deliverer
+	next     webhook.Deliverer
 	panicked atomic.Bool
 }
 
-func (p *panicsOnce) Deliver(ctx context.Context, msg ports.InboundMessage) error {
+func (p *panicsOnce) Deliver(ctx context.Context, msg webhook.Message) error {
 	if p.panicked.CompareAndSwap(false, true) {
 		var m map[string]int
 		m["boom"]++ // a nil map write, as a careless deliverer makes
@@ -565,7 +565,7 @@ func (p *panicsOnce) Deliver(ctx context.Context, msg ports.InboundMessage) erro
 }
 
 func TestHandler_PanickingDeliveryReleasesItsClaim(t *testing.T) {
-	hs := newHarnessWith(t, harnessOptions{wrap: func(next ports.Deliverer) ports.Deliverer {
+	hs := newHarnessWith(t, harnessOptions{wrap: func(next webhook.Deliverer) webhook.Deliverer {
 		return &panicsOnce{next: next}
 	}})
 	body := fixture(t, "text-message.json")
@@ -613,7 +613,7 @@ func TestHandler_Metrics(t *testing.T) {
 	hs.postSigned(t, body)
 	hs.postSigned(t, body)
 	hs.post(t, "acme", body, "")
-	hs.sink.fail = func(ports.InboundMessage) error { return errors.New("down") }
+	hs.sink.fail = func(webhook.Message) error { return errors.New("down") }
 	hs.postSigned(t, fixture(t, "image-message.json"))
 
 	tests := []struct {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/wa2genesys/connectorcache/domain"
-	"github.com/wa2genesys/connectorcache/ports"
 )
 
 // ErrMalformed is returned, wrapped, for a payload that is not a WhatsApp
@@ -25,7 +24,7 @@ const objectWhatsApp = "whatsapp_business_account"
 type Batch struct {
 	// Messages are the inbound messages in payload order, without a
 	// TenantID: the webhook URL names the tenant.
-	Messages []ports.InboundMessage
+	Messages []Message
 	// Statuses counts the receipts (sent, delivered, read, failed) in the
 	// payload. They reuse the wamid of the outbound message they report on,
 	// so they are acknowledged and never treated as messages.
@@ -133,7 +132,7 @@ func Parse(body []byte) (Batch, error) {
 				if m.From == "" {
 					return Batch{}, fmt.Errorf("%w: message %s has no sender", ErrMalformed, m.ID)
 				}
-				b.Messages = append(b.Messages, ports.InboundMessage{
+				b.Messages = append(b.Messages, Message{
 					MessageID: m.ID,
 					From:      m.From,
 					Nickname:  names[m.From],

@@ -11,7 +11,6 @@ import (
 
 	"github.com/wa2genesys/connectorcache/domain"
 	"github.com/wa2genesys/connectorcache/internal/webhook"
-	"github.com/wa2genesys/connectorcache/ports"
 )
 
 // fixture reads a payload from the project's testdata.
@@ -32,23 +31,23 @@ const (
 )
 
 func TestParse_Fixtures(t *testing.T) {
-	dana := func(id, typ, text string, ts int64) ports.InboundMessage {
-		return ports.InboundMessage{MessageID: id, From: "12025550142", Nickname: "Dana Ortiz", Type: typ, Text: text, Timestamp: time.Unix(ts, 0)}
+	dana := func(id, typ, text string, ts int64) webhook.Message {
+		return webhook.Message{MessageID: id, From: "12025550142", Nickname: "Dana Ortiz", Type: typ, Text: text, Timestamp: time.Unix(ts, 0)}
 	}
 	tests := []struct {
 		give string
 		want webhook.Batch
 	}{
-		{"text-message.json", webhook.Batch{Messages: []ports.InboundMessage{
+		{"text-message.json", webhook.Batch{Messages: []webhook.Message{
 			dana(wamidText, "text", "Hello, my parcel #2231 still has not arrived.", 1764137400),
 		}}},
-		{"batch-three-messages.json", webhook.Batch{Messages: []ports.InboundMessage{
+		{"batch-three-messages.json", webhook.Batch{Messages: []webhook.Message{
 			dana(wamidText, "text", "Hello, my parcel #2231 still has not arrived.", 1764137400),
 			dana(wamidSecond, "text", "It was due last Friday.", 1764137415),
 			{MessageID: wamidThird, From: "447700900456", Nickname: "Priya Raman", Type: "text",
 				Text: "Can I pick up my order in store instead?", Timestamp: time.Unix(1764137422, 0)},
 		}}},
-		{"image-message.json", webhook.Batch{Messages: []ports.InboundMessage{
+		{"image-message.json", webhook.Batch{Messages: []webhook.Message{
 			dana(wamidImage, "image", "The parcel that did arrive was crushed", 1764137533),
 		}}},
 		{"status-delivered.json", webhook.Batch{Statuses: 1}},
@@ -72,31 +71,31 @@ func TestParse_Payloads(t *testing.T) {
 	tests := []struct {
 		name string
 		give string
-		want []ports.InboundMessage
+		want []webhook.Message
 	}{
 		{"no contacts: no nickname", head + `{"messages":[{"from":"1","id":"wamid.a","type":"text","text":{"body":"hi"}}]}` + tail,
-			[]ports.InboundMessage{{MessageID: "wamid.a", From: "1", Type: "text", Text: "hi"}}},
+			[]webhook.Message{{MessageID: "wamid.a", From: "1", Type: "text", Text: "hi"}}},
 		{"bad timestamp is zero", head + `{"messages":[{"from":"1","id":"wamid.a","timestamp":"soon","type":"text","text":{"body":"hi"}}]}` + tail,
-			[]ports.InboundMessage{{MessageID: "wamid.a", From: "1", Type: "text", Text: "hi"}}},
+			[]webhook.Message{{MessageID: "wamid.a", From: "1", Type: "text", Text: "hi"}}},
 		{"video caption", head + `{"messages":[{"from":"1","id":"wamid.a","type":"video","video":{"caption":"look"}}]}` + tail,
-			[]ports.InboundMessage{{MessageID: "wamid.a", From: "1", Type: "video", Text: "look"}}},
+			[]webhook.Message{{MessageID: "wamid.a", From: "1", Type: "video", Text: "look"}}},
 		{"document caption", head + `{"messages":[{"from":"1","id":"wamid.a","type":"document","document":{"caption":"invoice"}}]}` + tail,
-			[]ports.InboundMessage{{MessageID: "wamid.a", From: "1", Type: "document", Text: "invoice"}}},
+			[]webhook.Message{{MessageID: "wamid.a", From: "1", Type: "document", Text: "invoice"}}},
 		{"button", head + `{"messages":[{"from":"1","id":"wamid.a","type":"button","button":{"text":"Yes"}}]}` + tail,
-			[]ports.InboundMessage{{MessageID: "wamid.a", From: "1", Type: "button", Text: "Yes"}}},
+			[]webhook.Message{{MessageID: "wamid.a", From: "1", Type: "button", Text: "Yes"}}},
 		{"button reply", head + `{"messages":[{"from":"1","id":"wamid.a","type":"interactive","interactive":{"type":"button_reply","button_reply":{"id":"b1","title":"Track"}}}]}` + tail,
-			[]ports.InboundMessage{{MessageID: "wamid.a", From: "1", Type: "interactive", Text: "Track"}}},
+			[]webhook.Message{{MessageID: "wamid.a", From: "1", Type: "interactive", Text: "Track"}}},
 		{"list reply", head + `{"messages":[{"from":"1","id":"wamid.a","type":"interactive","interactive":{"type":"list_reply","list_reply":{"id":"l1","title":"Returns"}}}]}` + tail,
-			[]ports.InboundMessage{{MessageID: "wamid.a", From: "1", Type: "interactive", Text: "Returns"}}},
+			[]webhook.Message{{MessageID: "wamid.a", From: "1", Type: "interactive", Text: "Returns"}}},
 		{"location has no text", head + `{"messages":[{"from":"1","id":"wamid.a","type":"location","location":{"latitude":1,"longitude":2}}]}` + tail,
-			[]ports.InboundMessage{{MessageID: "wamid.a", From: "1", Type: "location"}}},
+			[]webhook.Message{{MessageID: "wamid.a", From: "1", Type: "location"}}},
 		{"no entries", `{"object":"whatsapp_business_account","entry":[]}`, nil},
 		{"unknown fields ignored", `{"object":"whatsapp_business_account","new_field":1,"entry":[{"changes":[{"value":{"messages":[{"from":"1","id":"wamid.a","type":"text","text":{"body":"x"},"context":{"id":"q"}}]}}]}]}`,
-			[]ports.InboundMessage{{MessageID: "wamid.a", From: "1", Type: "text", Text: "x"}}},
+			[]webhook.Message{{MessageID: "wamid.a", From: "1", Type: "text", Text: "x"}}},
 		{"many entries and changes, in order", `{"object":"whatsapp_business_account","entry":[` +
 			`{"changes":[{"value":{"messages":[{"from":"1","id":"wamid.1"}]}},{"value":{"messages":[{"from":"2","id":"wamid.2"}]}}]},` +
 			`{"changes":[{"value":{"contacts":[{"profile":{"name":"Three"},"wa_id":"3"}],"messages":[{"from":"3","id":"wamid.3"}]}}]}]}`,
-			[]ports.InboundMessage{{MessageID: "wamid.1", From: "1"}, {MessageID: "wamid.2", From: "2"}, {MessageID: "wamid.3", From: "3", Nickname: "Three"}}},
+			[]webhook.Message{{MessageID: "wamid.1", From: "1"}, {MessageID: "wamid.2", From: "2"}, {MessageID: "wamid.3", From: "3", Nickname: "Three"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
