@@ -21,6 +21,7 @@ import (
 	"github.com/wa2genesys/connectorcache/adapters/nearcache"
 	"github.com/wa2genesys/connectorcache/adapters/redigo"
 	"github.com/wa2genesys/connectorcache/domain"
+	"github.com/wa2genesys/connectorcache/internal/storeop"
 	"github.com/wa2genesys/connectorcache/ports"
 )
 
@@ -155,17 +156,24 @@ func redisStores(client *redigo.Client, cfg Config, logger *zap.Logger, m *Modul
 	warnLog := logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
 		return zapcore.NewSamplerWithOptions(c, warnEvery, 1, 0)
 	}))
+	failOpen := failopen.NewReporter(warnLog, m.failOpen)
 	redisTokens := redigo.NewTokenStore(client)
 	tokens := failopen.NewTokenStore(
-		nearcache.NewTokenStore(breaker.NewTokenStore(redisTokens, brk), nearcache.Config{
+		nearcache.NewTokenStore(breaker.NewTokenStore(redisTokens, brk), nearcache.TokenConfig{
 			MaxAge:        cfg.Token.LocalMaxAge,
 			RefreshMargin: cfg.Token.RefreshMargin,
+			ServedStale: func(tenantID string, err error) {
+				failOpen.Report(storeop.GetToken, tenantID, err)
+			},
 		}),
 		warnLog, m.failOpen)
 	lock := failopen.NewTokenLock(breaker.NewTokenLock(redisTokens, brk), warnLog, m.failOpen)
-	local := memory.NewDedupeStore(memory.WithMaxEntries(cfg.Dedupe.LocalMaxEntries), memory.WithMaxTTL(cfg.Dedupe.LocalMaxAge))
 	dedupe := failopen.NewDedupeStore(
-		nearcache.NewDedupeStore(breaker.NewDedupeStore(redigo.NewDedupeStore(client), brk), local, cfg.Dedupe.TTL),
+		nearcache.NewDedupeStore(breaker.NewDedupeStore(redigo.NewDedupeStore(client), brk), nearcache.DedupeConfig{
+			MaxEntries: cfg.Dedupe.LocalMaxEntries,
+			MaxAge:     cfg.Dedupe.LocalMaxAge,
+			DoneTTL:    cfg.Dedupe.TTL,
+		}),
 		warnLog, m.failOpen)
 	return tokens, lock, dedupe
 }

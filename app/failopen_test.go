@@ -12,6 +12,8 @@ import (
 
 	"github.com/wa2genesys/connectorcache/app"
 	"github.com/wa2genesys/connectorcache/domain"
+	"github.com/wa2genesys/connectorcache/internal/redistest"
+	"github.com/wa2genesys/connectorcache/internal/storeop"
 )
 
 // within fails t when f takes longer than bound. bound is a generous upper
@@ -212,4 +214,37 @@ func assertFailOpenWarning(t *testing.T, logs *observer.ObservedLogs, tenant str
 		}
 	}
 	t.Errorf("no fail-open warning with op, tenant %s and error was logged; logged: %v", tenant, logs.All())
+}
+
+// TestFailOpen_TokenCopyServedDuringAnOutageIsCounted stops Redis after a
+// token was cached: the process's copy answers in place of Redis, and that
+// answer is a fail-open event like any other, counted and logged.
+func TestFailOpen_TokenCopyServedDuringAnOutageIsCounted(t *testing.T) {
+	const token = "secret-token-123"
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	cfg := redisConfig(t, srv.URL())
+	cfg.Token.LocalMaxAge = time.Millisecond // every Token reads Redis
+	log, logs := observed()
+	fetcher := newFetcher(token)
+	mod := newModule(t, cfg, log, fetcher)
+	tenant := tenantID(t)
+
+	if got, err := mod.Tokens.Token(ctx, tenant); err != nil || got != token {
+		t.Fatalf("Token = %q, %v; want the fetcher's token", got, err)
+	}
+	srv.Stop()
+	time.Sleep(10 * cfg.Token.LocalMaxAge) // the copy is due for a check
+
+	if got, err := mod.Tokens.Token(ctx, tenant); err != nil || got != token {
+		t.Fatalf("Token with Redis down = %q, %v; want the copy", got, err)
+	}
+	if n := fetcher.calls.Load(); n != 1 {
+		t.Errorf("fetcher calls = %d, want 1: the copy answers", n)
+	}
+	if got := mod.Stats().FailOpen[storeop.GetToken]; got != 1 {
+		t.Errorf("Stats().FailOpen[get_token] = %d, want 1: the copy served in place of Redis", got)
+	}
+	assertFailOpenWarning(t, logs, tenant)
+	assertNoSecrets(t, logs, token)
 }

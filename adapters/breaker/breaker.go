@@ -18,6 +18,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 	"go.uber.org/zap"
 
+	"github.com/wa2genesys/connectorcache/internal/storeop"
 	"github.com/wa2genesys/connectorcache/ports"
 )
 
@@ -105,14 +106,23 @@ func stateOf(s gobreaker.State) State {
 	return Closed
 }
 
-// allow reports whether a call may go through, and how to report its
-// outcome. When it may not, err wraps [ports.ErrUnavailable].
-func (b *Breaker) allow(op string) (done func(error), err error) {
-	done, err = b.cb.Allow()
+// guard runs call unless the breaker refuses it, and tells the breaker how
+// it went. A refusal wraps [ports.ErrUnavailable].
+func guard[T any](b *Breaker, op string, call func() (T, error)) (T, error) {
+	done, err := b.cb.Allow()
 	if err != nil {
-		return nil, fmt.Errorf("%s: breaker %s: %w", op, b.State(), ports.ErrUnavailable)
+		var zero T
+		return zero, fmt.Errorf("%s: breaker %s: %w", op, b.State(), ports.ErrUnavailable)
 	}
-	return done, nil
+	v, err := call()
+	done(err)
+	return v, err
+}
+
+// guardErr is guard for a call that answers only an error.
+func guardErr(b *Breaker, op string, call func() error) error {
+	_, err := guard(b, op, func() (struct{}, error) { return struct{}{}, call() })
+	return err
 }
 
 // NewTokenStore returns next guarded by b.
@@ -125,34 +135,20 @@ type tokenStore struct {
 	b    *Breaker
 }
 
-func (s *tokenStore) GetToken(ctx context.Context, tenantID string) (ports.CachedToken, bool, error) {
-	done, err := s.b.allow("get token")
-	if err != nil {
-		return ports.CachedToken{}, false, err
-	}
-	tok, found, err := s.next.GetToken(ctx, tenantID)
-	done(err)
+func (s *tokenStore) GetToken(ctx context.Context, tenantID string) (tok ports.CachedToken, found bool, err error) {
+	tok, err = guard(s.b, storeop.GetToken, func() (ports.CachedToken, error) {
+		tok, found, err = s.next.GetToken(ctx, tenantID)
+		return tok, err
+	})
 	return tok, found, err
 }
 
 func (s *tokenStore) PutToken(ctx context.Context, tenantID string, tok ports.CachedToken, ttl time.Duration) error {
-	done, err := s.b.allow("put token")
-	if err != nil {
-		return err
-	}
-	err = s.next.PutToken(ctx, tenantID, tok, ttl)
-	done(err)
-	return err
+	return guardErr(s.b, storeop.PutToken, func() error { return s.next.PutToken(ctx, tenantID, tok, ttl) })
 }
 
 func (s *tokenStore) DeleteToken(ctx context.Context, tenantID string) error {
-	done, err := s.b.allow("delete token")
-	if err != nil {
-		return err
-	}
-	err = s.next.DeleteToken(ctx, tenantID)
-	done(err)
-	return err
+	return guardErr(s.b, storeop.DeleteToken, func() error { return s.next.DeleteToken(ctx, tenantID) })
 }
 
 // NewTokenLock returns next guarded by b.
@@ -166,23 +162,11 @@ type tokenLock struct {
 }
 
 func (l *tokenLock) LockToken(ctx context.Context, tenantID, owner string, ttl time.Duration) (bool, error) {
-	done, err := l.b.allow("lock token")
-	if err != nil {
-		return false, err
-	}
-	acquired, err := l.next.LockToken(ctx, tenantID, owner, ttl)
-	done(err)
-	return acquired, err
+	return guard(l.b, storeop.LockToken, func() (bool, error) { return l.next.LockToken(ctx, tenantID, owner, ttl) })
 }
 
 func (l *tokenLock) UnlockToken(ctx context.Context, tenantID, owner string) error {
-	done, err := l.b.allow("unlock token")
-	if err != nil {
-		return err
-	}
-	err = l.next.UnlockToken(ctx, tenantID, owner)
-	done(err)
-	return err
+	return guardErr(l.b, storeop.UnlockToken, func() error { return l.next.UnlockToken(ctx, tenantID, owner) })
 }
 
 // NewDedupeStore returns next guarded by b.
@@ -196,31 +180,13 @@ type dedupeStore struct {
 }
 
 func (s *dedupeStore) Claim(ctx context.Context, tenantID, messageID, owner string, ttl time.Duration) (ports.ClaimState, error) {
-	done, err := s.b.allow("claim")
-	if err != nil {
-		return 0, err
-	}
-	state, err := s.next.Claim(ctx, tenantID, messageID, owner, ttl)
-	done(err)
-	return state, err
+	return guard(s.b, storeop.Claim, func() (ports.ClaimState, error) { return s.next.Claim(ctx, tenantID, messageID, owner, ttl) })
 }
 
 func (s *dedupeStore) Commit(ctx context.Context, tenantID, messageID, owner string, ttl time.Duration) (bool, error) {
-	done, err := s.b.allow("commit")
-	if err != nil {
-		return false, err
-	}
-	owned, err := s.next.Commit(ctx, tenantID, messageID, owner, ttl)
-	done(err)
-	return owned, err
+	return guard(s.b, storeop.Commit, func() (bool, error) { return s.next.Commit(ctx, tenantID, messageID, owner, ttl) })
 }
 
 func (s *dedupeStore) Release(ctx context.Context, tenantID, messageID, owner string) (bool, error) {
-	done, err := s.b.allow("release")
-	if err != nil {
-		return false, err
-	}
-	owned, err := s.next.Release(ctx, tenantID, messageID, owner)
-	done(err)
-	return owned, err
+	return guard(s.b, storeop.Release, func() (bool, error) { return s.next.Release(ctx, tenantID, messageID, owner) })
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wa2genesys/connectorcache/adapters/failopen"
 	"github.com/wa2genesys/connectorcache/internal/mocks"
+	"github.com/wa2genesys/connectorcache/internal/storeop"
 	"github.com/wa2genesys/connectorcache/ports"
 )
 
@@ -481,4 +482,77 @@ func assertNoSecret(t *testing.T, logs *observer.ObservedLogs, secret string) {
 			t.Errorf("a log line holds the secret %q: %s", secret, line)
 		}
 	}
+}
+
+// TestDecorators_CountEveryStoreOperation fails every operation of every
+// decorator once: each is counted under its name in storeop.All, which the
+// connector exports, and nothing else is counted.
+func TestDecorators_CountEveryStoreOperation(t *testing.T) {
+	ctx := context.Background()
+	s := newStores(t)
+	nextLock := mocks.NewMockTokenLock(gomock.NewController(t))
+	lock := failopen.NewTokenLock(nextLock, nil, s.events)
+
+	s.nextTokens.EXPECT().GetToken(gomock.Any(), tenant).Return(ports.CachedToken{}, false, errStore)
+	s.nextTokens.EXPECT().PutToken(gomock.Any(), tenant, gomock.Any(), time.Hour).Return(errStore)
+	s.nextTokens.EXPECT().DeleteToken(gomock.Any(), tenant).Return(errStore)
+	nextLock.EXPECT().LockToken(gomock.Any(), tenant, owner, time.Second).Return(false, errStore)
+	nextLock.EXPECT().UnlockToken(gomock.Any(), tenant, owner).Return(errStore)
+	s.nextDedupe.EXPECT().Claim(gomock.Any(), tenant, messageID, owner, time.Minute).Return(ports.ClaimState(0), errStore)
+	s.nextDedupe.EXPECT().Commit(gomock.Any(), tenant, messageID, owner, time.Hour).Return(false, errStore)
+	s.nextDedupe.EXPECT().Release(gomock.Any(), tenant, messageID, owner).Return(false, errStore)
+
+	_, _, _ = s.tokens.GetToken(ctx, tenant)
+	_ = s.tokens.PutToken(ctx, tenant, ports.CachedToken{}, time.Hour)
+	_ = s.tokens.DeleteToken(ctx, tenant)
+	_, _ = lock.LockToken(ctx, tenant, owner, time.Second)
+	_ = lock.UnlockToken(ctx, tenant, owner)
+	_, _ = s.dedupe.Claim(ctx, tenant, messageID, owner, time.Minute)
+	_, _ = s.dedupe.Commit(ctx, tenant, messageID, owner, time.Hour)
+	_, _ = s.dedupe.Release(ctx, tenant, messageID, owner)
+
+	want := map[string]uint64{}
+	for _, op := range storeop.All {
+		want[op] = 1
+	}
+	if got := s.events.Snapshot(); !reflect.DeepEqual(got, want) {
+		t.Errorf("events = %v, want each of storeop.All once: %v", got, want)
+	}
+}
+
+func TestReporter_Report(t *testing.T) {
+	tests := []struct {
+		name       string
+		give       error
+		wantCount  uint64
+		wantLogged int
+	}{
+		{name: "a store error is counted and logged", give: errStore, wantCount: 1, wantLogged: 1},
+		{name: "an open breaker is counted, not logged", give: fmt.Errorf("get token: %w", ports.ErrUnavailable), wantCount: 1},
+		{name: "a caller's cancellation is neither", give: context.Canceled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			core, logs := observer.New(zapcore.DebugLevel)
+			events := &failopen.Events{}
+			failopen.NewReporter(zap.New(core), events).Report(storeop.GetToken, tenant, tt.give)
+
+			if got := events.Snapshot()[storeop.GetToken]; got != tt.wantCount {
+				t.Errorf("get_token counted %d times, want %d", got, tt.wantCount)
+			}
+			warnings := logs.FilterLevelExact(zapcore.WarnLevel).All()
+			if len(warnings) != tt.wantLogged {
+				t.Fatalf("logged %d warnings, want %d", len(warnings), tt.wantLogged)
+			}
+			for _, w := range warnings {
+				fields := w.ContextMap()
+				if fields["op"] != storeop.GetToken || fields["tenant"] != tenant || fields["error"] != tt.give.Error() {
+					t.Errorf("warning fields = %v, want op get_token, tenant %s, error %v", fields, tenant, tt.give)
+				}
+			}
+		})
+	}
+	t.Run("nil logger and events do not panic", func(t *testing.T) {
+		failopen.NewReporter(nil, nil).Report(storeop.GetToken, tenant, errStore)
+	})
 }

@@ -4,36 +4,57 @@ import (
 	"context"
 	"time"
 
+	"github.com/wa2genesys/connectorcache/adapters/memory"
 	"github.com/wa2genesys/connectorcache/ports"
 )
 
-// NewDedupeStore returns next with local, a bounded in-process record that
-// must not fail, in front of it. doneTTL is how long the record remembers a
-// message next reports committed.
+// DedupeConfig tunes a near claim record.
+type DedupeConfig struct {
+	// MaxEntries bounds the record: past it, the oldest messages are
+	// forgotten first. Zero means no bound.
+	MaxEntries int
+	// MaxAge caps how long the record remembers a message. Zero means as
+	// long as the TTL it was claimed or committed with.
+	MaxAge time.Duration
+	// DoneTTL is how long the record remembers a message next reports
+	// committed.
+	DoneTTL time.Duration
+	// Now returns the current time. Nil means time.Now.
+	Now func() time.Time
+}
+
+// NewDedupeStore returns next with a bounded in-process record of this
+// process's claims in front of it.
 //
 // A claim is taken locally first: a message this process holds or has
 // committed is answered from the record without asking next. (So while one
 // caller of this process asks next about a message, another gets
-// ClaimHeld: the message is in flight here.) Otherwise next decides; when
-// next fails, the local claim stands and the error is returned with
-// ClaimAcquired, for the fail-open layer above to report.
-func NewDedupeStore(next, local ports.DedupeStore, doneTTL time.Duration) ports.DedupeStore {
-	return &dedupeStore{next: next, local: local, doneTTL: doneTTL}
+// ClaimHeld: the message is in flight here.) Otherwise next decides. When
+// next fails, its error is returned, and the local claim stands: a
+// duplicate reaching this process while next is down is still caught.
+func NewDedupeStore(next ports.DedupeStore, cfg DedupeConfig) ports.DedupeStore {
+	opts := []memory.Option{memory.WithMaxEntries(cfg.MaxEntries), memory.WithMaxTTL(cfg.MaxAge)}
+	if cfg.Now != nil {
+		opts = append(opts, memory.WithClock(cfg.Now))
+	}
+	return &dedupeStore{next: next, local: memory.NewDedupeStore(opts...), doneTTL: cfg.DoneTTL}
 }
 
+// dedupeStore answers from local, which never fails, before next.
 type dedupeStore struct {
-	next, local ports.DedupeStore
-	doneTTL     time.Duration
+	next    ports.DedupeStore
+	local   *memory.DedupeStore
+	doneTTL time.Duration
 }
 
 func (s *dedupeStore) Claim(ctx context.Context, tenantID, messageID, owner string, ttl time.Duration) (ports.ClaimState, error) {
-	if state, err := s.local.Claim(ctx, tenantID, messageID, owner, ttl); err == nil && state != ports.ClaimAcquired {
+	if state, _ := s.local.Claim(ctx, tenantID, messageID, owner, ttl); state != ports.ClaimAcquired {
 		return state, nil
 	}
 	state, err := s.next.Claim(ctx, tenantID, messageID, owner, ttl)
 	switch {
 	case err != nil:
-		return ports.ClaimAcquired, err
+		return 0, err
 	case state == ports.ClaimCommitted:
 		_, _ = s.local.Commit(ctx, tenantID, messageID, owner, s.doneTTL)
 	case state == ports.ClaimHeld:

@@ -29,8 +29,7 @@ func newDedupe(t *testing.T) dedupe {
 	t.Helper()
 	clk := newClock()
 	next := mocks.NewMockDedupeStore(gomock.NewController(t))
-	local := memory.NewDedupeStore(memory.WithClock(clk.Now))
-	return dedupe{clk: clk, next: next, s: nearcache.NewDedupeStore(next, local, doneTTL)}
+	return dedupe{clk: clk, next: next, s: nearcache.NewDedupeStore(next, nearcache.DedupeConfig{DoneTTL: doneTTL, Now: clk.Now})}
 }
 
 // expectClaim makes next answer one claim of messageID by who.
@@ -124,13 +123,13 @@ func TestDedupeStore_NextFailing(t *testing.T) {
 	t.Run("claim stands locally and the error is returned", func(t *testing.T) {
 		d := newDedupe(t)
 		d.expectClaim(owner, 0, errRedis)
-		d.claim(t, owner, ports.ClaimAcquired, errRedis)
+		d.claim(t, owner, 0, errRedis)
 		d.claim(t, owner2, ports.ClaimHeld, nil)
 	})
 	t.Run("commit is remembered locally", func(t *testing.T) {
 		d := newDedupe(t)
 		d.expectClaim(owner, 0, errRedis)
-		d.claim(t, owner, ports.ClaimAcquired, errRedis)
+		d.claim(t, owner, 0, errRedis)
 
 		d.next.EXPECT().Commit(gomock.Any(), tenant, messageID, owner, doneTTL).Return(false, errRedis)
 		if owned, err := d.s.Commit(t.Context(), tenant, messageID, owner, doneTTL); owned || err != errRedis {
@@ -142,7 +141,7 @@ func TestDedupeStore_NextFailing(t *testing.T) {
 	t.Run("release frees the message locally", func(t *testing.T) {
 		d := newDedupe(t)
 		d.expectClaim(owner, 0, errRedis)
-		d.claim(t, owner, ports.ClaimAcquired, errRedis)
+		d.claim(t, owner, 0, errRedis)
 
 		d.next.EXPECT().Release(gomock.Any(), tenant, messageID, owner).Return(false, errRedis)
 		if owned, err := d.s.Release(t.Context(), tenant, messageID, owner); owned || err != errRedis {
@@ -226,7 +225,7 @@ func TestDedupeStore_MessagesAreIsolated(t *testing.T) {
 // record over the memory store: a single replica answers as its store does.
 func TestDedupeStore_Contract(t *testing.T) {
 	contract.DedupeStore(t, func(*testing.T) ports.DedupeStore {
-		return nearcache.NewDedupeStore(memory.NewDedupeStore(), memory.NewDedupeStore(), doneTTL)
+		return nearcache.NewDedupeStore(memory.NewDedupeStore(), nearcache.DedupeConfig{DoneTTL: doneTTL})
 	})
 }
 
@@ -236,8 +235,8 @@ func TestDedupeStore_ConcurrentClaimsAcrossReplicas(t *testing.T) {
 	const claims = 200
 	shared := memory.NewDedupeStore()
 	replicas := []ports.DedupeStore{
-		nearcache.NewDedupeStore(shared, memory.NewDedupeStore(), doneTTL),
-		nearcache.NewDedupeStore(shared, memory.NewDedupeStore(), doneTTL),
+		nearcache.NewDedupeStore(shared, nearcache.DedupeConfig{DoneTTL: doneTTL}),
+		nearcache.NewDedupeStore(shared, nearcache.DedupeConfig{DoneTTL: doneTTL}),
 	}
 
 	var (

@@ -10,11 +10,11 @@ import (
 	"github.com/wa2genesys/connectorcache/ports"
 )
 
-// DefaultMaxAge is the MaxAge used when [Config.MaxAge] is zero.
+// DefaultMaxAge is the MaxAge used when [TokenConfig.MaxAge] is zero.
 const DefaultMaxAge = 30 * time.Second
 
-// Config tunes a near cache.
-type Config struct {
+// TokenConfig tunes a token near cache.
+type TokenConfig struct {
 	// MaxAge is how long a local copy is served before the shared store is
 	// read again. Zero means DefaultMaxAge.
 	MaxAge time.Duration
@@ -22,6 +22,10 @@ type Config struct {
 	// shared store stops being served locally; it matches the token cache's
 	// margin. Tokens the cache wrote itself carry their exact TTL instead.
 	RefreshMargin time.Duration
+	// ServedStale is called each time next failed and the local copy
+	// answered instead, with next's error: a fail-open answer the layer
+	// above does not see. Nil means nothing is called.
+	ServedStale func(tenantID string, err error)
 	// Now returns the current time. Nil means time.Now.
 	Now func() time.Time
 }
@@ -40,6 +44,7 @@ type store struct {
 	next   ports.TokenStore
 	maxAge time.Duration
 	margin time.Duration
+	stale  func(tenantID string, err error)
 	now    func() time.Time
 	// since is the time elapsed since the store was made. With the real
 	// clock it reads only the monotonic clock, half the cost of
@@ -56,10 +61,13 @@ type store struct {
 }
 
 // NewTokenStore returns next with a near cache in front of it.
-func NewTokenStore(next ports.TokenStore, cfg Config) ports.TokenStore {
-	s := &store{next: next, maxAge: cfg.MaxAge, margin: cfg.RefreshMargin, now: cfg.Now}
+func NewTokenStore(next ports.TokenStore, cfg TokenConfig) ports.TokenStore {
+	s := &store{next: next, maxAge: cfg.MaxAge, margin: cfg.RefreshMargin, stale: cfg.ServedStale, now: cfg.Now}
 	if s.maxAge <= 0 {
 		s.maxAge = DefaultMaxAge
+	}
+	if s.stale == nil {
+		s.stale = func(string, error) {}
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -74,7 +82,8 @@ func NewTokenStore(next ports.TokenStore, cfg Config) ports.TokenStore {
 }
 
 // GetToken answers from the local copy while it is fresh, otherwise from
-// next; when next fails, from the local copy until its refresh point.
+// next; when next fails, from the local copy until its refresh point,
+// reported to ServedStale, and without a copy with next's error.
 func (s *store) GetToken(ctx context.Context, tenantID string) (ports.CachedToken, bool, error) {
 	// Loaded first: a put or delete that starts after this line makes the
 	// answer read below too old to keep.
@@ -87,6 +96,7 @@ func (s *store) GetToken(ctx context.Context, tenantID string) (ports.CachedToke
 	tok, found, err := s.next.GetToken(ctx, tenantID)
 	switch {
 	case err != nil && e != nil && now < e.staleAt:
+		s.stale(tenantID, err)
 		return e.tok, true, nil
 	case err != nil:
 		return ports.CachedToken{}, false, err

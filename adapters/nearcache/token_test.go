@@ -30,16 +30,35 @@ type tokens struct {
 	clk  *fakeclock.Clock
 	next *mocks.MockTokenStore
 	s    ports.TokenStore
+	// stale records the ServedStale calls, as "tenant: error".
+	stale *[]string
 }
 
 func newTokens(t *testing.T) tokens {
 	t.Helper()
 	clk := newClock()
 	next := mocks.NewMockTokenStore(gomock.NewController(t))
-	return tokens{
-		clk:  clk,
-		next: next,
-		s:    nearcache.NewTokenStore(next, nearcache.Config{MaxAge: maxAge, RefreshMargin: margin, Now: clk.Now}),
+	stale := new([]string)
+	cfg := nearcache.TokenConfig{
+		MaxAge:        maxAge,
+		RefreshMargin: margin,
+		Now:           clk.Now,
+		ServedStale:   func(tenantID string, err error) { *stale = append(*stale, tenantID+": "+err.Error()) },
+	}
+	return tokens{clk: clk, next: next, s: nearcache.NewTokenStore(next, cfg), stale: stale}
+}
+
+// wantStale fails t unless ServedStale was called n times in all, each for
+// the tenant and errRedis.
+func (f tokens) wantStale(t *testing.T, n int) {
+	t.Helper()
+	if len(*f.stale) != n {
+		t.Fatalf("ServedStale called %d times (%q), want %d", len(*f.stale), *f.stale, n)
+	}
+	for _, call := range *f.stale {
+		if call != tenant+": "+errRedis.Error() {
+			t.Errorf("ServedStale(%s), want (%s, %v)", call, tenant, errRedis)
+		}
 	}
 }
 
@@ -133,7 +152,7 @@ func TestTokenStore_MissFromNextDropsTheCopy(t *testing.T) {
 func TestTokenStore_InvalidateReachesOtherReplicasWithinMaxAge(t *testing.T) {
 	clk := newClock()
 	shared := memory.NewTokenStore(memory.WithClock(clk.Now))
-	cfg := nearcache.Config{MaxAge: maxAge, RefreshMargin: margin, Now: clk.Now}
+	cfg := nearcache.TokenConfig{MaxAge: maxAge, RefreshMargin: margin, Now: clk.Now}
 	a, b := nearcache.NewTokenStore(shared, cfg), nearcache.NewTokenStore(shared, cfg)
 
 	tok := ports.CachedToken{AccessToken: "token-a", ExpiresAt: clk.Now().Add(time.Hour)}
@@ -183,16 +202,20 @@ func TestTokenStore_OutageServesTheCopyUntilItsRefreshPoint(t *testing.T) {
 			tt.give(t, f, tok)
 
 			f.next.EXPECT().GetToken(gomock.Any(), tenant).Return(ports.CachedToken{}, false, errRedis).MinTimes(1)
+			f.wantStale(t, 0)
 			for _, at := range []time.Duration{maxAge, tt.want / 2, tt.want - time.Nanosecond} {
 				f.clk.Advance(start.Add(at).Sub(f.clk.Now()))
 				wantGet(t, f.s, tok)
 			}
+			// Each copy served in place of next's answer is reported.
+			f.wantStale(t, 3)
 
 			f.clk.Advance(time.Nanosecond)
 			got, found, err := f.s.GetToken(t.Context(), tenant)
 			if err != errRedis || found || got != (ports.CachedToken{}) {
 				t.Fatalf("GetToken at the refresh point = %+v, %v, %v; want a miss and %v", got, found, err, errRedis)
 			}
+			f.wantStale(t, 3)
 		})
 	}
 }
@@ -206,10 +229,13 @@ func TestTokenStore_PutKeepsTheCopyWhenNextFails(t *testing.T) {
 	}
 	wantGet(t, f.s, tok)
 
-	// The copy carries the process through the outage.
+	f.wantStale(t, 0)
+
+	// The copy carries the process through the outage, reported.
 	f.clk.Advance(maxAge)
 	f.expectGet(ports.CachedToken{}, false, errRedis)
 	wantGet(t, f.s, tok)
+	f.wantStale(t, 1)
 }
 
 func TestTokenStore_DeleteDropsTheCopyAtOnce(t *testing.T) {
@@ -352,7 +378,7 @@ func TestNewTokenStore_ZeroConfigMeansDefaults(t *testing.T) {
 	t.Run("MaxAge", func(t *testing.T) {
 		clk := newClock()
 		next := mocks.NewMockTokenStore(gomock.NewController(t))
-		s := nearcache.NewTokenStore(next, nearcache.Config{Now: clk.Now})
+		s := nearcache.NewTokenStore(next, nearcache.TokenConfig{Now: clk.Now})
 		tok := ports.CachedToken{AccessToken: "token-a", ExpiresAt: clk.Now().Add(time.Hour)}
 		next.EXPECT().PutToken(gomock.Any(), tenant, tok, 55*time.Minute).Return(nil)
 		if err := s.PutToken(t.Context(), tenant, tok, 55*time.Minute); err != nil {
@@ -367,7 +393,7 @@ func TestNewTokenStore_ZeroConfigMeansDefaults(t *testing.T) {
 	})
 	t.Run("Now", func(t *testing.T) {
 		next := mocks.NewMockTokenStore(gomock.NewController(t))
-		s := nearcache.NewTokenStore(next, nearcache.Config{MaxAge: time.Hour})
+		s := nearcache.NewTokenStore(next, nearcache.TokenConfig{MaxAge: time.Hour})
 		tok := ports.CachedToken{AccessToken: "token-a", ExpiresAt: time.Now().Add(2 * time.Hour)}
 		next.EXPECT().PutToken(gomock.Any(), tenant, tok, time.Hour).Return(nil)
 		if err := s.PutToken(t.Context(), tenant, tok, time.Hour); err != nil {
@@ -379,7 +405,7 @@ func TestNewTokenStore_ZeroConfigMeansDefaults(t *testing.T) {
 		// With no margin a token read from next is kept until it expires.
 		clk := newClock()
 		next := mocks.NewMockTokenStore(gomock.NewController(t))
-		s := nearcache.NewTokenStore(next, nearcache.Config{MaxAge: time.Hour, Now: clk.Now})
+		s := nearcache.NewTokenStore(next, nearcache.TokenConfig{MaxAge: time.Hour, Now: clk.Now})
 		tok := ports.CachedToken{AccessToken: "token-a", ExpiresAt: clk.Now().Add(time.Minute)}
 		next.EXPECT().GetToken(gomock.Any(), tenant).Return(tok, true, nil)
 		wantGet(t, s, tok)
@@ -392,7 +418,7 @@ func TestNewTokenStore_ZeroConfigMeansDefaults(t *testing.T) {
 // cache over the memory store: a single replica answers as its store does.
 func TestTokenStore_Contract(t *testing.T) {
 	contract.TokenStore(t, func(*testing.T) ports.TokenStore {
-		return nearcache.NewTokenStore(memory.NewTokenStore(), nearcache.Config{MaxAge: maxAge})
+		return nearcache.NewTokenStore(memory.NewTokenStore(), nearcache.TokenConfig{MaxAge: maxAge})
 	})
 }
 
@@ -406,8 +432,8 @@ func TestTokenStore_ConcurrentUse(t *testing.T) {
 	// One replica answers from its copies, the other reads next on nearly
 	// every call.
 	replicas := []ports.TokenStore{
-		nearcache.NewTokenStore(shared, nearcache.Config{MaxAge: time.Hour}),
-		nearcache.NewTokenStore(shared, nearcache.Config{MaxAge: time.Nanosecond}),
+		nearcache.NewTokenStore(shared, nearcache.TokenConfig{MaxAge: time.Hour}),
+		nearcache.NewTokenStore(shared, nearcache.TokenConfig{MaxAge: time.Nanosecond}),
 	}
 	tenantID := func(i int) string { return fmt.Sprintf("tenant-%d", i%tenants) }
 
@@ -459,7 +485,7 @@ func TestTokenStore_ConcurrentUse(t *testing.T) {
 // BenchmarkNearCacheHit measures a token read answered by a warm local copy,
 // the path of every message once its tenant's token is cached.
 func BenchmarkNearCacheHit(b *testing.B) {
-	s := nearcache.NewTokenStore(memory.NewTokenStore(), nearcache.Config{MaxAge: time.Hour, RefreshMargin: margin})
+	s := nearcache.NewTokenStore(memory.NewTokenStore(), nearcache.TokenConfig{MaxAge: time.Hour, RefreshMargin: margin})
 	tok := ports.CachedToken{AccessToken: "token-a", ExpiresAt: time.Now().Add(2 * time.Hour)}
 	if err := s.PutToken(b.Context(), tenant, tok, time.Hour); err != nil {
 		b.Fatal(err)

@@ -1,21 +1,11 @@
 package main
 
 import (
-	"sort"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wa2genesys/connectorcache/app"
+	"github.com/wa2genesys/connectorcache/internal/storeop"
 )
-
-// failOpenOps are the operations the fail-open decorators (token store,
-// token lock, dedupe store) count; each is exported from the first scrape,
-// at zero.
-var failOpenOps = []string{
-	"get_token", "put_token", "delete_token",
-	"lock_token", "unlock_token",
-	"claim", "commit", "release",
-}
 
 // breakerStates are the states the Redis circuit breaker can be in.
 var breakerStates = []app.BreakerState{app.BreakerClosed, app.BreakerHalfOpen, app.BreakerOpen}
@@ -83,20 +73,8 @@ func (c *moduleCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.dedupeCommitted, s.Dedupe.Committed)
 	counter(c.dedupeReleased, s.Dedupe.Released)
 
-	ops := map[string]uint64{}
-	for _, op := range failOpenOps {
-		ops[op] = 0
-	}
-	for op, n := range s.FailOpen {
-		ops[op] = n
-	}
-	names := make([]string, 0, len(ops))
-	for op := range ops {
-		names = append(names, op)
-	}
-	sort.Strings(names)
-	for _, op := range names {
-		counter(c.failOpen, ops[op], op)
+	for _, op := range storeop.All { // every op from the first scrape, at zero
+		counter(c.failOpen, s.FailOpen[op], op)
 	}
 
 	gauge(c.poolActive, float64(s.Pool.Active))
