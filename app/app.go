@@ -228,11 +228,3 @@ func pingAtStartup(ctx context.Context, client *redigo.Client, c RedisConfig, lo
 	}
 	log.Info("redis connected", zap.String("redis_url", c.RedactedURL()))
 }
-
-// NewLogger returns a production JSON logger at c's level, writing to
-// standard error.
-func NewLogger(c LogConfig) (*zap.Logger, error) {
-	zc := zap.NewProductionConfig()
-	zc.Level = zap.NewAtomicLevelAt(c.Level)
-	return zc.Build()
-}

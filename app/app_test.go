@@ -458,31 +458,3 @@ func TestNew_RedisACLUserInURL(t *testing.T) {
 	}
 	assertNoSecrets(t, logs, password, "acl-token")
 }
-
-func TestNewLogger_UsesTheConfiguredLevel(t *testing.T) {
-	tests := []struct {
-		give        zapcore.Level
-		wantEnabled []zapcore.Level
-		wantSilent  []zapcore.Level
-	}{
-		{give: zapcore.DebugLevel, wantEnabled: []zapcore.Level{zapcore.DebugLevel, zapcore.InfoLevel}},
-		{give: zapcore.InfoLevel, wantEnabled: []zapcore.Level{zapcore.InfoLevel, zapcore.WarnLevel}, wantSilent: []zapcore.Level{zapcore.DebugLevel}},
-		{give: zapcore.WarnLevel, wantEnabled: []zapcore.Level{zapcore.WarnLevel, zapcore.ErrorLevel}, wantSilent: []zapcore.Level{zapcore.DebugLevel, zapcore.InfoLevel}},
-	}
-	for _, tt := range tests {
-		log, err := app.NewLogger(app.LogConfig{Level: tt.give})
-		if err != nil {
-			t.Fatalf("NewLogger(%v): %v", tt.give, err)
-		}
-		for _, l := range tt.wantEnabled {
-			if !log.Core().Enabled(l) {
-				t.Errorf("NewLogger(%v) does not log at %v", tt.give, l)
-			}
-		}
-		for _, l := range tt.wantSilent {
-			if log.Core().Enabled(l) {
-				t.Errorf("NewLogger(%v) logs at %v", tt.give, l)
-			}
-		}
-	}
-}

@@ -73,7 +73,3 @@ func (s *DedupeStore) Release(_ context.Context, tenantID, messageID, owner stri
 	s.marks.del(k)
 	return true, nil
 }
-
-// Len reports how many messages the store holds, expired ones not yet
-// reclaimed included.
-func (s *DedupeStore) Len() int { return s.marks.len() }

@@ -122,10 +122,3 @@ func (m *expiring[K, V]) del(k K) {
 	delete(m.cur, k)
 	delete(m.old, k)
 }
-
-// len counts the entries held, expired or not.
-func (m *expiring[K, V]) len() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.cur) + len(m.old)
-}

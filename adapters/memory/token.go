@@ -43,7 +43,3 @@ func (s *TokenStore) DeleteToken(_ context.Context, tenantID string) error {
 	s.tokens.del(tenantID)
 	return nil
 }
-
-// Len reports how many tokens the store holds, expired ones not yet
-// reclaimed included.
-func (s *TokenStore) Len() int { return s.tokens.len() }

@@ -3,7 +3,7 @@
 // connections shared by all callers.
 //
 // [Client] owns the pool and offers the typed, context-first helpers the
-// stores are built on: Get, Set, SetNX, Del and Ping. [TokenStore] and
+// stores are built on: Get, Set, Del and Ping. [TokenStore] and
 // [DedupeStore] lay out their keys as
 //
 //	genesys:token:<tenantId>
@@ -222,25 +222,9 @@ func (c *Client) Set(ctx context.Context, key, val string, ttl time.Duration) er
 	return nil
 }
 
-// SetNX stores val at key for ttl only if key holds nothing, in one atomic
-// SET … NX. It reports whether it stored the value.
-func (c *Client) SetNX(ctx context.Context, key, val string, ttl time.Duration) (bool, error) {
-	exp, err := expiry(ttl)
-	if err != nil {
-		return false, fmt.Errorf("redis SET NX %s: %w", key, err)
-	}
-	_, err = redis.String(c.do(ctx, "SET", append([]any{key, val, "NX"}, exp...)...))
-	if errors.Is(err, redis.ErrNil) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("redis SET NX %s: %w", key, err)
-	}
-	return true, nil
-}
-
-// setNXGet is SetNX that also returns the value it found when it did not
-// store (SET … NX GET, Redis 7.0 or newer): one round trip, one atomic step.
+// setNXGet stores val at key for ttl only if key holds nothing, and
+// returns the value it found when it did not store (SET … NX GET, Redis 7.0
+// or newer): one round trip, one atomic step.
 func (c *Client) setNXGet(ctx context.Context, key, val string, ttl time.Duration) (old string, stored bool, err error) {
 	exp, err := expiry(ttl)
 	if err != nil {

@@ -95,10 +95,6 @@ func TestClientRejectsTTLUnderAMillisecond(t *testing.T) {
 		{name: "Set", call: func(ctx context.Context, c *redigo.Client, key string, ttl time.Duration) error {
 			return c.Set(ctx, key, "v", ttl)
 		}},
-		{name: "SetNX", call: func(ctx context.Context, c *redigo.Client, key string, ttl time.Duration) error {
-			_, err := c.SetNX(ctx, key, "v", ttl)
-			return err
-		}},
 	}
 	for _, op := range ops {
 		for _, tt := range tests {
@@ -127,29 +123,6 @@ func TestClientRejectsTTLUnderAMillisecond(t *testing.T) {
 				}
 			})
 		}
-	}
-}
-
-func TestClientSetNXStoresOnlyOnce(t *testing.T) {
-	c, raw, key := sharedClient(t), rawConn(t), testKey(t)
-	stored, err := c.SetNX(t.Context(), key, "first", time.Minute)
-	if err != nil || !stored {
-		t.Fatalf("first SetNX = %v, %v; want stored", stored, err)
-	}
-	stored, err = c.SetNX(t.Context(), key, "second", time.Hour)
-	if err != nil || stored {
-		t.Fatalf("second SetNX = %v, %v; want not stored", stored, err)
-	}
-	if got, _, err := c.Get(t.Context(), key); err != nil || got != "first" {
-		t.Errorf("Get = %q, %v; want first", got, err)
-	}
-	checkTTL(t, raw, key, time.Minute)
-
-	if err := c.Del(t.Context(), key); err != nil {
-		t.Fatal(err)
-	}
-	if stored, err := c.SetNX(t.Context(), key, "third", time.Minute); err != nil || !stored {
-		t.Errorf("SetNX after Del = %v, %v; want stored", stored, err)
 	}
 }
 
@@ -295,9 +268,12 @@ var commands = []struct {
 		return err
 	}},
 	{name: "Set", call: func(ctx context.Context, c *redigo.Client) error { return c.Set(ctx, "k", "v", time.Minute) }},
-	{name: "SetNX", call: func(ctx context.Context, c *redigo.Client) error {
-		_, err := c.SetNX(ctx, "k", "v", time.Minute)
+	{name: "LockToken", call: func(ctx context.Context, c *redigo.Client) error {
+		_, err := redigo.NewTokenStore(c).LockToken(ctx, "tenant", "owner", time.Second)
 		return err
+	}},
+	{name: "UnlockToken", call: func(ctx context.Context, c *redigo.Client) error {
+		return redigo.NewTokenStore(c).UnlockToken(ctx, "tenant", "owner")
 	}},
 	{name: "Del", call: func(ctx context.Context, c *redigo.Client) error { return c.Del(ctx, "k") }},
 	{name: "GetToken", call: func(ctx context.Context, c *redigo.Client) error {

@@ -17,8 +17,8 @@ import (
 // TokenKey is the key a tenant's token is cached under.
 func TokenKey(tenantID string) string { return "genesys:token:" + tenantID }
 
-// TokenLockKey is the key of a tenant's token fetch lock.
-func TokenLockKey(tenantID string) string { return "genesys:token-lock:" + tenantID }
+// tokenLockKey is the key of a tenant's token fetch lock.
+func tokenLockKey(tenantID string) string { return "genesys:token-lock:" + tenantID }
 
 // DedupeKey is the key a tenant's message is recorded under.
 func DedupeKey(tenantID, messageID string) string {
@@ -80,14 +80,14 @@ func (s *TokenStore) DeleteToken(ctx context.Context, tenantID string) error {
 // owner that finds itself holding the lock (a retried command whose reply
 // was lost) has it.
 func (s *TokenStore) LockToken(ctx context.Context, tenantID, owner string, ttl time.Duration) (bool, error) {
-	old, stored, err := s.c.setNXGet(ctx, TokenLockKey(tenantID), owner, ttl)
+	old, stored, err := s.c.setNXGet(ctx, tokenLockKey(tenantID), owner, ttl)
 	return stored || (err == nil && old == owner), err
 }
 
 // UnlockToken implements [ports.TokenLock]: it deletes the lock only while
 // owner holds it.
 func (s *TokenStore) UnlockToken(ctx context.Context, tenantID, owner string) error {
-	key := TokenLockKey(tenantID)
+	key := tokenLockKey(tenantID)
 	if _, err := s.c.eval(ctx, unlockScript, key, owner); err != nil {
 		return fmt.Errorf("redis unlock %s: %w", key, err)
 	}
