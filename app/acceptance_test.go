@@ -46,7 +46,7 @@ func TestAcceptance_ConnectsOnStartup(t *testing.T) {
 func TestAcceptance_ConnectionErrorsLoggedNoCrash(t *testing.T) {
 	ctx := context.Background()
 	cfg := defaultConfig(t)
-	cfg.Redis.URL = "redis://" + closedPort(t)
+	cfg.Redis.URL = "redis://" + redistest.ClosedAddr(t)
 	log, logs := observed()
 	fetcher := newFetcher("tok-no-crash")
 

@@ -180,7 +180,7 @@ func TestNew_MemoryStore(t *testing.T) {
 	cfg.Store = app.StoreMemory
 	// The memory store never touches Redis: an address nothing listens on
 	// proves it.
-	cfg.Redis.URL = "redis://" + closedPort(t)
+	cfg.Redis.URL = "redis://" + redistest.ClosedAddr(t)
 	log, logs := observed()
 	fetcher := newFetcher("memory-token")
 
@@ -216,7 +216,7 @@ func TestNew_NilLoggerIsAllowed(t *testing.T) {
 			return c
 		}},
 		{name: "redis up", give: func(t *testing.T) app.Config { return redisConfig(t, redistest.SharedURL(t)) }},
-		{name: "redis down", give: func(t *testing.T) app.Config { return redisConfig(t, "redis://"+closedPort(t)) }},
+		{name: "redis down", give: func(t *testing.T) app.Config { return redisConfig(t, "redis://"+redistest.ClosedAddr(t)) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -44,34 +44,34 @@ func TestFailOpen_UnreachableRedis(t *testing.T) {
 
 	tests := []struct {
 		name         string
-		giveAddr     func(t *testing.T) string
+		giveAddr     func(testing.TB) string
 		giveURL      string // %s is the address
 		givePassword string
 		wantMasked   bool
 	}{
 		{
 			name:         "closed port",
-			giveAddr:     closedPort,
+			giveAddr:     redistest.ClosedAddr,
 			giveURL:      "redis://user:" + urlPassword + "@%s",
 			givePassword: envPassword,
 			wantMasked:   true,
 		},
 		{
 			name:         "hung during AUTH",
-			giveAddr:     hungRedis,
+			giveAddr:     redistest.HungAddr,
 			giveURL:      "redis://user:" + urlPassword + "@%s",
 			givePassword: envPassword,
 			wantMasked:   true,
 		},
 		{
 			name:         "hung on commands",
-			giveAddr:     hungRedis,
+			giveAddr:     redistest.HungAddr,
 			giveURL:      "redis://%s/0",
 			givePassword: "",
 		},
 		{
 			name:         "hung, password only in the URL",
-			giveAddr:     hungRedis,
+			giveAddr:     redistest.HungAddr,
 			giveURL:      "redis://:" + urlPassword + "@%s",
 			givePassword: "",
 			wantMasked:   true,

@@ -22,9 +22,6 @@ func TestDedupeStoreContract(t *testing.T) {
 	contract.DedupeStore(t, func(*testing.T) ports.DedupeStore { return memory.NewDedupeStore() })
 }
 
-// newClock returns a settable time source; no test sleeps for a TTL.
-func newClock() *fakeclock.Clock { return fakeclock.New() }
-
 func TestTokenStoreExpiresExactlyAtTTL(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -38,7 +35,7 @@ func TestTokenStoreExpiresExactlyAtTTL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clk := newClock()
+			clk := fakeclock.New()
 			s := memory.NewTokenStore(memory.WithClock(clk.Now))
 			tok := ports.CachedToken{AccessToken: "tok", ExpiresAt: clk.Now().Add(time.Hour)}
 			if err := s.PutToken(t.Context(), "tenant", tok, time.Second); err != nil {
@@ -76,7 +73,7 @@ func TestDedupeStoreExpiresExactlyAtTTL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clk := newClock()
+			clk := fakeclock.New()
 			s := memory.NewDedupeStore(memory.WithClock(clk.Now))
 			if st, err := s.Claim(t.Context(), "tenant", "msg", "a", claimTTL); err != nil || st != ports.ClaimAcquired {
 				t.Fatalf("Claim = %v, %v; want ClaimAcquired", st, err)
@@ -103,7 +100,7 @@ func TestDedupeStoreExpiresExactlyAtTTL(t *testing.T) {
 const reclaimAfter = time.Hour
 
 func TestTokenStoreReclaimsExpiredEntries(t *testing.T) {
-	clk := newClock()
+	clk := fakeclock.New()
 	s := memory.NewTokenStore(memory.WithClock(clk.Now))
 	put := func(tenant string, ttl time.Duration) {
 		t.Helper()
@@ -134,7 +131,7 @@ func TestTokenStoreReclaimsExpiredEntries(t *testing.T) {
 }
 
 func TestDedupeStoreReclaimsExpiredEntries(t *testing.T) {
-	clk := newClock()
+	clk := fakeclock.New()
 	s := memory.NewDedupeStore(memory.WithClock(clk.Now))
 	claim := func(msg string, ttl time.Duration) {
 		t.Helper()
@@ -220,7 +217,7 @@ func TestStoresStayBounded(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clk := newClock()
+			clk := fakeclock.New()
 			write, length := tt.newStore(clk.Now)
 			peak := 0
 			for i := range writes {
@@ -356,7 +353,7 @@ func TestDedupeStoreConcurrentUse(t *testing.T) {
 
 func TestWithMaxEntriesDropsTheOldestEntries(t *testing.T) {
 	const bound, puts = 100, 1000
-	clk := newClock()
+	clk := fakeclock.New()
 	s := memory.NewTokenStore(memory.WithClock(clk.Now), memory.WithMaxEntries(bound))
 	// Tenant i's token lives i+1 minutes: the later a token, the longer it lives.
 	for i := range puts {
@@ -390,7 +387,7 @@ func TestWithMaxTTLCapsTheTTL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clk := newClock()
+			clk := fakeclock.New()
 			s := memory.NewTokenStore(memory.WithClock(clk.Now), memory.WithMaxTTL(maxTTL))
 			if err := s.PutToken(t.Context(), "tenant", ports.CachedToken{AccessToken: "tok"}, tt.give); err != nil {
 				t.Fatal(err)

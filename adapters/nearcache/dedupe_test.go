@@ -27,7 +27,7 @@ type dedupe struct {
 
 func newDedupe(t *testing.T) dedupe {
 	t.Helper()
-	clk := newClock()
+	clk := fakeclock.New()
 	next := mocks.NewMockDedupeStore(gomock.NewController(t))
 	return dedupe{clk: clk, next: next, s: nearcache.NewDedupeStore(next, nearcache.DedupeConfig{DoneTTL: doneTTL, Now: clk.Now})}
 }

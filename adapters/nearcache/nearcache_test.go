@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wa2genesys/connectorcache/internal/fakeclock"
-
 	"go.uber.org/goleak"
 )
 
@@ -23,6 +21,3 @@ const (
 )
 
 var errRedis = errors.New("redis: connection refused")
-
-// newClock returns a settable time source; no test sleeps for a TTL.
-func newClock() *fakeclock.Clock { return fakeclock.New() }

@@ -36,7 +36,7 @@ type tokens struct {
 
 func newTokens(t *testing.T) tokens {
 	t.Helper()
-	clk := newClock()
+	clk := fakeclock.New()
 	next := mocks.NewMockTokenStore(gomock.NewController(t))
 	stale := new([]string)
 	cfg := nearcache.TokenConfig{
@@ -150,7 +150,7 @@ func TestTokenStore_MissFromNextDropsTheCopy(t *testing.T) {
 // TestTokenStore_InvalidateReachesOtherReplicasWithinMaxAge runs two
 // replicas, each with its own near cache, over one shared store.
 func TestTokenStore_InvalidateReachesOtherReplicasWithinMaxAge(t *testing.T) {
-	clk := newClock()
+	clk := fakeclock.New()
 	shared := memory.NewTokenStore(memory.WithClock(clk.Now))
 	cfg := nearcache.TokenConfig{MaxAge: maxAge, RefreshMargin: margin, Now: clk.Now}
 	a, b := nearcache.NewTokenStore(shared, cfg), nearcache.NewTokenStore(shared, cfg)
@@ -376,7 +376,7 @@ func TestTokenStore_TenantsAreIsolated(t *testing.T) {
 
 func TestNewTokenStore_ZeroConfigMeansDefaults(t *testing.T) {
 	t.Run("MaxAge", func(t *testing.T) {
-		clk := newClock()
+		clk := fakeclock.New()
 		next := mocks.NewMockTokenStore(gomock.NewController(t))
 		s := nearcache.NewTokenStore(next, nearcache.TokenConfig{Now: clk.Now})
 		tok := ports.CachedToken{AccessToken: "token-a", ExpiresAt: clk.Now().Add(time.Hour)}
@@ -403,7 +403,7 @@ func TestNewTokenStore_ZeroConfigMeansDefaults(t *testing.T) {
 	})
 	t.Run("RefreshMargin", func(t *testing.T) {
 		// With no margin a token read from next is kept until it expires.
-		clk := newClock()
+		clk := fakeclock.New()
 		next := mocks.NewMockTokenStore(gomock.NewController(t))
 		s := nearcache.NewTokenStore(next, nearcache.TokenConfig{MaxAge: time.Hour, Now: clk.Now})
 		tok := ports.CachedToken{AccessToken: "token-a", ExpiresAt: clk.Now().Add(time.Minute)}

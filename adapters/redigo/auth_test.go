@@ -124,7 +124,7 @@ func TestACLUserInTheURL(t *testing.T) {
 
 func TestDialErrorDoesNotHoldTheURLPassword(t *testing.T) {
 	const password = "Url-Passw0rd-Never-Logged"
-	url := strings.Replace(closedPortURL(t), "redis://", "redis://alice:"+password+"@", 1)
+	url := "redis://alice:" + password + "@" + redistest.ClosedAddr(t)
 	c := newClient(t, shortTimeouts(url))
 	checkFailsWithoutSecrets(t, c, password)
 }

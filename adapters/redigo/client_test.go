@@ -320,7 +320,7 @@ func checkBoundedFailure(t *testing.T, limit time.Duration, call func() error) {
 }
 
 func TestCommandsOnAClosedPortFailWithinDialTimeout(t *testing.T) {
-	url := closedPortURL(t)
+	url := "redis://" + redistest.ClosedAddr(t)
 	for _, cmd := range commands {
 		t.Run(cmd.name, func(t *testing.T) {
 			t.Parallel()
@@ -331,7 +331,7 @@ func TestCommandsOnAClosedPortFailWithinDialTimeout(t *testing.T) {
 }
 
 func TestCommandsOnAHungServerFailWithinReadTimeout(t *testing.T) {
-	url := hungServer(t)
+	url := "redis://" + redistest.HungAddr(t)
 	for _, cmd := range commands {
 		t.Run(cmd.name, func(t *testing.T) {
 			t.Parallel()
@@ -342,7 +342,7 @@ func TestCommandsOnAHungServerFailWithinReadTimeout(t *testing.T) {
 }
 
 func TestContextDeadlineShortensTheReadTimeout(t *testing.T) {
-	url := hungServer(t)
+	url := "redis://" + redistest.HungAddr(t)
 	for _, cmd := range commands {
 		t.Run(cmd.name, func(t *testing.T) {
 			t.Parallel()
@@ -376,7 +376,7 @@ func TestCancelledContextReturnsPromptly(t *testing.T) {
 	})
 
 	t.Run("cancelled during the call, hung server, no timeouts", func(t *testing.T) {
-		url := hungServer(t)
+		url := "redis://" + redistest.HungAddr(t)
 		for _, cmd := range commands {
 			t.Run(cmd.name, func(t *testing.T) {
 				t.Parallel()
@@ -400,7 +400,7 @@ func TestCancelledContextReturnsPromptly(t *testing.T) {
 // but never completes the TLS handshake fails the dial within DialTimeout,
 // however long the read timeout.
 func TestDialTimeoutBoundsTheTLSHandshake(t *testing.T) {
-	url := strings.Replace(hungServer(t), "redis://", "rediss://", 1)
+	url := "rediss://" + redistest.HungAddr(t)
 	c := newClient(t, redigo.Options{URL: url, DialTimeout: shortTimeout, ReadTimeout: time.Minute, WriteTimeout: time.Minute})
 	checkBoundedFailure(t, shortTimeout+margin, func() error { return c.Ping(t.Context()) })
 }

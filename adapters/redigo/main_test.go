@@ -117,69 +117,6 @@ func exists(tb testing.TB, c redis.Conn, key string) bool {
 	return n == 1
 }
 
-// closedPortURL returns the URL of a loopback port nothing listens on.
-func closedPortURL(tb testing.TB) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return "redis://" + addr
-}
-
-// hungServer is a listener that accepts connections, reads what they send
-// and never answers, as a Redis stuck in a long command or behind a broken
-// network path does. It returns the listener's redis:// URL.
-func hungServer(tb testing.TB) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	serve(tb, l, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
-	return "redis://" + l.Addr().String()
-}
-
-// serve runs handle on each connection l accepts, until tb ends: then it
-// closes the listener and the connections, and waits for the handlers.
-func serve(tb testing.TB, l net.Listener, handle func(net.Conn)) {
-	var (
-		mu     sync.Mutex
-		conns  []net.Conn
-		closed bool
-		wg     sync.WaitGroup
-	)
-	wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			if closed {
-				mu.Unlock()
-				_ = c.Close()
-				return
-			}
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Go(func() { handle(c) })
-		}
-	})
-	tb.Cleanup(func() {
-		_ = l.Close()
-		mu.Lock()
-		closed = true
-		for _, c := range conns {
-			_ = c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-}
-
 // gatedServer is a listener that speaks just enough Redis to answer every
 // command with +PONG, but only once open is closed: until then, commands
 // wait. It tells how many connections it accepted.
@@ -197,7 +134,7 @@ func newGatedServer(tb testing.TB) *gatedServer {
 		tb.Fatal(err)
 	}
 	s := &gatedServer{URL: "redis://" + l.Addr().String(), open: make(chan struct{})}
-	serve(tb, l, func(c net.Conn) {
+	redistest.Serve(tb, l, func(c net.Conn) {
 		s.mu.Lock()
 		s.accepted++
 		s.mu.Unlock()

@@ -3,7 +3,6 @@ package redigo_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -131,7 +130,7 @@ func TestPipelineCloseStopsEveryGoroutine(t *testing.T) {
 // TestPipelineHonoursTheCallersDeadline: on a server that never answers, a
 // caller with a short deadline returns at it, before the read timeout.
 func TestPipelineHonoursTheCallersDeadline(t *testing.T) {
-	url := hungServer(t)
+	url := "redis://" + redistest.HungAddr(t)
 	o := pipelineOptions(url)
 	o.ReadTimeout = time.Minute
 	c := newClient(t, o)
@@ -165,7 +164,7 @@ func TestPipelineStoresContract(t *testing.T) {
 // being dialed wait for that dial, not one dial after another: against a
 // server that hangs in AUTH, every caller fails within one dial timeout.
 func TestPipelineCallersShareOneDial(t *testing.T) {
-	url := "redis://:some-password@" + strings.TrimPrefix(hungServer(t), "redis://")
+	url := "redis://:some-password@" + redistest.HungAddr(t)
 	o := pipelineOptions(url)
 	o.DialTimeout, o.ReadTimeout, o.WriteTimeout = shortTimeout, shortTimeout, shortTimeout
 	c := newClient(t, o)

@@ -22,6 +22,7 @@ import (
 	"github.com/wa2genesys/connectorcache/adapters/failopen"
 	"github.com/wa2genesys/connectorcache/adapters/memory"
 	"github.com/wa2genesys/connectorcache/domain"
+	"github.com/wa2genesys/connectorcache/internal/fakeclock"
 	"github.com/wa2genesys/connectorcache/internal/webhook"
 	"github.com/wa2genesys/connectorcache/ports"
 )
@@ -479,24 +480,6 @@ func (s *releaseFailsOnce) Release(ctx context.Context, tenantID, messageID, own
 	return s.DedupeStore.Release(ctx, tenantID, messageID, owner)
 }
 
-// fakeClock is a clock that moves only when told to.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // TestHandler_LostReleaseIsRedeliveredAfterTheClaimExpires follows a
 // message whose delivery failed and whose release the fail-open store then
 // skipped: its claim stays held, with no holder left to settle it. Meta's
@@ -504,7 +487,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 // delivered, once.
 func TestHandler_LostReleaseIsRedeliveredAfterTheClaimExpires(t *testing.T) {
 	const claimTTL = time.Second
-	clock := &fakeClock{now: time.Date(2025, 11, 26, 6, 10, 0, 0, time.UTC)}
+	clock := fakeclock.New()
 	events := &failopen.Events{}
 	store := failopen.NewDedupeStore(&releaseFailsOnce{DedupeStore: memory.NewDedupeStore(memory.WithClock(clock.Now))}, nil, events)
 	hs := newHarnessWith(t, harnessOptions{store: store, dedupe: domain.DeduplicatorConfig{ClaimTTL: claimTTL}})
