@@ -22,6 +22,10 @@ func TestDedupeStoreContract(t *testing.T) {
 	contract.DedupeStore(t, func(*testing.T) ports.DedupeStore { return memory.NewDedupeStore() })
 }
 
+func TestTokenLockContract(t *testing.T) {
+	contract.TokenLock(t, func(*testing.T) ports.TokenLock { return memory.NewTokenLock() })
+}
+
 func TestTokenStoreExpiresExactlyAtTTL(t *testing.T) {
 	tests := []struct {
 		name      string

@@ -28,6 +28,12 @@ func TestTokenStoreContract(t *testing.T) {
 	})
 }
 
+func TestTokenLockContract(t *testing.T) {
+	contract.TokenLock(t, func(t *testing.T) ports.TokenLock {
+		return redigo.NewTokenStore(sharedClient(t))
+	})
+}
+
 func TestDedupeStoreContract(t *testing.T) {
 	contract.DedupeStore(t, func(t *testing.T) ports.DedupeStore {
 		o := options(redistest.SharedURL(t))
