@@ -17,6 +17,7 @@ import (
 	"github.com/wa2genesys/connectorcache/adapters/redigo"
 	"github.com/wa2genesys/connectorcache/app"
 	"github.com/wa2genesys/connectorcache/domain"
+	"github.com/wa2genesys/connectorcache/internal/contract"
 	"github.com/wa2genesys/connectorcache/internal/redistest"
 )
 
@@ -59,7 +60,7 @@ func TestAcceptance_ConnectionErrorsLoggedNoCrash(t *testing.T) {
 		t.Errorf("startup entry = %s, want a warning: %s", e.Level, logText(e))
 	}
 
-	tenant := tenantID(t)
+	tenant := contract.TenantID(t)
 	// Enough calls to open the circuit breaker and go on past it.
 	for i := range 20 {
 		got, err := mod.Tokens.Token(ctx, tenant)
@@ -91,7 +92,7 @@ func TestAcceptance_SetNXAtomic(t *testing.T) {
 	for range replicas {
 		mods = append(mods, newModule(t, redisConfig(t, url), nil, newFetcher("tok")))
 	}
-	tenant := tenantID(t)
+	tenant := contract.TenantID(t)
 
 	// claimAll makes n concurrent claims of one message, spread over the
 	// replicas, and returns their statuses and the winning claims.
@@ -158,7 +159,7 @@ func TestAcceptance_KeysInNamespaces(t *testing.T) {
 	ctx := context.Background()
 	url := redistest.SharedURL(t)
 	mod := newModule(t, redisConfig(t, url), nil, newFetcher("tok"))
-	tenant := tenantID(t)
+	tenant := contract.TenantID(t)
 	const message = "wamid.HBgLMTU1NTEyMzQ1NjcVAgASGBQzQUVCNTM2"
 
 	if _, err := mod.Tokens.Token(ctx, tenant); err != nil {
@@ -229,7 +230,7 @@ func TestAcceptance_TTLsApplied(t *testing.T) {
 				fetcher := newFetcher("tok-ttl")
 				fetcher.expiresIn = tt.giveLife
 				mod := newModule(t, redisConfig(t, url), nil, fetcher)
-				tenant := tenantID(t)
+				tenant := contract.TenantID(t)
 
 				if _, err := mod.Tokens.Token(ctx, tenant); err != nil {
 					t.Fatal(err)
@@ -269,7 +270,7 @@ func TestAcceptance_TTLsApplied(t *testing.T) {
 				cfg := redisConfig(t, url)
 				tt.give(&cfg)
 				mod := newModule(t, cfg, nil, newFetcher("tok"))
-				tenant := tenantID(t)
+				tenant := contract.TenantID(t)
 				key := redigo.DedupeKey(tenant, "wamid.ttl")
 
 				claim, err := mod.Dedupe.Claim(ctx, tenant, "wamid.ttl")
@@ -320,7 +321,7 @@ func TestAcceptance_HealthCheckCallsPing(t *testing.T) {
 	}
 
 	// And the stores use Redis again.
-	tenant := tenantID(t)
+	tenant := contract.TenantID(t)
 	if _, err := mod.Dedupe.Claim(ctx, tenant, "wamid.after-restart"); err != nil {
 		t.Fatal(err)
 	}

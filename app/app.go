@@ -107,7 +107,7 @@ func New(ctx context.Context, cfg Config, logger *zap.Logger, fetcher ports.Toke
 	)
 	switch cfg.Store {
 	case StoreMemory:
-		tokens, dedupe = memory.NewTokenStore(), memory.NewDedupeStore()
+		tokens, lock, dedupe = memory.NewTokenStore(), memory.NewTokenLock(), memory.NewDedupeStore()
 		m.ping = func(context.Context) error { return nil }
 		m.close = func() error { return nil }
 		m.pool = func() PoolStats { return PoolStats{} }

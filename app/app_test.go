@@ -13,6 +13,7 @@ import (
 	"github.com/wa2genesys/connectorcache/adapters/redigo"
 	"github.com/wa2genesys/connectorcache/app"
 	"github.com/wa2genesys/connectorcache/domain"
+	"github.com/wa2genesys/connectorcache/internal/contract"
 	"github.com/wa2genesys/connectorcache/internal/redistest"
 	"github.com/wa2genesys/connectorcache/ports"
 )
@@ -86,7 +87,7 @@ func TestNew_RejectsBadInput(t *testing.T) {
 func exercise(t *testing.T, mod *app.Module, fetcher *fakeFetcher) {
 	t.Helper()
 	ctx := context.Background()
-	tenant := tenantID(t)
+	tenant := contract.TenantID(t)
 
 	// Tokens: fetched once, then served; fetched again after Invalidate.
 	for i := range 2 {
@@ -222,10 +223,10 @@ func TestNew_NilLoggerIsAllowed(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			mod := newModule(t, tt.give(t), nil, newFetcher("tok"))
 			ctx := context.Background()
-			if _, err := mod.Tokens.Token(ctx, tenantID(t)); err != nil {
+			if _, err := mod.Tokens.Token(ctx, contract.TenantID(t)); err != nil {
 				t.Errorf("Token: %v", err)
 			}
-			if _, err := mod.Dedupe.Claim(ctx, tenantID(t), "wamid.1"); err != nil {
+			if _, err := mod.Dedupe.Claim(ctx, contract.TenantID(t), "wamid.1"); err != nil {
 				t.Errorf("Claim: %v", err)
 			}
 		})
@@ -271,7 +272,7 @@ func TestNew_RedisSharesStateBetweenModules(t *testing.T) {
 	fetcherA, fetcherB := newFetcher("shared-token"), newFetcher("other-token")
 	a := newModule(t, redisConfig(t, url), nil, fetcherA)
 	b := newModule(t, redisConfig(t, url), nil, fetcherB)
-	tenant := tenantID(t)
+	tenant := contract.TenantID(t)
 
 	if _, err := a.Tokens.Token(ctx, tenant); err != nil {
 		t.Fatal(err)
@@ -333,7 +334,7 @@ func TestNew_RedisPassword(t *testing.T) {
 			log, logs := observed()
 			fetcher := newFetcher("token-behind-a-password")
 			mod := newModule(t, cfg, log, fetcher)
-			tenant := tenantID(t)
+			tenant := contract.TenantID(t)
 
 			start := startupEntry(t, logs)
 			pingErr := mod.Ping(ctx)
@@ -410,7 +411,7 @@ func TestNew_RedisACLUserInURL(t *testing.T) {
 	}
 	log, logs := observed()
 	mod := newModule(t, cfg, log, newFetcher("acl-token"))
-	tenant := tenantID(t)
+	tenant := contract.TenantID(t)
 
 	if err := mod.Ping(ctx); err != nil {
 		t.Fatalf("Ping = %v, want nil", err)

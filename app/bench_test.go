@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/wa2genesys/connectorcache/app"
+	"github.com/wa2genesys/connectorcache/internal/contract"
 	"github.com/wa2genesys/connectorcache/internal/redistest"
 )
 
@@ -37,7 +38,7 @@ func BenchmarkClaim(b *testing.B) {
 	for _, kind := range []string{"memory", "redis-pool", "redis-pipeline"} {
 		b.Run(kind, func(b *testing.B) {
 			mod := benchModules(b)[kind]
-			tenant := tenantID(b)
+			tenant := contract.TenantID(b)
 			var seq atomic.Int64
 			b.SetParallelism(25)
 			b.ReportAllocs()
@@ -61,7 +62,7 @@ func BenchmarkTokenHit(b *testing.B) {
 	for _, kind := range []string{"memory", "redis-pool", "redis-pipeline"} {
 		b.Run(kind, func(b *testing.B) {
 			mod := benchModules(b)[kind]
-			tenant := tenantID(b)
+			tenant := contract.TenantID(b)
 			ctx := context.Background()
 			if _, err := mod.Tokens.Token(ctx, tenant); err != nil {
 				b.Fatal(err)
@@ -85,7 +86,7 @@ func BenchmarkClaimOneCaller(b *testing.B) {
 	for _, kind := range []string{"redis-pool", "redis-pipeline"} {
 		b.Run(kind, func(b *testing.B) {
 			mod := benchModules(b)[kind]
-			tenant := tenantID(b)
+			tenant := contract.TenantID(b)
 			b.ReportAllocs()
 			var i int
 			for b.Loop() {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/wa2genesys/connectorcache/app"
 	"github.com/wa2genesys/connectorcache/domain"
+	"github.com/wa2genesys/connectorcache/internal/contract"
 	"github.com/wa2genesys/connectorcache/internal/redistest"
 	"github.com/wa2genesys/connectorcache/internal/storeop"
 )
@@ -116,7 +117,7 @@ func TestFailOpen_UnreachableRedis(t *testing.T) {
 				t.Errorf("logged redis_url %q does not show the password masked", loggedURL)
 			}
 
-			tenant := tenantID(t)
+			tenant := contract.TenantID(t)
 			within(t, bound, "Token", func() {
 				got, err := mod.Tokens.Token(ctx, tenant)
 				if err != nil || got != token {
@@ -228,7 +229,7 @@ func TestFailOpen_TokenCopyServedDuringAnOutageIsCounted(t *testing.T) {
 	log, logs := observed()
 	fetcher := newFetcher(token)
 	mod := newModule(t, cfg, log, fetcher)
-	tenant := tenantID(t)
+	tenant := contract.TenantID(t)
 
 	if got, err := mod.Tokens.Token(ctx, tenant); err != nil || got != token {
 		t.Fatalf("Token = %q, %v; want the fetcher's token", got, err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wa2genesys/connectorcache/app"
+	"github.com/wa2genesys/connectorcache/internal/contract"
 	"github.com/wa2genesys/connectorcache/internal/redistest"
 	"github.com/wa2genesys/connectorcache/ports"
 )
@@ -38,7 +39,7 @@ func TestReplicasFetchOncePerTenant(t *testing.T) {
 	}
 	ids := make([]string, tenants)
 	for i := range ids {
-		ids[i] = fmt.Sprintf("%s-%d", tenantID(t), i)
+		ids[i] = fmt.Sprintf("%s-%d", contract.TenantID(t), i)
 	}
 
 	var wg sync.WaitGroup
@@ -73,7 +74,7 @@ func TestReplicasFetchOncePerTenant(t *testing.T) {
 // expires, and another process fetches then.
 func TestFetchLockHolderDies(t *testing.T) {
 	url := redistest.SharedURL(t)
-	tenant := tenantID(t)
+	tenant := contract.TenantID(t)
 	cfg := redisConfig(t, url)
 	cfg.Token.LockTTL = 300 * time.Millisecond
 	auth := newFetcher("after-the-lock")

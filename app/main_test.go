@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"os"
 	"strings"
@@ -43,17 +42,6 @@ func (f *fakeFetcher) FetchToken(context.Context, string) (ports.Token, error) {
 func observed() (*zap.Logger, *observer.ObservedLogs) {
 	core, logs := observer.New(zapcore.DebugLevel)
 	return zap.New(core), logs
-}
-
-// tenantID returns a tenant id of the test's own, so that tests sharing a
-// Redis never see each other's keys.
-func tenantID(t testing.TB) string {
-	t.Helper()
-	name := strings.NewReplacer("/", ".", " ", "_", ":", "_").Replace(t.Name())
-	if len(name) > 90 {
-		name = name[len(name)-90:]
-	}
-	return name + "-" + strings.ToLower(rand.Text()[:10])
 }
 
 // clearConfigEnv hides every configuration variable of the process

@@ -13,6 +13,7 @@ import (
 	"github.com/wa2genesys/connectorcache/adapters/redigo"
 	"github.com/wa2genesys/connectorcache/app"
 	"github.com/wa2genesys/connectorcache/domain"
+	"github.com/wa2genesys/connectorcache/internal/contract"
 	"github.com/wa2genesys/connectorcache/internal/redistest"
 )
 
@@ -47,7 +48,7 @@ func TestNew_RedisTLS(t *testing.T) {
 			}
 			log, logs := observed()
 			mod := newModule(t, cfg, log, newFetcher("tls-token"))
-			tenant := tenantID(t)
+			tenant := contract.TenantID(t)
 
 			pingErr := mod.Ping(ctx)
 			claim, err := mod.Dedupe.Claim(ctx, tenant, "wamid.tls")

@@ -14,6 +14,7 @@ import (
 	"github.com/wa2genesys/connectorcache/adapters/genesys"
 	"github.com/wa2genesys/connectorcache/adapters/memory"
 	"github.com/wa2genesys/connectorcache/domain"
+	"github.com/wa2genesys/connectorcache/internal/genesystest"
 	"github.com/wa2genesys/connectorcache/internal/webhook"
 )
 
@@ -73,7 +74,7 @@ func (s *apiServer) requests() []received {
 // fixture is a deliverer wired to a real token cache over the memory store,
 // fetching from a login stand-in, posting to an API stand-in.
 type fixture struct {
-	login  *loginServer
+	login  *genesystest.Login
 	api    *apiServer
 	d      *genesys.Deliverer
 	sleeps []time.Duration
@@ -83,7 +84,7 @@ var fixedNow = time.Date(2025, 11, 26, 6, 10, 0, 0, time.UTC)
 
 func newFixture(t *testing.T, maxRetryAfter time.Duration, script ...answer) *fixture {
 	t.Helper()
-	f := &fixture{login: newLoginServer(t, map[string]string{"id": "secret"}), api: newAPIServer(t, script...)}
+	f := &fixture{login: genesystest.NewLogin(t, "tok", map[string]string{"id": "secret"}), api: newAPIServer(t, script...)}
 	fetcher := genesys.NewTokenFetcher(map[string]genesys.Credentials{
 		"acme": {LoginURL: f.login.URL, ClientID: "id", ClientSecret: "secret"},
 	}, nil)
@@ -105,7 +106,7 @@ func newFixture(t *testing.T, maxRetryAfter time.Duration, script ...answer) *fi
 // fetching from a login stand-in of its own.
 func newTokens(t *testing.T) *domain.TokenCache {
 	t.Helper()
-	login := newLoginServer(t, map[string]string{"id": "secret"})
+	login := genesystest.NewLogin(t, "tok", map[string]string{"id": "secret"})
 	return domain.NewTokenCache(memory.NewTokenStore(), genesys.NewTokenFetcher(map[string]genesys.Credentials{
 		"acme": {LoginURL: login.URL, ClientID: "id", ClientSecret: "secret"},
 	}, nil), domain.TokenCacheConfig{})
@@ -256,7 +257,7 @@ func TestDeliverer_Answers(t *testing.T) {
 			if !reflect.DeepEqual(auth, tt.wantAuth) {
 				t.Errorf("requests' Authorization = %q, want %q", auth, tt.wantAuth)
 			}
-			if got := f.login.calls.Load(); got != tt.wantLogins {
+			if got := f.login.Calls(); got != tt.wantLogins {
 				t.Errorf("login calls = %d, want %d", got, tt.wantLogins)
 			}
 			if !reflect.DeepEqual(f.sleeps, tt.wantSleeps) {
@@ -280,9 +281,7 @@ func TestDeliverer_Failures(t *testing.T) {
 	})
 	t.Run("login rejected", func(t *testing.T) {
 		f := newFixture(t, 0)
-		f.login.mu.Lock()
-		f.login.clients["id"] = "another-secret"
-		f.login.mu.Unlock()
+		f.login.SetClient("id", "another-secret")
 		if err := f.d.Deliver(context.Background(), textMessage()); err == nil {
 			t.Error("Deliver succeeded without a token")
 		}
@@ -369,7 +368,7 @@ func TestRegionURLs(t *testing.T) {
 // drops it, the others find the fresh token cached and leave it, so the
 // auth service is asked again once, not once per delivery.
 func TestDeliverer_BurstOf401sRefetchesOnce(t *testing.T) {
-	login := newLoginServer(t, map[string]string{"id": "secret"})
+	login := genesystest.NewLogin(t, "tok", map[string]string{"id": "secret"})
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		if r.Header.Get("Authorization") == "Bearer tok-1" { // revoked
@@ -404,7 +403,7 @@ func TestDeliverer_BurstOf401sRefetchesOnce(t *testing.T) {
 	}
 	// One refetch; a second only if a delivery read tok-1 just before the
 	// first dropped it and deleted just after tok-2 was cached.
-	if got := login.calls.Load(); got > 3 {
+	if got := login.Calls(); got > 3 {
 		t.Errorf("auth calls = %d for one revoked token, want 2 (3 at most)", got)
 	}
 }

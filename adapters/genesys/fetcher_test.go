@@ -14,77 +14,17 @@ import (
 	"time"
 
 	"github.com/wa2genesys/connectorcache/adapters/genesys"
+	"github.com/wa2genesys/connectorcache/internal/genesystest"
 	"github.com/wa2genesys/connectorcache/ports"
 )
 
-// loginServer stands in for a Genesys login host. It checks the
-// client-credentials request and answers with body for each known client.
-type loginServer struct {
-	*httptest.Server
-	calls atomic.Int64
-
-	mu      sync.Mutex
-	clients map[string]string // client id → secret
-	answer  func(n int64) (status int, contentType, body string)
-	errs    []string
-}
-
-func newLoginServer(t *testing.T, clients map[string]string) *loginServer {
-	t.Helper()
-	ls := &loginServer{clients: clients}
-	ls.answer = func(n int64) (int, string, string) {
-		return http.StatusOK, "application/json",
-			fmt.Sprintf(`{"access_token":"tok-%d","token_type":"bearer","expires_in":86399}`, n)
-	}
-	ls.Server = httptest.NewServer(http.HandlerFunc(ls.serve))
-	t.Cleanup(ls.Close)
-	t.Cleanup(func() {
-		ls.mu.Lock()
-		defer ls.mu.Unlock()
-		for _, e := range ls.errs {
-			t.Error("login server: " + e)
-		}
-	})
-	return ls
-}
-
-func (ls *loginServer) fail(format string, args ...any) {
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
-	ls.errs = append(ls.errs, fmt.Sprintf(format, args...))
-}
-
-func (ls *loginServer) serve(w http.ResponseWriter, r *http.Request) {
-	n := ls.calls.Add(1)
-	if r.Method != http.MethodPost || r.URL.Path != "/oauth/token" {
-		ls.fail("got %s %s, want POST /oauth/token", r.Method, r.URL.Path)
-	}
-	if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") != "client_credentials" {
-		ls.fail("grant_type = %q, want client_credentials", r.PostForm.Get("grant_type"))
-	}
-	id, secret, ok := r.BasicAuth()
-	ls.mu.Lock()
-	want, known := ls.clients[id]
-	ls.mu.Unlock()
-	if !ok || !known || secret != want {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusUnauthorized)
-		_, _ = fmt.Fprintf(w, `{"error":"invalid_client","description":"client %s with secret %s rejected"}`, id, secret)
-		return
-	}
-	status, ct, body := ls.answer(n)
-	w.Header().Set("Content-Type", ct)
-	w.WriteHeader(status)
-	_, _ = w.Write([]byte(body))
-}
-
 func TestTokenFetcher_ClientCredentialsPerTenant(t *testing.T) {
-	ls := newLoginServer(t, map[string]string{"id-a": "secret-a", "id-b": "secret-b"})
+	ls := genesystest.NewLogin(t, "tok", map[string]string{"id-a": "secret-a", "id-b": "secret-b"})
 	var issued sync.Map // token → client id
-	ls.answer = func(n int64) (int, string, string) {
+	ls.SetAnswer(func(n int64) (int, string, string) {
 		return http.StatusOK, "application/json",
 			fmt.Sprintf(`{"access_token":"tok-%d","token_type":"bearer","expires_in":%d}`, n, 1000+n)
-	}
+	})
 	f := genesys.NewTokenFetcher(map[string]genesys.Credentials{
 		"a": {LoginURL: ls.URL, ClientID: "id-a", ClientSecret: "secret-a"},
 		"b": {LoginURL: ls.URL + "/", ClientID: "id-b", ClientSecret: "secret-b"},
@@ -104,7 +44,7 @@ func TestTokenFetcher_ClientCredentialsPerTenant(t *testing.T) {
 			t.Errorf("FetchToken(%s).ExpiresIn = %v, want %v as the login host sent it", tenant, tok.ExpiresIn, want)
 		}
 	}
-	if got := ls.calls.Load(); got != 2 {
+	if got := ls.Calls(); got != 2 {
 		t.Errorf("login calls = %d, want 2", got)
 	}
 }
@@ -126,8 +66,8 @@ func TestTokenFetcher_ExpiresIn(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ls := newLoginServer(t, map[string]string{"id": "secret"})
-			ls.answer = func(int64) (int, string, string) { return http.StatusOK, tt.contentType, tt.give }
+			ls := genesystest.NewLogin(t, "tok", map[string]string{"id": "secret"})
+			ls.SetAnswer(func(int64) (int, string, string) { return http.StatusOK, tt.contentType, tt.give })
 			f := genesys.NewTokenFetcher(map[string]genesys.Credentials{
 				"t": {LoginURL: ls.URL, ClientID: "id", ClientSecret: "secret"},
 			}, nil)
@@ -143,10 +83,10 @@ func TestTokenFetcher_ExpiresIn(t *testing.T) {
 }
 
 func TestTokenFetcher_Errors(t *testing.T) {
-	ls := newLoginServer(t, map[string]string{"id": "the-real-secret"})
-	ls.answer = func(int64) (int, string, string) {
+	ls := genesystest.NewLogin(t, "tok", map[string]string{"id": "the-real-secret"})
+	ls.SetAnswer(func(int64) (int, string, string) {
 		return http.StatusServiceUnavailable, "application/json", `{"error":"temporarily_unavailable"}`
-	}
+	})
 	tests := []struct {
 		name     string
 		give     genesys.Credentials
@@ -185,7 +125,7 @@ func TestTokenFetcher_Errors(t *testing.T) {
 }
 
 func TestTokenFetcher_UsesGivenClient(t *testing.T) {
-	ls := newLoginServer(t, map[string]string{"id": "secret"})
+	ls := genesystest.NewLogin(t, "tok", map[string]string{"id": "secret"})
 	var through atomic.Int64
 	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		through.Add(1)

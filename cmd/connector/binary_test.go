@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/wa2genesys/connectorcache/adapters/logsink"
+	"github.com/wa2genesys/connectorcache/internal/contract"
 	"github.com/wa2genesys/connectorcache/internal/redistest"
 	"github.com/wa2genesys/connectorcache/internal/webhook"
 )
@@ -216,7 +217,7 @@ func (w *blockingWriter) Write(p []byte) (int, error) {
 func TestServe_ShutdownTimeoutClosesTheStoreAfterTheHandlers(t *testing.T) {
 	clearHostEnv(t)
 	redisURL := redistest.SharedURL(t)
-	tenant := uniqueTenant(t)
+	tenant := contract.TenantID(t)
 	t.Setenv("HTTP_ADDR", "127.0.0.1:0")
 	t.Setenv("HTTP_SHUTDOWN_TIMEOUT", "2s")
 	t.Setenv("STORE", "redis")

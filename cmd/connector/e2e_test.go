@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +22,8 @@ import (
 	"github.com/prometheus/common/model"
 	"go.uber.org/zap"
 
+	"github.com/wa2genesys/connectorcache/internal/contract"
+	"github.com/wa2genesys/connectorcache/internal/genesystest"
 	"github.com/wa2genesys/connectorcache/internal/redistest"
 	"github.com/wa2genesys/connectorcache/internal/webhook"
 )
@@ -53,13 +53,12 @@ type delivered struct {
 // inbound messages, answering from a script first. Each checks the wire
 // format of what it gets.
 type genesysAPI struct {
-	login, api *httptest.Server
-	authCalls  atomic.Int64
-	apiCalls   atomic.Int64
+	login    *genesystest.Login
+	api      *httptest.Server
+	apiCalls atomic.Int64
 
 	mu         sync.Mutex
 	script     []scripted
-	tokens     map[string]bool // issued and valid
 	accepted   []delivered
 	problems   []string
 	hold       chan struct{} // when set, the API waits on it before answering
@@ -75,11 +74,9 @@ type scripted struct {
 
 func newGenesysAPI(t *testing.T) *genesysAPI {
 	t.Helper()
-	g := &genesysAPI{tokens: map[string]bool{}}
-	g.login = httptest.NewServer(http.HandlerFunc(g.serveLogin))
+	g := &genesysAPI{login: genesystest.NewLogin(t, tokenMark, map[string]string{e2eClientID: e2eClientSecret})}
 	g.api = httptest.NewServer(http.HandlerFunc(g.serveAPI))
 	t.Cleanup(g.api.Close)
-	t.Cleanup(g.login.Close)
 	t.Cleanup(func() {
 		g.mu.Lock()
 		defer g.mu.Unlock()
@@ -94,31 +91,6 @@ func (g *genesysAPI) problem(format string, args ...any) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.problems = append(g.problems, fmt.Sprintf(format, args...))
-}
-
-func (g *genesysAPI) serveLogin(w http.ResponseWriter, r *http.Request) {
-	n := g.authCalls.Add(1)
-	if r.Method != http.MethodPost || r.URL.Path != "/oauth/token" {
-		g.problem("login got %s %s, want POST /oauth/token", r.Method, r.URL.Path)
-	}
-	if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") != "client_credentials" {
-		g.problem("login grant_type = %q, want client_credentials", r.PostForm.Get("grant_type"))
-	}
-	id, secret, _ := r.BasicAuth()
-	if id != e2eClientID || secret != e2eClientSecret {
-		// A careless login host echoing the credentials: the connector
-		// must not log this body.
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusUnauthorized)
-		fmt.Fprintf(w, `{"error":"invalid_client","error_description":"bad secret %s"}`, secret)
-		return
-	}
-	tok := fmt.Sprintf("%s-%d", tokenMark, n)
-	g.mu.Lock()
-	g.tokens[tok] = true
-	g.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	fmt.Fprintf(w, `{"access_token":%q,"token_type":"bearer","expires_in":86399}`, tok)
 }
 
 func (g *genesysAPI) serveAPI(w http.ResponseWriter, r *http.Request) {
@@ -165,8 +137,8 @@ func (g *genesysAPI) serveAPI(w http.ResponseWriter, r *http.Request) {
 		g.problem("api channel.time %q: %v", c.Time, err)
 	}
 
+	valid := g.login.Valid(bearer)
 	g.mu.Lock()
-	valid := g.tokens[bearer]
 	a := scripted{status: http.StatusAccepted}
 	if len(g.script) > 0 {
 		a, g.script = g.script[0], g.script[1:]
@@ -175,7 +147,7 @@ func (g *genesysAPI) serveAPI(w http.ResponseWriter, r *http.Request) {
 		a = scripted{status: http.StatusUnauthorized}
 	}
 	if a.status == http.StatusUnauthorized {
-		delete(g.tokens, bearer) // revoked: a retry must bring a fresh token
+		g.login.Revoke(bearer) // a retry must bring a fresh token
 	}
 	if a.status < 300 {
 		g.accepted = append(g.accepted, delivered{c.MessageID, c.From.ID, c.From.Nickname, body.Text, bearer})
@@ -221,16 +193,6 @@ type hostOptions struct {
 	clientSecret  string // "" means the one the login stand-in knows
 }
 
-// uniqueTenant returns a tenant id of the test's own on a shared Redis.
-func uniqueTenant(t *testing.T) string {
-	t.Helper()
-	name := regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-")
-	if len(name) > 80 {
-		name = name[len(name)-80:]
-	}
-	return strings.Trim(name, "-") + "-" + strings.ToLower(rand.Text()[:8])
-}
-
 // startHost writes a config file for a Genesys-delivering connector with one
 // tenant, loads it as the binary does, wires it, and serves it.
 func startHost(t *testing.T, opt hostOptions) *host {
@@ -248,7 +210,7 @@ func startHost(t *testing.T, opt hostOptions) *host {
 	t.Setenv("REDIS_URL", opt.redisURL)
 	t.Setenv("STORE", "redis")
 	g := newGenesysAPI(t)
-	h := &host{t: t, tenant: uniqueTenant(t), genesys: g, logs: &syncBuffer{}}
+	h := &host{t: t, tenant: contract.TenantID(t), genesys: g, logs: &syncBuffer{}}
 	t.Setenv(tenantEnvName(h.tenant, "genesys.client_secret"), opt.clientSecret)
 
 	path := filepath.Join(t.TempDir(), "config.yaml")
@@ -450,7 +412,7 @@ func TestE2E_Genesys401OnceRefetchesTheToken(t *testing.T) {
 	if status, res := h.post(readFixture(t, "text-message.json")); status != http.StatusOK || res.Delivered != 1 {
 		t.Errorf("POST = %d %+v, want 200, delivered", status, res)
 	}
-	if got := h.genesys.authCalls.Load(); got != 2 {
+	if got := h.genesys.login.Calls(); got != 2 {
 		t.Errorf("auth calls = %d, want exactly 2 (the first token, then a fresh one after the 401)", got)
 	}
 	h.genesys.mu.Lock()
@@ -503,7 +465,7 @@ func TestE2E_ThousandMessagesOneAuthCall(t *testing.T) {
 	if got := len(h.genesys.deliveredIDs()); got != n {
 		t.Errorf("Genesys messages = %d, want %d", got, n)
 	}
-	if got := h.genesys.authCalls.Load(); got != 1 {
+	if got := h.genesys.login.Calls(); got != 1 {
 		t.Errorf("auth calls = %d, want exactly 1", got)
 	}
 }
@@ -607,7 +569,7 @@ func TestE2E_RejectedRequestsClaimAndDeliverNothing(t *testing.T) {
 	if keys := dedupeKeys(t, redistest.SharedURL(t), h.tenant); len(keys) != 0 {
 		t.Errorf("dedupe keys = %v, want none", keys)
 	}
-	if n := h.genesys.apiCalls.Load() + h.genesys.authCalls.Load(); n != 0 {
+	if n := h.genesys.apiCalls.Load() + h.genesys.login.Calls(); n != 0 {
 		t.Errorf("Genesys calls = %d, want none", n)
 	}
 }

@@ -28,9 +28,10 @@ const (
 	clockSlack = 20 * time.Millisecond
 )
 
-// TenantID returns a tenant id no other test uses: the test's name and a
-// random suffix, with no ':' or whitespace. Tests sharing one Redis use it
-// instead of clearing the server.
+// TenantID returns a tenant id no other test uses: the end of the test's
+// name and a random suffix, in letters, digits, '.', '_' and '-' only, so
+// that it is also fit for a URL path and an environment variable name.
+// Tests sharing one Redis use it instead of clearing the server.
 func TenantID(t testing.TB) string {
 	t.Helper()
 	var b [6]byte
@@ -38,11 +39,15 @@ func TenantID(t testing.TB) string {
 		t.Fatal(err)
 	}
 	name := strings.Map(func(r rune) rune {
-		if r == ':' || r <= ' ' {
-			return '_'
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+			return r
 		}
-		return r
+		return '-'
 	}, t.Name())
+	if len(name) > 80 {
+		name = name[len(name)-80:]
+	}
 	return name + "-" + hex.EncodeToString(b[:])
 }
 
