@@ -1,8 +1,13 @@
 GO ?= go
 
-.PHONY: all test test-faults redis mocks lint bench run sample fuzz
+.PHONY: all help test test-faults redis mocks lint bench run sample fuzz
 
+## all: lint, then test (the default goal).
 all: lint test
+
+## help: every target and what it does.
+help:
+	@awk '/^## [a-z-]+:/ { t = $$2; sub(/:$$/, "", t); sub(/^## [^:]*: */, ""); printf "  %-12s %s\n", t, $$0; more = 1; next } more && /^## / { sub(/^## /, ""); printf "  %-12s %s\n", "", $$0; next } { more = 0 }' $(MAKEFILE_LIST)
 
 ## test: every test, with the race detector, against real redis-server processes;
 ## the Redis adapter and the fault suite on both transports (pipeline and pool).
@@ -25,11 +30,17 @@ redis:
 mocks:
 	$(GO) generate ./ports/...
 
-## lint: formatting, vet, domain's import direction, mocks up to date.
+## lint: formatting, vet, staticcheck, go.mod and go.sum tidy (in both modules),
+## domain's import direction, mocks up to date.
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	cd bench && $(GO) vet ./...
+	$(GO) tool staticcheck ./...
+# bench/ is checked by the same staticcheck binary, pinned by the tool directive in ./go.mod.
+	sc=$$($(GO) tool -n staticcheck) && cd bench && $$sc ./...
+	$(GO) mod tidy -diff
+	cd bench && $(GO) mod tidy -diff
 	@scripts/check-imports.sh
 	@scripts/check-mocks.sh
 

@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -63,16 +60,6 @@ func failOpenEvents(mod *app.Module) uint64 {
 		n += v
 	}
 	return n
-}
-
-// failOpenSummary describes the module's fail-open events by operation.
-func failOpenSummary(mod *app.Module) string {
-	m := mod.Stats().FailOpen
-	var parts []string
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		parts = append(parts, k+" "+strconv.FormatUint(m[k], 10))
-	}
-	return strings.Join(parts, ", ")
 }
 
 // refusingFetcher is the fetcher of modules that must never fetch a token.
