@@ -10,7 +10,6 @@ import (
 	time "time"
 
 	gomock "github.com/golang/mock/gomock"
-
 	ports "github.com/wa2genesys/connectorcache/ports"
 )
 
