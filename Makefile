@@ -10,11 +10,9 @@ help:
 	@awk '/^## [a-z-]+:/ { t = $$2; sub(/:$$/, "", t); sub(/^## [^:]*: */, ""); printf "  %-12s %s\n", t, $$0; more = 1; next } more && /^## / { sub(/^## /, ""); printf "  %-12s %s\n", "", $$0; next } { more = 0 }' $(MAKEFILE_LIST)
 
 ## test: every test, with the race detector, against real redis-server processes;
-## the Redis adapter and the fault suite on both transports (pipeline and pool).
+## the Redis adapter and the fault suite run on both transports (subtests pipeline and pool).
 test: redis
 	$(GO) test -race -count=1 ./...
-	REDIGO_PIPELINE=1 $(GO) test -race -count=1 ./adapters/redigo/
-	REDIS_PIPELINE=false $(GO) test -race -count=1 ./internal/faults/
 	cd bench && $(GO) test -race -count=1 ./...
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 10s ./internal/webhook/
 

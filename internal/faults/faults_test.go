@@ -85,92 +85,96 @@ func pace(d time.Duration, messages, workers int) time.Duration {
 }
 
 func TestKillAndRestart(t *testing.T) {
-	leakCheck(t)
-	srv := redistest.Start(t)
-	e := newEnv(t, config(t, srv.URL()))
+	forEachTransport(t, func(t *testing.T, config configFunc) {
+		leakCheck(t)
+		srv := redistest.Start(t)
+		e := newEnv(t, config(t, srv.URL()))
 
-	const workers = 50
-	ts := tenants("kill", 5)
-	messages := size(2000, 10000) / len(ts)
-	var (
-		restartedAt time.Time
-		recovery    time.Duration
-		back        bool
-		restartErr  error
-	)
-	o := e.run(t, "SIGKILL mid-run, restart 2s later", run{
-		tenants:  ts,
-		messages: messages,
-		workers:  workers,
-		deliver:  pace(6*time.Second, messages*len(ts), workers),
-		during: func(ctx context.Context) {
-			time.Sleep(time.Second)
-			srv.Kill()
-			time.Sleep(2 * time.Second)
-			if restartErr = srv.Relaunch(); restartErr != nil {
-				return
-			}
-			restartedAt = time.Now()
-			wait, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			recovery, back = recovered(wait, e, srv, nil, restartedAt)
-		},
+		const workers = 50
+		ts := tenants("kill", 5)
+		messages := size(2000, 10000) / len(ts)
+		var (
+			restartedAt time.Time
+			recovery    time.Duration
+			back        bool
+			restartErr  error
+		)
+		o := e.run(t, "SIGKILL mid-run, restart 2s later", run{
+			tenants:  ts,
+			messages: messages,
+			workers:  workers,
+			deliver:  pace(6*time.Second, messages*len(ts), workers),
+			during: func(ctx context.Context) {
+				time.Sleep(time.Second)
+				srv.Kill()
+				time.Sleep(2 * time.Second)
+				if restartErr = srv.Relaunch(); restartErr != nil {
+					return
+				}
+				restartedAt = time.Now()
+				wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				recovery, back = recovered(wait, e, srv, nil, restartedAt)
+			},
+		})
+		if restartErr != nil {
+			t.Fatal(restartErr)
+		}
+		o.note = fmt.Sprintf("Redis used again %s after restart", fmtDur(recovery))
+		report(o.row)
+		checkNoLoss(t, o)
+		if !back {
+			t.Fatalf("Redis not used again within 10s of its restart (breaker %s)", e.mod.Stats().Breaker)
+		}
+		if *full && recovery > 2*time.Second {
+			t.Errorf("Redis used again %v after restart, want ≤ 2s", recovery)
+		}
 	})
-	if restartErr != nil {
-		t.Fatal(restartErr)
-	}
-	o.note = fmt.Sprintf("Redis used again %s after restart", fmtDur(recovery))
-	report(o.row)
-	checkNoLoss(t, o)
-	if !back {
-		t.Fatalf("Redis not used again within 10s of its restart (breaker %s)", e.mod.Stats().Breaker)
-	}
-	if *full && recovery > 2*time.Second {
-		t.Errorf("Redis used again %v after restart, want ≤ 2s", recovery)
-	}
 }
 
 func TestHungRedis(t *testing.T) {
-	leakCheck(t)
-	srv := redistest.Start(t)
-	px := newProxy(t, srv.Addr())
-	cfg := config(t, px.url())
-	e := newEnv(t, cfg)
-	ctx := context.Background()
-	if _, err := e.mod.Dedupe.Claim(ctx, "hung", "wamid.warm"); err != nil {
-		t.Fatal(err)
-	}
-	px.hang()
+	forEachTransport(t, func(t *testing.T, config configFunc) {
+		leakCheck(t)
+		srv := redistest.Start(t)
+		px := newProxy(t, srv.Addr())
+		cfg := config(t, px.url())
+		e := newEnv(t, cfg)
+		ctx := context.Background()
+		if _, err := e.mod.Dedupe.Claim(ctx, "hung", "wamid.warm"); err != nil {
+			t.Fatal(err)
+		}
+		px.hang()
 
-	var seq atomic.Int64
-	claim := func() (time.Duration, bool) {
-		id := fmt.Sprintf("wamid.hung.%d", seq.Add(1))
-		start := time.Now()
-		c, err := e.mod.Dedupe.Claim(ctx, "hung", id)
-		took := time.Since(start)
-		return took, err == nil && c.Status() == domain.ClaimNew
-	}
-	// Until the breaker opens, every call waits for its read timeout.
-	closed := measure(10, func() bool { return e.mod.Stats().Breaker == app.BreakerOpen }, 0, claim)
-	closed.scenario = "hung Redis, before the breaker opens (per claim)"
-	report(closed.row)
-	// Once open, calls skip Redis; a probe every cooldown still waits.
-	open := measure(2, nil, 1500*time.Millisecond, claim)
-	open.scenario = "hung Redis, breaker open (per claim)"
-	report(open.row)
+		var seq atomic.Int64
+		claim := func() (time.Duration, bool) {
+			id := fmt.Sprintf("wamid.hung.%d", seq.Add(1))
+			start := time.Now()
+			c, err := e.mod.Dedupe.Claim(ctx, "hung", id)
+			took := time.Since(start)
+			return took, err == nil && c.Status() == domain.ClaimNew
+		}
+		// Until the breaker opens, every call waits for its read timeout.
+		closed := measure(10, func() bool { return e.mod.Stats().Breaker == app.BreakerOpen }, 0, claim)
+		closed.scenario, closed.transport = "hung Redis, before the breaker opens (per claim)", e.transport
+		report(closed.row)
+		// Once open, calls skip Redis; a probe every cooldown still waits.
+		open := measure(2, nil, 1500*time.Millisecond, claim)
+		open.scenario, open.transport = "hung Redis, breaker open (per claim)", e.transport
+		report(open.row)
 
-	for _, o := range []outcome{closed, open} {
-		checkNoLoss(t, o)
-	}
-	if !*full {
-		return // the latency figures are asserted by make test-faults
-	}
-	if bound := cfg.Redis.ReadTimeout + 50*time.Millisecond; closed.p99 > bound {
-		t.Errorf("p99 before the breaker opened = %v, want ≤ read timeout %v (+50ms scheduling)", closed.p99, cfg.Redis.ReadTimeout)
-	}
-	if open.p99 > time.Millisecond {
-		t.Errorf("p99 with the breaker open = %v, want ≤ 1ms", open.p99)
-	}
+		for _, o := range []outcome{closed, open} {
+			checkNoLoss(t, o)
+		}
+		if !*full {
+			return // the latency figures are asserted by make test-faults
+		}
+		if bound := cfg.Redis.ReadTimeout + 50*time.Millisecond; closed.p99 > bound {
+			t.Errorf("p99 before the breaker opened = %v, want ≤ read timeout %v (+50ms scheduling)", closed.p99, cfg.Redis.ReadTimeout)
+		}
+		if open.p99 > time.Millisecond {
+			t.Errorf("p99 with the breaker open = %v, want ≤ 1ms", open.p99)
+		}
+	})
 }
 
 // measure runs op from workers goroutines until stop says so (checked
@@ -245,82 +249,86 @@ func TestErrorReplies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			leakCheck(t)
-			url, _ := tt.setup(t)
-			e := newEnv(t, config(t, url))
-			o := e.run(t, tt.name, run{tenants: tenants("err", 2), messages: size(500, 2000), workers: 20})
-			o.note = "breaker " + string(e.mod.Stats().Breaker)
-			report(o.row)
-			checkNoLoss(t, o)
-			if o.duplicates != 0 {
-				t.Errorf("%d duplicates processed: the local record should catch them", o.duplicates)
-			}
-			if limit := 10; o.warnings > limit {
-				t.Errorf("%d warnings for %d messages, want ≤ %d (rate-limited)", o.warnings, o.messages, limit)
-			}
-			if o.warnings == 0 {
-				t.Error("no warning logged")
-			}
-			checkNoSecret(t, e.logs, "limited-pw")
+			forEachTransport(t, func(t *testing.T, config configFunc) {
+				leakCheck(t)
+				url, _ := tt.setup(t)
+				e := newEnv(t, config(t, url))
+				o := e.run(t, tt.name, run{tenants: tenants("err", 2), messages: size(500, 2000), workers: 20})
+				o.note = "breaker " + string(e.mod.Stats().Breaker)
+				report(o.row)
+				checkNoLoss(t, o)
+				if o.duplicates != 0 {
+					t.Errorf("%d duplicates processed: the local record should catch them", o.duplicates)
+				}
+				if limit := 10; o.warnings > limit {
+					t.Errorf("%d warnings for %d messages, want ≤ %d (rate-limited)", o.warnings, o.messages, limit)
+				}
+				if o.warnings == 0 {
+					t.Error("no warning logged")
+				}
+				checkNoSecret(t, e.logs, "limited-pw")
+			})
 		})
 	}
 }
 
 func TestWrongPasswordAtStartup(t *testing.T) {
-	leakCheck(t)
-	const right, wrong = "right-pw-1f3a", "wrong-pw-9c2e"
-	srv := redistest.Start(t, "--requirepass", right)
-	cfg := config(t, srv.URL())
-	cfg.Redis.Password = wrong
-	e := newEnv(t, cfg)
+	forEachTransport(t, func(t *testing.T, config configFunc) {
+		leakCheck(t)
+		const right, wrong = "right-pw-1f3a", "wrong-pw-9c2e"
+		srv := redistest.Start(t, "--requirepass", right)
+		cfg := config(t, srv.URL())
+		cfg.Redis.Password = wrong
+		e := newEnv(t, cfg)
 
-	startup := e.logs.FilterMessageSnippet("unreachable at startup")
-	if startup.Len() != 1 {
-		t.Fatalf("startup warnings = %d, want 1", startup.Len())
-	}
-	if msg := fmt.Sprint(startup.All()[0].ContextMap()); !strings.Contains(msg, "WRONGPASS") {
-		t.Errorf("startup warning does not say the password was refused: %s", msg)
-	}
+		startup := e.logs.FilterMessageSnippet("unreachable at startup")
+		if startup.Len() != 1 {
+			t.Fatalf("startup warnings = %d, want 1", startup.Len())
+		}
+		if msg := fmt.Sprint(startup.All()[0].ContextMap()); !strings.Contains(msg, "WRONGPASS") {
+			t.Errorf("startup warning does not say the password was refused: %s", msg)
+		}
 
-	var (
-		recovery time.Duration
-		back     bool
-	)
-	admin := []redis.DialOption{redis.DialPassword(right)}
-	o := e.run(t, "wrong password at startup, fixed by ACL 1s later", run{
-		tenants:  tenants("pw", 2),
-		messages: size(500, 2000),
-		workers:  10,
-		deliver:  pace(4*time.Second, 2*size(500, 2000), 10),
-		during: func(ctx context.Context) {
-			time.Sleep(time.Second)
-			// The operator adds the password the service was given.
-			c, err := redis.Dial("tcp", srv.Addr(), admin...)
-			if err != nil {
-				return
-			}
-			_, err = c.Do("ACL", "SETUSER", "default", "on", ">"+wrong)
-			c.Close()
-			if err != nil {
-				return
-			}
-			fixed := time.Now()
-			wait, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			recovery, back = recovered(wait, e, srv, admin, fixed)
-		},
+		var (
+			recovery time.Duration
+			back     bool
+		)
+		admin := []redis.DialOption{redis.DialPassword(right)}
+		o := e.run(t, "wrong password at startup, fixed by ACL 1s later", run{
+			tenants:  tenants("pw", 2),
+			messages: size(500, 2000),
+			workers:  10,
+			deliver:  pace(4*time.Second, 2*size(500, 2000), 10),
+			during: func(ctx context.Context) {
+				time.Sleep(time.Second)
+				// The operator adds the password the service was given.
+				c, err := redis.Dial("tcp", srv.Addr(), admin...)
+				if err != nil {
+					return
+				}
+				_, err = c.Do("ACL", "SETUSER", "default", "on", ">"+wrong)
+				c.Close()
+				if err != nil {
+					return
+				}
+				fixed := time.Now()
+				wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				recovery, back = recovered(wait, e, srv, admin, fixed)
+			},
+		})
+		o.note = fmt.Sprintf("Redis used again %s after the fix", fmtDur(recovery))
+		report(o.row)
+		checkNoLoss(t, o)
+		if !back {
+			t.Fatal("Redis not used again within 10s of the password fix")
+		}
+		if e.logs.FilterMessageSnippet("unreachable at startup").Len() != 1 {
+			t.Error("the startup warning was logged again")
+		}
+		checkNoSecret(t, e.logs, right)
+		checkNoSecret(t, e.logs, wrong)
 	})
-	o.note = fmt.Sprintf("Redis used again %s after the fix", fmtDur(recovery))
-	report(o.row)
-	checkNoLoss(t, o)
-	if !back {
-		t.Fatal("Redis not used again within 10s of the password fix")
-	}
-	if e.logs.FilterMessageSnippet("unreachable at startup").Len() != 1 {
-		t.Error("the startup warning was logged again")
-	}
-	checkNoSecret(t, e.logs, right)
-	checkNoSecret(t, e.logs, wrong)
 }
 
 func TestOutageAuthCalls(t *testing.T) {
@@ -334,53 +342,57 @@ func TestOutageAuthCalls(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			leakCheck(t)
-			srv := redistest.Start(t)
-			e := newEnv(t, config(t, srv.URL()))
-			ts := tenants("outage", tenantCount)
-			if tt.warm {
-				for _, tn := range ts {
-					if _, err := e.mod.Tokens.Token(context.Background(), tn); err != nil {
-						t.Fatal(err)
+			forEachTransport(t, func(t *testing.T, config configFunc) {
+				leakCheck(t)
+				srv := redistest.Start(t)
+				e := newEnv(t, config(t, srv.URL()))
+				ts := tenants("outage", tenantCount)
+				if tt.warm {
+					for _, tn := range ts {
+						if _, err := e.mod.Tokens.Token(context.Background(), tn); err != nil {
+							t.Fatal(err)
+						}
 					}
 				}
-			}
-			srv.Kill()
-			before := e.auth.calls.Load()
-			o := e.run(t, fmt.Sprintf("outage, %d tenants × 1,000 messages: %s", tenantCount, tt.name),
-				run{tenants: ts, messages: 1000, workers: 50})
-			during := int(e.auth.calls.Load() - before)
-			o.authCalls = during
-			o.note = "auth calls during the outage"
-			report(o.row)
-			checkNoLoss(t, o)
-			if during > tenantCount {
-				t.Errorf("auth calls during the outage = %d, want ≤ %d", during, tenantCount)
-			}
+				srv.Kill()
+				before := e.auth.calls.Load()
+				o := e.run(t, fmt.Sprintf("outage, %d tenants × 1,000 messages: %s", tenantCount, tt.name),
+					run{tenants: ts, messages: 1000, workers: 50})
+				during := int(e.auth.calls.Load() - before)
+				o.authCalls = during
+				o.note = "auth calls during the outage"
+				report(o.row)
+				checkNoLoss(t, o)
+				if during > tenantCount {
+					t.Errorf("auth calls during the outage = %d, want ≤ %d", during, tenantCount)
+				}
+			})
 		})
 	}
 }
 
 func TestCutConnections(t *testing.T) {
-	leakCheck(t)
-	srv := redistest.Start(t)
-	px := newProxy(t, srv.Addr())
-	e := newEnv(t, config(t, px.url()))
-	cuts := 0
-	o := e.run(t, "connections cut every 300ms", run{
-		tenants:  tenants("cut", 2),
-		messages: size(1000, 5000),
-		workers:  20,
-		deliver:  pace(3*time.Second, 2*size(1000, 5000), 20),
-		during: func(ctx context.Context) {
-			for i := 0; i < 8 && ctx.Err() == nil; i++ {
-				time.Sleep(300 * time.Millisecond)
-				px.cut()
-				cuts++
-			}
-		},
+	forEachTransport(t, func(t *testing.T, config configFunc) {
+		leakCheck(t)
+		srv := redistest.Start(t)
+		px := newProxy(t, srv.Addr())
+		e := newEnv(t, config(t, px.url()))
+		cuts := 0
+		o := e.run(t, "connections cut every 300ms", run{
+			tenants:  tenants("cut", 2),
+			messages: size(1000, 5000),
+			workers:  20,
+			deliver:  pace(3*time.Second, 2*size(1000, 5000), 20),
+			during: func(ctx context.Context) {
+				for i := 0; i < 8 && ctx.Err() == nil; i++ {
+					time.Sleep(300 * time.Millisecond)
+					px.cut()
+					cuts++
+				}
+			},
+		})
+		o.note = fmt.Sprintf("%d cuts", cuts)
+		report(o.row)
+		checkNoLoss(t, o)
 	})
-	o.note = fmt.Sprintf("%d cuts", cuts)
-	report(o.row)
-	checkNoLoss(t, o)
 }

@@ -23,7 +23,7 @@ import (
 
 // row is one line of the results table.
 type row struct {
-	scenario            string
+	scenario, transport string
 	messages, processed int
 	lost, duplicates    int
 	p50, p99, max       time.Duration
@@ -49,11 +49,11 @@ func printTable() {
 		return
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n| scenario | messages | processed | lost | duplicates processed | p50 | p99 | max | warnings | auth calls | note |\n")
-	fmt.Fprintf(&b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	fmt.Fprintf(&b, "\n| scenario | transport | messages | processed | lost | duplicates processed | p50 | p99 | max | warnings | auth calls | note |\n")
+	fmt.Fprintf(&b, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range results.rows {
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %s | %s | %s | %d | %d | %s |\n",
-			r.scenario, r.messages, r.processed, r.lost, r.duplicates,
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %s | %s | %s | %d | %d | %s |\n",
+			r.scenario, r.transport, r.messages, r.processed, r.lost, r.duplicates,
 			fmtDur(r.p50), fmtDur(r.p99), fmtDur(r.max), r.warnings, r.authCalls, r.note)
 	}
 	fmt.Print(b.String())
@@ -81,26 +81,46 @@ func (f *fetcher) FetchToken(_ context.Context, tenantID string) (ports.Token, e
 
 // env is one module under test, with its logs and auth service.
 type env struct {
-	mod   *app.Module
-	auth  *fetcher
-	logs  *observer.ObservedLogs
-	redis string
+	mod       *app.Module
+	auth      *fetcher
+	logs      *observer.ObservedLogs
+	redis     string
+	transport string
 }
 
-// config returns the module configuration the suite runs with: the
-// defaults, shorter timeouts.
-func config(t *testing.T, url string) app.Config {
-	t.Helper()
-	cfg, err := app.LoadConfig("")
-	if err != nil {
-		t.Fatal(err)
+// configFunc returns the module configuration a scenario runs with for the
+// Redis at url.
+type configFunc func(t *testing.T, url string) app.Config
+
+// forEachTransport runs scenario once on each Redis transport, as the
+// subtests pipeline and pool; config gives the module configuration of that
+// transport: the defaults, with shorter timeouts.
+func forEachTransport(t *testing.T, scenario func(t *testing.T, config configFunc)) {
+	for _, pipeline := range []bool{true, false} {
+		t.Run(transportName(pipeline), func(t *testing.T) {
+			scenario(t, func(t *testing.T, url string) app.Config {
+				t.Helper()
+				cfg, err := app.LoadConfig("")
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg.Store = app.StoreRedis
+				cfg.Redis.URL = url
+				cfg.Redis.Pipeline = pipeline
+				cfg.Redis.DialTimeout = 200 * time.Millisecond
+				cfg.Redis.ReadTimeout = 200 * time.Millisecond
+				cfg.Redis.WriteTimeout = 200 * time.Millisecond
+				return cfg
+			})
+		})
 	}
-	cfg.Store = app.StoreRedis
-	cfg.Redis.URL = url
-	cfg.Redis.DialTimeout = 200 * time.Millisecond
-	cfg.Redis.ReadTimeout = 200 * time.Millisecond
-	cfg.Redis.WriteTimeout = 200 * time.Millisecond
-	return cfg
+}
+
+func transportName(pipeline bool) string {
+	if pipeline {
+		return "pipeline"
+	}
+	return "pool"
 }
 
 func newEnv(t *testing.T, cfg app.Config) *env {
@@ -112,7 +132,7 @@ func newEnv(t *testing.T, cfg app.Config) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mod.Close() })
-	return &env{mod: mod, auth: auth, logs: logs, redis: cfg.Redis.URL}
+	return &env{mod: mod, auth: auth, logs: logs, redis: cfg.Redis.URL, transport: transportName(cfg.Redis.Pipeline)}
 }
 
 // warnings counts the warnings logged so far.
@@ -210,7 +230,7 @@ func (e *env) run(t *testing.T, name string, r run) outcome {
 	side.Wait()
 
 	o := outcome{errs: errs, lostClaims: int(lostClaims.Load())}
-	o.scenario = name
+	o.scenario, o.transport = name, e.transport
 	o.messages = len(processed)
 	for i := range processed {
 		n := int(processed[i].Load())
