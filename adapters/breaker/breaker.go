@@ -107,17 +107,27 @@ func stateOf(s gobreaker.State) State {
 }
 
 // guard runs call unless the breaker refuses it, and tells the breaker how
-// it went. A refusal wraps [ports.ErrUnavailable].
+// it went. A refusal wraps [ports.ErrUnavailable]. A call that panics is a
+// failure (and panics on): were it not reported, a probe would hold its
+// half-open slot for good.
 func guard[T any](b *Breaker, op string, call func() (T, error)) (T, error) {
 	done, err := b.cb.Allow()
 	if err != nil {
 		var zero T
 		return zero, fmt.Errorf("%s: breaker %s: %w", op, b.State(), ports.ErrUnavailable)
 	}
+	defer func() {
+		if v := recover(); v != nil {
+			done(errPanicked)
+			panic(v)
+		}
+	}()
 	v, err := call()
 	done(err)
 	return v, err
 }
+
+var errPanicked = errors.New("breaker: store panicked")
 
 // guardErr is guard for a call that answers only an error.
 func guardErr(b *Breaker, op string, call func() error) error {

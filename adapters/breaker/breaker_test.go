@@ -559,6 +559,28 @@ func TestStore_CanceledProbeLetsAnotherThrough(t *testing.T) {
 	wantState(t, f.brk, breaker.Closed)
 }
 
+// TestStore_PanickingProbeIsAFailure makes the half-open probe panic: the
+// panic goes on to the caller, and counts as a failed probe, so that the
+// breaker opens and probes again after its cool-down instead of waiting
+// for the lost probe forever.
+func TestStore_PanickingProbeIsAFailure(t *testing.T) {
+	f := openFixture(t, breaker.Settings{})
+	f.nextTokens.EXPECT().GetToken(gomock.Any(), tenant).DoAndReturn(
+		func(context.Context, string) (ports.CachedToken, bool, error) { panic("store bug") })
+	func() {
+		defer func() {
+			if v := recover(); v != "store bug" {
+				t.Errorf("recovered %v, want the store's panic", v)
+			}
+		}()
+		_, _, _ = f.tokens.GetToken(t.Context(), tenant)
+	}()
+	wantTransitions(t, f.logs, "warn closed->open", "info open->half-open", "warn half-open->open")
+	awaitState(t, f.brk, breaker.HalfOpen)
+	fail(t, f, ops[0], 1, nil)
+	wantState(t, f.brk, breaker.Closed)
+}
+
 func TestNew_ZeroSettingsMeanDefaults(t *testing.T) {
 	f := newFixture(t, breaker.Settings{})
 
