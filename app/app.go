@@ -47,25 +47,21 @@ type Stats struct {
 	Tokens domain.TokenStats
 	Dedupe domain.DedupeStats
 	// FailOpen counts store errors answered with a safe default, by
-	// operation. Empty for the memory store, which does not fail.
+	// operation (get_token, put_token, delete_token, lock_token,
+	// unlock_token, claim, commit, release).
 	FailOpen map[string]uint64
-	// Pool is the Redis connection counts; zero for the memory store.
+	// Pool counts Redis connections; zero for the memory store.
 	Pool PoolStats
-	// Breaker is the state of the circuit breaker in front of Redis:
-	// closed while Redis answers, open while calls skip it. The memory
-	// store is always closed.
+	// Breaker is the state of the circuit breaker in front of Redis;
+	// always closed for the memory store.
 	Breaker BreakerState
 }
 
-// PoolStats are the Redis client's connection counts.
-type PoolStats struct {
-	// Active counts open connections, idle ones included.
-	Active int
-	// Idle counts connections waiting in the pool (none with pipelining).
-	Idle int
-}
+// PoolStats counts Redis connections: open ones, and idle ones among them.
+type PoolStats struct{ Active, Idle int }
 
-// BreakerState is the state of the circuit breaker in front of Redis.
+// BreakerState is a circuit breaker's state: closed while Redis answers,
+// open while calls skip it, half-open while a probe goes through.
 type BreakerState string
 
 // The circuit breaker's states.

@@ -28,7 +28,7 @@ type Config struct {
 	Log    LogConfig
 }
 
-// RedisConfig configures the Redis connection pool.
+// RedisConfig configures the Redis client.
 type RedisConfig struct {
 	// URL is redis://[user[:password]@]host[:port][/db], or rediss:// for
 	// TLS. It may hold a password: log it only through [RedisConfig.RedactedURL].
@@ -42,9 +42,8 @@ type RedisConfig struct {
 	DialTimeout time.Duration
 	// ReadTimeout and WriteTimeout bound each command.
 	ReadTimeout, WriteTimeout time.Duration
-	// Pipeline sends concurrent commands over a few shared connections,
-	// batched, instead of one pooled connection per command; Pool is then
-	// unused.
+	// Pipeline shares a few connections between concurrent commands;
+	// false lends each command a connection of Pool.
 	Pipeline bool
 	Pool     PoolConfig
 	Breaker  BreakerConfig
@@ -122,8 +121,7 @@ type DedupeConfig struct {
 	LocalMaxAge time.Duration
 }
 
-// LogConfig is the host's logging: the module logs through the logger it
-// is given.
+// LogConfig is the host's logging; the module logs to the logger New gets.
 type LogConfig struct {
 	// Level is the least severe level logged.
 	Level zapcore.Level

@@ -60,9 +60,11 @@ type TokenStore interface {
 // request per tenant, not one per process.
 type TokenLock interface {
 	// LockToken takes the tenant's fetch lock for owner for ttl, unless
-	// another owner holds it; acquired says which.
+	// another owner holds it; acquired says which. An owner that holds the
+	// lock already (a retried call) has it, with the TTL it took it with.
 	LockToken(ctx context.Context, tenantID, owner string, ttl time.Duration) (acquired bool, err error)
-	// UnlockToken releases the lock if owner still holds it.
+	// UnlockToken releases the lock if owner still holds it; a lock that
+	// another owner holds, or nobody, is left as it is, without error.
 	UnlockToken(ctx context.Context, tenantID, owner string) error
 }
 
@@ -78,6 +80,7 @@ const (
 	ClaimCommitted
 )
 
+// String names the state, for logs and failure messages.
 func (s ClaimState) String() string {
 	switch s {
 	case ClaimAcquired:

@@ -2,11 +2,12 @@
 // github.com/gomodule/redigo: a connection pool, or a few auto-pipelined
 // connections shared by all callers.
 //
-// [Client] owns the pool and offers the typed, context-first helpers the
-// stores are built on: Get, Set, Del and Ping. [TokenStore] and
-// [DedupeStore] lay out their keys as
+// [Client] owns the connections and offers the typed, context-first
+// helpers the stores are built on: Get, Set, Del and Ping. [TokenStore]
+// (also the fetch lock) and [DedupeStore] lay out their keys as
 //
 //	genesys:token:<tenantId>
+//	genesys:token-lock:<tenantId>
 //	genesys:dedupe:<tenantId>:<messageId>
 package redigo
 

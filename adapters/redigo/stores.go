@@ -76,7 +76,7 @@ func (s *TokenStore) DeleteToken(ctx context.Context, tenantID string) error {
 	return s.c.Del(ctx, TokenKey(tenantID))
 }
 
-// LockToken implements [ports.TokenLock] with one SET … NX PX … GET: an
+// LockToken implements [ports.TokenLock] with one SET … NX GET EX|PX …: an
 // owner that finds itself holding the lock (a retried command whose reply
 // was lost) has it.
 func (s *TokenStore) LockToken(ctx context.Context, tenantID, owner string, ttl time.Duration) (bool, error) {
@@ -136,7 +136,7 @@ if v ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 return 1`)
 
-// Claim implements [ports.DedupeStore] with one SET … NX EX … GET.
+// Claim implements [ports.DedupeStore] with one SET … NX GET EX|PX ….
 func (s *DedupeStore) Claim(ctx context.Context, tenantID, messageID, owner string, ttl time.Duration) (ports.ClaimState, error) {
 	mark := claimMark(owner)
 	old, stored, err := s.c.setNXGet(ctx, DedupeKey(tenantID, messageID), mark, ttl)
