@@ -1,7 +1,7 @@
 package app_test
 
-// Each test here proves one acceptance criterion of the FRD ticket, named in
-// the test's name, against real redis-server processes.
+// Each test here shows one promise of the module, named in the test's
+// name, end to end through app.New against real redis-server processes.
 
 import (
 	"context"

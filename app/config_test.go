@@ -20,7 +20,7 @@ import (
 // every key with its default.
 const repoConfig = "../config.yaml"
 
-// wantDefaults is the configuration with nothing set: the table.
+// wantDefaults is the configuration with nothing set: the README's table.
 var wantDefaults = app.Config{
 	Store: app.StoreRedis,
 	Redis: app.RedisConfig{

@@ -6,7 +6,7 @@ import (
 	"strconv"
 )
 
-// The goals, as ratios and counts from one run.
+// The module's performance goals, as ratios and counts from one run.
 const (
 	goalVsRueidis        = 1.0
 	goalVsRedisBenchmark = 1.5
