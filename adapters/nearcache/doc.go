@@ -6,11 +6,12 @@
 // For tokens ([NewTokenStore]), a fresh local copy answers without a round
 // trip, lock-free and without allocating, and while the shared store fails
 // the copy answers until the token's own refresh point, so an outage does
-// not send every message to the auth service; each such answer is reported
-// through [TokenConfig.ServedStale], since the layer above sees no error. Staleness is bounded: a copy
-// older than MaxAge is checked against the shared store again, so that an
-// invalidation made by another replica reaches this one within MaxAge.
-// Deleting a token drops the local copy at once.
+// not send every message to the auth service; each such answer is
+// reported through [TokenConfig.ServedStale], since the layer above sees
+// no error. Staleness is bounded: a copy older than MaxAge is checked
+// against the shared store again, so that an invalidation made by another
+// replica reaches this one within MaxAge. Deleting a token drops the local
+// copy at once.
 //
 // For dedupe ([NewDedupeStore]), every claim, commit and release this
 // process makes is recorded locally too, in a bounded record. A message
