@@ -82,16 +82,13 @@ const (
 
 // String names the state, for logs and failure messages.
 func (s ClaimState) String() string {
-	switch s {
-	case ClaimAcquired:
-		return "acquired"
-	case ClaimHeld:
-		return "held"
-	case ClaimCommitted:
-		return "committed"
+	if s > 0 && int(s) < len(claimStateNames) {
+		return claimStateNames[s]
 	}
 	return "ClaimState(" + strconv.Itoa(int(s)) + ")"
 }
+
+var claimStateNames = [...]string{ClaimAcquired: "acquired", ClaimHeld: "held", ClaimCommitted: "committed"}
 
 // DedupeStore records which messages are being processed or were processed,
 // per tenant. Claims are owned: a message another owner holds, or one
