@@ -70,18 +70,20 @@ func TestRequirePass(t *testing.T) {
 		{name: "wrong password in the URL", give: redigo.Options{URL: "redis://:" + wrong + "@" + srv.Addr()}, wantErr: true},
 		{name: "no password", give: redigo.Options{URL: srv.URL()}, wantErr: true},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			o := options(tt.give.URL)
-			o.Password = tt.give.Password
-			c := newClient(t, o)
-			if tt.wantErr {
-				checkFailsWithoutSecrets(t, c, password, wrong)
-				return
-			}
-			checkWorks(t, c)
-		})
-	}
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				o := options(tt.give.URL, tr)
+				o.Password = tt.give.Password
+				c := newClient(t, o)
+				if tt.wantErr {
+					checkFailsWithoutSecrets(t, c, password, wrong)
+					return
+				}
+				checkWorks(t, c)
+			})
+		}
+	})
 }
 
 func TestACLUserInTheURL(t *testing.T) {
@@ -102,31 +104,35 @@ func TestACLUserInTheURL(t *testing.T) {
 		{name: "wrong password", give: redigo.Options{URL: "redis://alice:" + wrong + "@" + srv.Addr()}, wantErr: true},
 		{name: "unknown user", give: redigo.Options{URL: "redis://mallory:" + password + "@" + srv.Addr()}, wantErr: true},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			o := options(tt.give.URL)
-			o.Password = tt.give.Password
-			c := newClient(t, o)
-			if tt.wantErr {
-				checkFailsWithoutSecrets(t, c, password, wrong)
-				return
-			}
-			checkWorks(t, c)
-			// Alice may only touch genesys:* keys: the client is alice,
-			// not the default user.
-			err := c.Set(t.Context(), "outside:"+contract.TenantID(t), "v", time.Minute)
-			if err == nil || !strings.Contains(err.Error(), "NOPERM") {
-				t.Errorf("Set outside alice's keys = %v, want a NOPERM error", err)
-			}
-		})
-	}
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				o := options(tt.give.URL, tr)
+				o.Password = tt.give.Password
+				c := newClient(t, o)
+				if tt.wantErr {
+					checkFailsWithoutSecrets(t, c, password, wrong)
+					return
+				}
+				checkWorks(t, c)
+				// Alice may only touch genesys:* keys: the client is alice,
+				// not the default user.
+				err := c.Set(t.Context(), "outside:"+contract.TenantID(t), "v", time.Minute)
+				if err == nil || !strings.Contains(err.Error(), "NOPERM") {
+					t.Errorf("Set outside alice's keys = %v, want a NOPERM error", err)
+				}
+			})
+		}
+	})
 }
 
 func TestDialErrorDoesNotHoldTheURLPassword(t *testing.T) {
 	const password = "Url-Passw0rd-Never-Logged"
 	url := "redis://alice:" + password + "@" + redistest.ClosedAddr(t)
-	c := newClient(t, shortTimeouts(url))
-	checkFailsWithoutSecrets(t, c, password)
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		c := newClient(t, shortTimeouts(url, tr))
+		checkFailsWithoutSecrets(t, c, password)
+	})
 }
 
 func TestTLS(t *testing.T) {
@@ -146,35 +152,39 @@ func TestTLS(t *testing.T) {
 		{name: "rediss trusting another CA", give: redigo.Options{URL: "rediss://127.0.0.1:" + port, TLSConfig: &tls.Config{RootCAs: other.Roots}}, wantErr: true},
 		{name: "plain redis to the TLS port", give: redigo.Options{URL: "redis://127.0.0.1:" + port}, wantErr: true},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			o := options(tt.give.URL)
-			o.TLSConfig = tt.give.TLSConfig
-			c := newClient(t, o)
-			if tt.wantErr {
-				checkFailsWithoutSecrets(t, c)
-				return
-			}
-			checkWorks(t, c)
-		})
-	}
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				o := options(tt.give.URL, tr)
+				o.TLSConfig = tt.give.TLSConfig
+				c := newClient(t, o)
+				if tt.wantErr {
+					checkFailsWithoutSecrets(t, c)
+					return
+				}
+				checkWorks(t, c)
+			})
+		}
+	})
 }
 
 func TestTLSWithPassword(t *testing.T) {
 	const password = "Tls-And-Passw0rd"
 	pki := redistest.NewPKI(t)
 	srv := redistest.StartTLS(t, pki.CertFile, pki.KeyFile, pki.CAFile, "--requirepass", password)
-	o := options("rediss://127.0.0.1:" + strconv.Itoa(srv.Port))
-	o.TLSConfig = &tls.Config{RootCAs: pki.Roots}
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		o := options("rediss://127.0.0.1:"+strconv.Itoa(srv.Port), tr)
+		o.TLSConfig = &tls.Config{RootCAs: pki.Roots}
 
-	t.Run("right password", func(t *testing.T) {
-		o := o
-		o.Password = password
-		checkWorks(t, newClient(t, o))
-	})
-	t.Run("wrong password", func(t *testing.T) {
-		o := o
-		o.Password = "Not-" + password
-		checkFailsWithoutSecrets(t, newClient(t, o), password, o.Password)
+		t.Run("right password", func(t *testing.T) {
+			o := o
+			o.Password = password
+			checkWorks(t, newClient(t, o))
+		})
+		t.Run("wrong password", func(t *testing.T) {
+			o := o
+			o.Password = "Not-" + password
+			checkFailsWithoutSecrets(t, newClient(t, o), password, o.Password)
+		})
 	})
 }

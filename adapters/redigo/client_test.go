@@ -19,22 +19,26 @@ import (
 func testKey(t *testing.T) string { return "test:" + contract.TenantID(t) }
 
 func TestClientGetMissIsNotAnError(t *testing.T) {
-	c := sharedClient(t)
-	val, found, err := c.Get(t.Context(), testKey(t))
-	if err != nil || found || val != "" {
-		t.Errorf("Get of a missing key = %q, found %v, err %v; want a miss", val, found, err)
-	}
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		c := sharedClient(t, tr)
+		val, found, err := c.Get(t.Context(), testKey(t))
+		if err != nil || found || val != "" {
+			t.Errorf("Get of a missing key = %q, found %v, err %v; want a miss", val, found, err)
+		}
+	})
 }
 
 func TestClientGetReadsWhatIsStored(t *testing.T) {
-	c, raw, key := sharedClient(t), rawConn(t), testKey(t)
-	if _, err := raw.Do("SET", key, "value\x00with a NUL"); err != nil {
-		t.Fatal(err)
-	}
-	val, found, err := c.Get(t.Context(), key)
-	if err != nil || !found || val != "value\x00with a NUL" {
-		t.Errorf("Get = %q, found %v, err %v; want the stored value", val, found, err)
-	}
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		c, raw, key := sharedClient(t, tr), rawConn(t), testKey(t)
+		if _, err := raw.Do("SET", key, "value\x00with a NUL"); err != nil {
+			t.Fatal(err)
+		}
+		val, found, err := c.Get(t.Context(), key)
+		if err != nil || !found || val != "value\x00with a NUL" {
+			t.Errorf("Get = %q, found %v, err %v; want the stored value", val, found, err)
+		}
+	})
 }
 
 func TestClientSetAppliesTheTTL(t *testing.T) {
@@ -47,32 +51,36 @@ func TestClientSetAppliesTheTTL(t *testing.T) {
 		{name: "dedupe TTL", give: 86400 * time.Second},
 		{name: "sub-millisecond part is dropped", give: 3*time.Second + 500*time.Microsecond},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, raw, key := sharedClient(t), rawConn(t), testKey(t)
-			if err := c.Set(t.Context(), key, "v", tt.give); err != nil {
-				t.Fatalf("Set: %v", err)
-			}
-			if got, err := redis.String(raw.Do("GET", key)); err != nil || got != "v" {
-				t.Fatalf("GET after Set = %q, %v; want v", got, err)
-			}
-			checkTTL(t, raw, key, tt.give.Truncate(time.Millisecond))
-		})
-	}
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				c, raw, key := sharedClient(t, tr), rawConn(t), testKey(t)
+				if err := c.Set(t.Context(), key, "v", tt.give); err != nil {
+					t.Fatalf("Set: %v", err)
+				}
+				if got, err := redis.String(raw.Do("GET", key)); err != nil || got != "v" {
+					t.Fatalf("GET after Set = %q, %v; want v", got, err)
+				}
+				checkTTL(t, raw, key, tt.give.Truncate(time.Millisecond))
+			})
+		}
+	})
 }
 
 func TestClientSetOverwritesValueAndTTL(t *testing.T) {
-	c, raw, key := sharedClient(t), rawConn(t), testKey(t)
-	if err := c.Set(t.Context(), key, "first", time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Set(t.Context(), key, "second", time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if got, _, err := c.Get(t.Context(), key); err != nil || got != "second" {
-		t.Errorf("Get = %q, %v; want second", got, err)
-	}
-	checkTTL(t, raw, key, time.Minute)
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		c, raw, key := sharedClient(t, tr), rawConn(t), testKey(t)
+		if err := c.Set(t.Context(), key, "first", time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Set(t.Context(), key, "second", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if got, _, err := c.Get(t.Context(), key); err != nil || got != "second" {
+			t.Errorf("Get = %q, %v; want second", got, err)
+		}
+		checkTTL(t, raw, key, time.Minute)
+	})
 }
 
 // TestClientRejectsTTLUnderAMillisecond checks that a TTL Redis would refuse
@@ -96,75 +104,83 @@ func TestClientRejectsTTLUnderAMillisecond(t *testing.T) {
 			return c.Set(ctx, key, "v", ttl)
 		}},
 	}
-	for _, op := range ops {
-		for _, tt := range tests {
-			t.Run(op.name+"/"+tt.name, func(t *testing.T) {
-				c, raw, key := sharedClient(t), rawConn(t), testKey(t)
-				err := op.call(t.Context(), c, key, tt.give)
-				if err == nil {
-					t.Fatalf("%s with ttl %v: no error", op.name, tt.give)
-				}
-				if !strings.Contains(err.Error(), "ttl") {
-					t.Errorf("%s with ttl %v: error %q does not name the ttl", op.name, tt.give, err)
-				}
-				if got := c.Stats(); got.Active != 0 {
-					t.Errorf("%s with ttl %v opened a connection: %+v", op.name, tt.give, got)
-				}
-				if exists(t, raw, key) {
-					t.Errorf("%s with ttl %v stored the key", op.name, tt.give)
-				}
-				// The same call with a valid TTL does connect: the check
-				// above can fail.
-				if err := op.call(t.Context(), c, key, time.Millisecond); err != nil {
-					t.Fatalf("%s with ttl 1ms: %v", op.name, err)
-				}
-				if got := c.Stats(); got.Active != 1 {
-					t.Errorf("after a valid %s, Stats = %+v, want one connection", op.name, got)
-				}
-			})
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		for _, op := range ops {
+			for _, tt := range tests {
+				t.Run(op.name+"/"+tt.name, func(t *testing.T) {
+					c, raw, key := sharedClient(t, tr), rawConn(t), testKey(t)
+					err := op.call(t.Context(), c, key, tt.give)
+					if err == nil {
+						t.Fatalf("%s with ttl %v: no error", op.name, tt.give)
+					}
+					if !strings.Contains(err.Error(), "ttl") {
+						t.Errorf("%s with ttl %v: error %q does not name the ttl", op.name, tt.give, err)
+					}
+					if got := c.Stats(); got.Active != 0 {
+						t.Errorf("%s with ttl %v opened a connection: %+v", op.name, tt.give, got)
+					}
+					if exists(t, raw, key) {
+						t.Errorf("%s with ttl %v stored the key", op.name, tt.give)
+					}
+					// The same call with a valid TTL does connect: the check
+					// above can fail.
+					if err := op.call(t.Context(), c, key, time.Millisecond); err != nil {
+						t.Fatalf("%s with ttl 1ms: %v", op.name, err)
+					}
+					if got := c.Stats(); got.Active != 1 {
+						t.Errorf("after a valid %s, Stats = %+v, want one connection", op.name, got)
+					}
+				})
+			}
 		}
-	}
+	})
 }
 
 func TestClientDel(t *testing.T) {
-	c, raw, key := sharedClient(t), rawConn(t), testKey(t)
-	if err := c.Set(t.Context(), key, "v", time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Del(t.Context(), key); err != nil {
-		t.Fatalf("Del: %v", err)
-	}
-	if exists(t, raw, key) {
-		t.Error("key exists after Del")
-	}
-	if err := c.Del(t.Context(), key); err != nil {
-		t.Errorf("Del of a missing key: %v", err)
-	}
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		c, raw, key := sharedClient(t, tr), rawConn(t), testKey(t)
+		if err := c.Set(t.Context(), key, "v", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Del(t.Context(), key); err != nil {
+			t.Fatalf("Del: %v", err)
+		}
+		if exists(t, raw, key) {
+			t.Error("key exists after Del")
+		}
+		if err := c.Del(t.Context(), key); err != nil {
+			t.Errorf("Del of a missing key: %v", err)
+		}
+	})
 }
 
 func TestClientPing(t *testing.T) {
-	if err := sharedClient(t).Ping(t.Context()); err != nil {
-		t.Errorf("Ping: %v", err)
-	}
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		if err := sharedClient(t, tr).Ping(t.Context()); err != nil {
+			t.Errorf("Ping: %v", err)
+		}
+	})
 }
 
 func TestClientCommandsFailAfterClose(t *testing.T) {
-	c, err := redigo.NewClient(options(redistest.SharedURL(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Ping(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	if err := c.Ping(t.Context()); err == nil {
-		t.Error("Ping after Close: no error")
-	}
-	if got := c.Stats(); got != (redigo.PoolStats{}) {
-		t.Errorf("Stats after Close = %+v, want none", got)
-	}
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		c, err := redigo.NewClient(options(redistest.SharedURL(t), tr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Ping(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if err := c.Ping(t.Context()); err == nil {
+			t.Error("Ping after Close: no error")
+		}
+		if got := c.Stats(); got != (redigo.PoolStats{}) {
+			t.Errorf("Stats after Close = %+v, want none", got)
+		}
+	})
 }
 
 func TestNewClientRejectsBadURLsWithoutLeakingThePassword(t *testing.T) {
@@ -178,25 +194,30 @@ func TestNewClientRejectsBadURLsWithoutLeakingThePassword(t *testing.T) {
 		{name: "no scheme", give: "user:" + secret + "@127.0.0.1:6379"},
 		{name: "unix scheme", give: "unix://:" + secret + "@/tmp/redis.sock"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := redigo.NewClient(redigo.Options{URL: tt.give})
-			if err == nil {
-				t.Fatalf("NewClient(%q): no error", tt.give)
-			}
-			if strings.Contains(err.Error(), secret) {
-				t.Errorf("NewClient error %q holds the password", err)
-			}
-		})
-	}
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				_, err := redigo.NewClient(redigo.Options{URL: tt.give, Pipeline: tr == pipeline})
+				if err == nil {
+					t.Fatalf("NewClient(%q): no error", tt.give)
+				}
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("NewClient error %q holds the password", err)
+				}
+			})
+		}
+	})
 }
 
+// TestClientStatsCountActiveAndIdleConnections runs on the pool only: it
+// counts a connection per concurrent command and the idle ones kept, which
+// the pipeline, sharing a fixed few, has neither of.
 func TestClientStatsCountActiveAndIdleConnections(t *testing.T) {
 	const n = 3
 	srv := newGatedServer(t)
-	o := options(srv.URL)
+	o := options(srv.URL, pool)
 	o.TestIdleAfter = time.Hour // no PING on borrow: the server answers PONG to anything
-	c := newPoolClient(t, o)
+	c := newClient(t, o)
 	if got := c.Stats(); got != (redigo.PoolStats{}) {
 		t.Fatalf("Stats of a new client = %+v, want none", got)
 	}
@@ -236,8 +257,10 @@ func TestClientStatsCountActiveAndIdleConnections(t *testing.T) {
 	}
 }
 
+// TestClientStatsOnARealServer runs on the pool only: the pipeline keeps no
+// idle connections to count.
 func TestClientStatsOnARealServer(t *testing.T) {
-	c := newPoolClient(t, options(redistest.SharedURL(t)))
+	c := newClient(t, options(redistest.SharedURL(t), pool))
 	for range 5 {
 		if err := c.Ping(t.Context()); err != nil {
 			t.Fatal(err)
@@ -252,8 +275,8 @@ func TestClientStatsOnARealServer(t *testing.T) {
 // a call is bounded, not how fast it is.
 const shortTimeout = 300 * time.Millisecond
 
-func shortTimeouts(url string) redigo.Options {
-	return redigo.Options{URL: url, DialTimeout: shortTimeout, ReadTimeout: shortTimeout, WriteTimeout: shortTimeout, MaxIdle: 4}
+func shortTimeouts(url string, tr transport) redigo.Options {
+	return redigo.Options{URL: url, DialTimeout: shortTimeout, ReadTimeout: shortTimeout, WriteTimeout: shortTimeout, MaxIdle: 4, Pipeline: tr == pipeline}
 }
 
 // commands are the client's and the stores' calls, each as one function, for
@@ -321,78 +344,86 @@ func checkBoundedFailure(t *testing.T, limit time.Duration, call func() error) {
 
 func TestCommandsOnAClosedPortFailWithinDialTimeout(t *testing.T) {
 	url := "redis://" + redistest.ClosedAddr(t)
-	for _, cmd := range commands {
-		t.Run(cmd.name, func(t *testing.T) {
-			t.Parallel()
-			c := newClient(t, shortTimeouts(url))
-			checkBoundedFailure(t, shortTimeout+margin, func() error { return cmd.call(t.Context(), c) })
-		})
-	}
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		for _, cmd := range commands {
+			t.Run(cmd.name, func(t *testing.T) {
+				t.Parallel()
+				c := newClient(t, shortTimeouts(url, tr))
+				checkBoundedFailure(t, shortTimeout+margin, func() error { return cmd.call(t.Context(), c) })
+			})
+		}
+	})
 }
 
 func TestCommandsOnAHungServerFailWithinReadTimeout(t *testing.T) {
 	url := "redis://" + redistest.HungAddr(t)
-	for _, cmd := range commands {
-		t.Run(cmd.name, func(t *testing.T) {
-			t.Parallel()
-			c := newClient(t, shortTimeouts(url))
-			checkBoundedFailure(t, shortTimeout+margin, func() error { return cmd.call(t.Context(), c) })
-		})
-	}
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		for _, cmd := range commands {
+			t.Run(cmd.name, func(t *testing.T) {
+				t.Parallel()
+				c := newClient(t, shortTimeouts(url, tr))
+				checkBoundedFailure(t, shortTimeout+margin, func() error { return cmd.call(t.Context(), c) })
+			})
+		}
+	})
 }
 
 func TestContextDeadlineShortensTheReadTimeout(t *testing.T) {
 	url := "redis://" + redistest.HungAddr(t)
-	for _, cmd := range commands {
-		t.Run(cmd.name, func(t *testing.T) {
-			t.Parallel()
-			c := newClient(t, redigo.Options{URL: url, DialTimeout: time.Minute, ReadTimeout: time.Minute, WriteTimeout: time.Minute})
-			ctx, cancel := context.WithTimeout(t.Context(), shortTimeout)
-			defer cancel()
-			checkBoundedFailure(t, shortTimeout+margin, func() error { return cmd.call(ctx, c) })
-		})
-	}
-}
-
-func TestCancelledContextReturnsPromptly(t *testing.T) {
-	t.Run("cancelled before the call, working server", func(t *testing.T) {
-		c := sharedClient(t)
-		if err := c.Ping(t.Context()); err != nil { // an idle connection to reuse
-			t.Fatal(err)
-		}
-		for _, cmd := range commands {
-			t.Run(cmd.name, func(t *testing.T) {
-				ctx, cancel := context.WithCancel(t.Context())
-				cancel()
-				checkBoundedFailure(t, margin, func() error {
-					err := cmd.call(ctx, c)
-					if err != nil && !errors.Is(err, context.Canceled) {
-						t.Errorf("error %q is not context.Canceled", err)
-					}
-					return err
-				})
-			})
-		}
-	})
-
-	t.Run("cancelled during the call, hung server, no timeouts", func(t *testing.T) {
-		url := "redis://" + redistest.HungAddr(t)
+	forEachTransport(t, func(t *testing.T, tr transport) {
 		for _, cmd := range commands {
 			t.Run(cmd.name, func(t *testing.T) {
 				t.Parallel()
-				c := newClient(t, redigo.Options{URL: url}) // no timeout at all: only ctx ends the call
-				ctx, cancel := context.WithCancel(t.Context())
-				timer := time.AfterFunc(shortTimeout, cancel)
-				defer timer.Stop()
-				checkBoundedFailure(t, shortTimeout+margin, func() error {
-					err := cmd.call(ctx, c)
-					if err != nil && !errors.Is(err, context.Canceled) {
-						t.Errorf("error %q is not context.Canceled", err)
-					}
-					return err
-				})
+				c := newClient(t, redigo.Options{URL: url, DialTimeout: time.Minute, ReadTimeout: time.Minute, WriteTimeout: time.Minute, Pipeline: tr == pipeline})
+				ctx, cancel := context.WithTimeout(t.Context(), shortTimeout)
+				defer cancel()
+				checkBoundedFailure(t, shortTimeout+margin, func() error { return cmd.call(ctx, c) })
 			})
 		}
+	})
+}
+
+func TestCancelledContextReturnsPromptly(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		t.Run("cancelled before the call, working server", func(t *testing.T) {
+			c := sharedClient(t, tr)
+			if err := c.Ping(t.Context()); err != nil { // an idle connection to reuse
+				t.Fatal(err)
+			}
+			for _, cmd := range commands {
+				t.Run(cmd.name, func(t *testing.T) {
+					ctx, cancel := context.WithCancel(t.Context())
+					cancel()
+					checkBoundedFailure(t, margin, func() error {
+						err := cmd.call(ctx, c)
+						if err != nil && !errors.Is(err, context.Canceled) {
+							t.Errorf("error %q is not context.Canceled", err)
+						}
+						return err
+					})
+				})
+			}
+		})
+
+		t.Run("cancelled during the call, hung server, no timeouts", func(t *testing.T) {
+			url := "redis://" + redistest.HungAddr(t)
+			for _, cmd := range commands {
+				t.Run(cmd.name, func(t *testing.T) {
+					t.Parallel()
+					c := newClient(t, redigo.Options{URL: url, Pipeline: tr == pipeline}) // no timeout at all: only ctx ends the call
+					ctx, cancel := context.WithCancel(t.Context())
+					timer := time.AfterFunc(shortTimeout, cancel)
+					defer timer.Stop()
+					checkBoundedFailure(t, shortTimeout+margin, func() error {
+						err := cmd.call(ctx, c)
+						if err != nil && !errors.Is(err, context.Canceled) {
+							t.Errorf("error %q is not context.Canceled", err)
+						}
+						return err
+					})
+				})
+			}
+		})
 	})
 }
 
@@ -401,6 +432,8 @@ func TestCancelledContextReturnsPromptly(t *testing.T) {
 // however long the read timeout.
 func TestDialTimeoutBoundsTheTLSHandshake(t *testing.T) {
 	url := "rediss://" + redistest.HungAddr(t)
-	c := newClient(t, redigo.Options{URL: url, DialTimeout: shortTimeout, ReadTimeout: time.Minute, WriteTimeout: time.Minute})
-	checkBoundedFailure(t, shortTimeout+margin, func() error { return c.Ping(t.Context()) })
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		c := newClient(t, redigo.Options{URL: url, DialTimeout: shortTimeout, ReadTimeout: time.Minute, WriteTimeout: time.Minute, Pipeline: tr == pipeline})
+		checkBoundedFailure(t, shortTimeout+margin, func() error { return c.Ping(t.Context()) })
+	})
 }

@@ -27,26 +27,43 @@ const testTimeout = 5 * time.Second
 // timeouts are bounds, not promises to the millisecond.
 const margin = 2 * time.Second
 
-// pipelined runs the package's tests on the pipelining transport instead
-// of the pool: `make test` runs them both ways.
-var pipelined = os.Getenv("REDIGO_PIPELINE") == "1"
+// transport is the transport a test's clients use, named as its subtest.
+type transport string
 
-// options returns Options for url with generous timeouts and a few idle
-// connections. newClient adds the transport.
-func options(url string) redigo.Options {
+const (
+	pool     transport = "pool"     // a redigo Pool: Options.Pipeline false
+	pipeline transport = "pipeline" // auto-pipelining: Options.Pipeline true
+)
+
+// transports are both transports, in the order their subtests run.
+var transports = []transport{pool, pipeline}
+
+// forEachTransport runs test as one subtest per transport, for behaviour
+// that must hold on both.
+func forEachTransport(t *testing.T, test func(t *testing.T, tr transport)) {
+	t.Helper()
+	for _, tr := range transports {
+		t.Run(string(tr), func(t *testing.T) { test(t, tr) })
+	}
+}
+
+// options returns Options for url on tr, with generous timeouts and a few
+// idle connections.
+func options(url string, tr transport) redigo.Options {
 	return redigo.Options{
 		URL:          url,
 		DialTimeout:  testTimeout,
 		ReadTimeout:  testTimeout,
 		WriteTimeout: testTimeout,
 		MaxIdle:      8,
+		Pipeline:     tr == pipeline,
 	}
 }
 
-// newClient returns a client for o, closed when tb ends.
+// newClient returns a client for o, on the transport o names, closed when
+// tb ends.
 func newClient(tb testing.TB, o redigo.Options) *redigo.Client {
 	tb.Helper()
-	o.Pipeline = o.Pipeline || pipelined
 	c, err := redigo.NewClient(o)
 	if err != nil {
 		tb.Fatalf("NewClient: %v", err)
@@ -55,22 +72,11 @@ func newClient(tb testing.TB, o redigo.Options) *redigo.Client {
 	return c
 }
 
-// newPoolClient is newClient on the pool transport, whatever the package's
-// tests run on, for tests of the pool itself.
-func newPoolClient(tb testing.TB, o redigo.Options) *redigo.Client {
+// sharedClient returns a client on tr to the Redis shared by the package's
+// tests.
+func sharedClient(tb testing.TB, tr transport) *redigo.Client {
 	tb.Helper()
-	c, err := redigo.NewClient(o)
-	if err != nil {
-		tb.Fatalf("NewClient: %v", err)
-	}
-	tb.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
-// sharedClient returns a client on the Redis shared by the package's tests.
-func sharedClient(tb testing.TB) *redigo.Client {
-	tb.Helper()
-	return newClient(tb, options(redistest.SharedURL(tb)))
+	return newClient(tb, options(redistest.SharedURL(tb), tr))
 }
 
 // rawConn returns a plain redigo connection to the shared Redis, to read

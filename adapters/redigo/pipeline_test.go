@@ -10,14 +10,18 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/wa2genesys/connectorcache/adapters/redigo"
-	"github.com/wa2genesys/connectorcache/internal/contract"
 	"github.com/wa2genesys/connectorcache/internal/redistest"
-	"github.com/wa2genesys/connectorcache/ports"
 )
 
+// The tests in this file are of the pipeline itself (batching, shared
+// connections, reconnecting, shared dials) and run on it only; behaviour
+// both transports share, the store contracts included, is tested on each
+// in the other files.
+
+// pipelineOptions returns options for url on the pipeline, over two shared
+// connections.
 func pipelineOptions(url string) redigo.Options {
-	o := options(url)
-	o.Pipeline = true
+	o := options(url, pipeline)
 	o.PipelineConns = 2
 	return o
 }
@@ -143,21 +147,6 @@ func TestPipelineHonoursTheCallersDeadline(t *testing.T) {
 	if took := time.Since(start); took > 200*time.Millisecond+margin {
 		t.Errorf("Ping returned after %v, want about the 200ms deadline", took)
 	}
-}
-
-// TestPipelineStoresContract runs the store contracts on the pipeline,
-// whatever transport the package's other tests use.
-func TestPipelineStoresContract(t *testing.T) {
-	t.Run("dedupe", func(t *testing.T) {
-		contract.DedupeStore(t, func(t *testing.T) ports.DedupeStore {
-			return redigo.NewDedupeStore(newClient(t, pipelineOptions(redistest.SharedURL(t))))
-		})
-	})
-	t.Run("tokens", func(t *testing.T) {
-		contract.TokenStore(t, func(t *testing.T) ports.TokenStore {
-			return redigo.NewTokenStore(newClient(t, pipelineOptions(redistest.SharedURL(t))))
-		})
-	})
 }
 
 // TestPipelineCallersShareOneDial: callers arriving while a connection is

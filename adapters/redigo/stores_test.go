@@ -23,22 +23,28 @@ var secretToken = ports.CachedToken{
 }
 
 func TestTokenStoreContract(t *testing.T) {
-	contract.TokenStore(t, func(t *testing.T) ports.TokenStore {
-		return redigo.NewTokenStore(sharedClient(t))
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		contract.TokenStore(t, func(t *testing.T) ports.TokenStore {
+			return redigo.NewTokenStore(sharedClient(t, tr))
+		})
 	})
 }
 
 func TestTokenLockContract(t *testing.T) {
-	contract.TokenLock(t, func(t *testing.T) ports.TokenLock {
-		return redigo.NewTokenStore(sharedClient(t))
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		contract.TokenLock(t, func(t *testing.T) ports.TokenLock {
+			return redigo.NewTokenStore(sharedClient(t, tr))
+		})
 	})
 }
 
 func TestDedupeStoreContract(t *testing.T) {
-	contract.DedupeStore(t, func(t *testing.T) ports.DedupeStore {
-		o := options(redistest.SharedURL(t))
-		o.MaxIdle = 32 // the suite races hundreds of claims
-		return redigo.NewDedupeStore(newClient(t, o))
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		contract.DedupeStore(t, func(t *testing.T) ports.DedupeStore {
+			o := options(redistest.SharedURL(t), tr)
+			o.MaxIdle = 32 // the suite races hundreds of claims (on the pool)
+			return redigo.NewDedupeStore(newClient(t, o))
+		})
 	})
 }
 
@@ -73,25 +79,27 @@ func TestTokenKeysInNamespaceWithTTL(t *testing.T) {
 		{name: "two days less the refresh margin", give: 172500 * time.Second},
 		{name: "half of a short lifetime", give: 150500 * time.Millisecond},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s, raw, tenant := redigo.NewTokenStore(sharedClient(t)), rawConn(t), contract.TenantID(t)
-			key := "genesys:token:" + tenant
-			if err := s.PutToken(t.Context(), tenant, secretToken, tt.give); err != nil {
-				t.Fatalf("PutToken: %v", err)
-			}
-			if !exists(t, raw, key) {
-				t.Fatalf("no key %s after PutToken", key)
-			}
-			checkTTL(t, raw, key, tt.give)
-			if err := s.DeleteToken(t.Context(), tenant); err != nil {
-				t.Fatal(err)
-			}
-			if exists(t, raw, key) {
-				t.Errorf("key %s exists after DeleteToken", key)
-			}
-		})
-	}
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				s, raw, tenant := redigo.NewTokenStore(sharedClient(t, tr)), rawConn(t), contract.TenantID(t)
+				key := "genesys:token:" + tenant
+				if err := s.PutToken(t.Context(), tenant, secretToken, tt.give); err != nil {
+					t.Fatalf("PutToken: %v", err)
+				}
+				if !exists(t, raw, key) {
+					t.Fatalf("no key %s after PutToken", key)
+				}
+				checkTTL(t, raw, key, tt.give)
+				if err := s.DeleteToken(t.Context(), tenant); err != nil {
+					t.Fatal(err)
+				}
+				if exists(t, raw, key) {
+					t.Errorf("key %s exists after DeleteToken", key)
+				}
+			})
+		}
+	})
 }
 
 // TestDedupeKeysInNamespaceWithTTLs is the acceptance criterion "keys in
@@ -99,73 +107,79 @@ func TestTokenKeysInNamespaceWithTTL(t *testing.T) {
 // genesys:dedupe:<tenantId>:<messageId> for the claim TTL, a commit for the
 // dedupe TTL, and a release removes it.
 func TestDedupeKeysInNamespaceWithTTLs(t *testing.T) {
-	const claimTTL, dedupeTTL = 5 * time.Minute, 86400 * time.Second
-	s, raw, tenant := redigo.NewDedupeStore(sharedClient(t)), rawConn(t), contract.TenantID(t)
-	const committed, released = "wamid.committed", "wamid.released"
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		const claimTTL, dedupeTTL = 5 * time.Minute, 86400 * time.Second
+		s, raw, tenant := redigo.NewDedupeStore(sharedClient(t, tr)), rawConn(t), contract.TenantID(t)
+		const committed, released = "wamid.committed", "wamid.released"
 
-	for _, msg := range []string{committed, released} {
-		if st, err := s.Claim(t.Context(), tenant, msg, "owner", claimTTL); err != nil || st != ports.ClaimAcquired {
-			t.Fatalf("Claim(%s) = %d, %v; want ClaimAcquired", msg, st, err)
+		for _, msg := range []string{committed, released} {
+			if st, err := s.Claim(t.Context(), tenant, msg, "owner", claimTTL); err != nil || st != ports.ClaimAcquired {
+				t.Fatalf("Claim(%s) = %d, %v; want ClaimAcquired", msg, st, err)
+			}
+			key := "genesys:dedupe:" + tenant + ":" + msg
+			if !exists(t, raw, key) {
+				t.Fatalf("no key %s after Claim", key)
+			}
+			checkTTL(t, raw, key, claimTTL)
 		}
-		key := "genesys:dedupe:" + tenant + ":" + msg
-		if !exists(t, raw, key) {
-			t.Fatalf("no key %s after Claim", key)
+
+		if owned, err := s.Commit(t.Context(), tenant, committed, "owner", dedupeTTL); err != nil || !owned {
+			t.Fatalf("Commit = %v, %v; want owned", owned, err)
 		}
-		checkTTL(t, raw, key, claimTTL)
-	}
+		checkTTL(t, raw, "genesys:dedupe:"+tenant+":"+committed, dedupeTTL)
 
-	if owned, err := s.Commit(t.Context(), tenant, committed, "owner", dedupeTTL); err != nil || !owned {
-		t.Fatalf("Commit = %v, %v; want owned", owned, err)
-	}
-	checkTTL(t, raw, "genesys:dedupe:"+tenant+":"+committed, dedupeTTL)
-
-	if owned, err := s.Release(t.Context(), tenant, released, "owner"); err != nil || !owned {
-		t.Fatalf("Release = %v, %v; want owned", owned, err)
-	}
-	if key := "genesys:dedupe:" + tenant + ":" + released; exists(t, raw, key) {
-		t.Errorf("key %s exists after Release", key)
-	}
+		if owned, err := s.Release(t.Context(), tenant, released, "owner"); err != nil || !owned {
+			t.Fatalf("Release = %v, %v; want owned", owned, err)
+		}
+		if key := "genesys:dedupe:" + tenant + ":" + released; exists(t, raw, key) {
+			t.Errorf("key %s exists after Release", key)
+		}
+	})
 }
 
 func TestDedupeSubMillisecondCommitTTLIsRejected(t *testing.T) {
-	s, raw, tenant := redigo.NewDedupeStore(sharedClient(t)), rawConn(t), contract.TenantID(t)
-	if _, err := s.Claim(t.Context(), tenant, "msg", "owner", time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Commit(t.Context(), tenant, "msg", "owner", 0); err == nil {
-		t.Error("Commit with ttl 0: no error")
-	}
-	checkTTL(t, raw, redigo.DedupeKey(tenant, "msg"), time.Minute)
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		s, raw, tenant := redigo.NewDedupeStore(sharedClient(t, tr)), rawConn(t), contract.TenantID(t)
+		if _, err := s.Claim(t.Context(), tenant, "msg", "owner", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Commit(t.Context(), tenant, "msg", "owner", 0); err == nil {
+			t.Error("Commit with ttl 0: no error")
+		}
+		checkTTL(t, raw, redigo.DedupeKey(tenant, "msg"), time.Minute)
+	})
 }
 
 // TestTokenIsStoredAsJSONOfTokenAndExpiry checks that the stored value holds
 // the token and its expiry, and nothing else (no tenant, no secret of the
 // client's own).
 func TestTokenIsStoredAsJSONOfTokenAndExpiry(t *testing.T) {
-	s, raw, tenant := redigo.NewTokenStore(sharedClient(t)), rawConn(t), contract.TenantID(t)
-	if err := s.PutToken(t.Context(), tenant, secretToken, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	val, err := redis.Bytes(raw.Do("GET", redigo.TokenKey(tenant)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got map[string]any
-	if err := json.Unmarshal(val, &got); err != nil {
-		t.Fatalf("stored value is not a JSON object: %v", err)
-	}
-	want := map[string]any{
-		"access_token": secretToken.AccessToken,
-		"expires_at":   float64(secretToken.ExpiresAt.UnixMilli()),
-	}
-	if len(got) != len(want) {
-		t.Errorf("stored value has fields %v, want exactly access_token and expires_at", keys(got))
-	}
-	for k, w := range want {
-		if got[k] != w {
-			t.Errorf("stored %s = %v, want %v", k, got[k], w)
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		s, raw, tenant := redigo.NewTokenStore(sharedClient(t, tr)), rawConn(t), contract.TenantID(t)
+		if err := s.PutToken(t.Context(), tenant, secretToken, time.Hour); err != nil {
+			t.Fatal(err)
 		}
-	}
+		val, err := redis.Bytes(raw.Do("GET", redigo.TokenKey(tenant)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got map[string]any
+		if err := json.Unmarshal(val, &got); err != nil {
+			t.Fatalf("stored value is not a JSON object: %v", err)
+		}
+		want := map[string]any{
+			"access_token": secretToken.AccessToken,
+			"expires_at":   float64(secretToken.ExpiresAt.UnixMilli()),
+		}
+		if len(got) != len(want) {
+			t.Errorf("stored value has fields %v, want exactly access_token and expires_at", keys(got))
+		}
+		for k, w := range want {
+			if got[k] != w {
+				t.Errorf("stored %s = %v, want %v", k, got[k], w)
+			}
+		}
+	})
 }
 
 func keys(m map[string]any) []string {
@@ -193,24 +207,26 @@ func TestMalformedStoredTokenIsAnErrorWithoutTheValue(t *testing.T) {
 		{name: "token of the wrong type", give: `{"access_token":12345,"expires_at":1900000000000}`},
 		{name: "expiry of the wrong type", give: `{"access_token":"SECRET-bad-expiry","expires_at":"tomorrow"}`},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s, raw, tenant := redigo.NewTokenStore(sharedClient(t)), rawConn(t), contract.TenantID(t)
-			if _, err := raw.Do("SET", redigo.TokenKey(tenant), tt.give, "EX", 60); err != nil {
-				t.Fatal(err)
-			}
-			tok, found, err := s.GetToken(t.Context(), tenant)
-			if err == nil {
-				t.Fatalf("GetToken of %s = %+v, found %v; want an error", tt.give, tok, found)
-			}
-			if found || tok != (ports.CachedToken{}) {
-				t.Errorf("GetToken of a malformed value = %+v, found %v; want nothing", tok, found)
-			}
-			if strings.Contains(err.Error(), "SECRET") || strings.Contains(err.Error(), tt.give) {
-				t.Errorf("error %q echoes the stored value", err)
-			}
-		})
-	}
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				s, raw, tenant := redigo.NewTokenStore(sharedClient(t, tr)), rawConn(t), contract.TenantID(t)
+				if _, err := raw.Do("SET", redigo.TokenKey(tenant), tt.give, "EX", 60); err != nil {
+					t.Fatal(err)
+				}
+				tok, found, err := s.GetToken(t.Context(), tenant)
+				if err == nil {
+					t.Fatalf("GetToken of %s = %+v, found %v; want an error", tt.give, tok, found)
+				}
+				if found || tok != (ports.CachedToken{}) {
+					t.Errorf("GetToken of a malformed value = %+v, found %v; want nothing", tok, found)
+				}
+				if strings.Contains(err.Error(), "SECRET") || strings.Contains(err.Error(), tt.give) {
+					t.Errorf("error %q echoes the stored value", err)
+				}
+			})
+		}
+	})
 }
 
 // TestClaimIsOneAtomicSetNXEX is the acceptance criterion "SetNX atomic via
@@ -218,82 +234,86 @@ func TestMalformedStoredTokenIsAnErrorWithoutTheValue(t *testing.T) {
 // and the claim TTL in seconds, as the server's MONITOR shows.
 func TestClaimIsOneAtomicSetNXEX(t *testing.T) {
 	srv := redistest.Start(t)
-	s := redigo.NewDedupeStore(newClient(t, options(srv.URL())))
-	tenant := contract.TenantID(t)
-	key := redigo.DedupeKey(tenant, "wamid.once")
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		s := redigo.NewDedupeStore(newClient(t, options(srv.URL(), tr)))
+		tenant := contract.TenantID(t)
+		key := redigo.DedupeKey(tenant, "wamid.once")
 
-	mon, err := redis.Dial("tcp", srv.Addr(), redis.DialReadTimeout(testTimeout))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mon.Close()
-	if reply, err := redis.String(mon.Do("MONITOR")); err != nil || reply != "OK" {
-		t.Fatalf("MONITOR = %q, %v", reply, err)
-	}
-
-	if st, err := s.Claim(t.Context(), tenant, "wamid.once", "owner", 5*time.Minute); err != nil || st != ports.ClaimAcquired {
-		t.Fatalf("Claim = %d, %v; want ClaimAcquired", st, err)
-	}
-	sentinel := "end-of-test-" + tenant
-	srv.Do(t, nil, "ECHO", sentinel)
-
-	var lines []string
-	for {
-		line, err := redis.String(mon.Receive())
+		mon, err := redis.Dial("tcp", srv.Addr(), redis.DialReadTimeout(testTimeout))
 		if err != nil {
-			t.Fatalf("reading MONITOR: %v", err)
+			t.Fatal(err)
 		}
-		if strings.Contains(line, sentinel) {
-			break
+		defer mon.Close()
+		if reply, err := redis.String(mon.Do("MONITOR")); err != nil || reply != "OK" {
+			t.Fatalf("MONITOR = %q, %v", reply, err)
 		}
-		if strings.Contains(line, key) {
-			lines = append(lines, line)
+
+		if st, err := s.Claim(t.Context(), tenant, "wamid.once", "owner", 5*time.Minute); err != nil || st != ports.ClaimAcquired {
+			t.Fatalf("Claim = %d, %v; want ClaimAcquired", st, err)
 		}
-	}
-	if len(lines) != 1 {
-		t.Fatalf("commands for %s: %q, want exactly one SET", key, lines)
-	}
-	for _, want := range []string{`"SET" "` + key + `"`, `"NX"`, `"EX" "300"`} {
-		if !strings.Contains(strings.ToUpper(lines[0]), strings.ToUpper(want)) {
-			t.Errorf("claim command %s lacks %s", lines[0], want)
+		sentinel := "end-of-test-" + tenant
+		srv.Do(t, nil, "ECHO", sentinel)
+
+		var lines []string
+		for {
+			line, err := redis.String(mon.Receive())
+			if err != nil {
+				t.Fatalf("reading MONITOR: %v", err)
+			}
+			if strings.Contains(line, sentinel) {
+				break
+			}
+			if strings.Contains(line, key) {
+				lines = append(lines, line)
+			}
 		}
-	}
+		if len(lines) != 1 {
+			t.Fatalf("commands for %s: %q, want exactly one SET", key, lines)
+		}
+		for _, want := range []string{`"SET" "` + key + `"`, `"NX"`, `"EX" "300"`} {
+			if !strings.Contains(strings.ToUpper(lines[0]), strings.ToUpper(want)) {
+				t.Errorf("claim command %s lacks %s", lines[0], want)
+			}
+		}
+	})
 }
 
 // TestConcurrentClaimsAcquireOnce is the acceptance criterion "hundreds of
-// concurrent claims of one message: exactly one ClaimNew", each claim on a
-// connection of its own.
+// concurrent claims of one message: exactly one ClaimNew": on the pool each
+// claim on a connection of its own, on the pipeline all in a few batches.
 func TestConcurrentClaimsAcquireOnce(t *testing.T) {
 	const claims = 500
-	o := options(redistest.SharedURL(t))
-	o.MaxIdle = claims
-	s := redigo.NewDedupeStore(newClient(t, o))
-	tenant := contract.TenantID(t)
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		o := options(redistest.SharedURL(t), tr)
+		o.MaxIdle = claims
+		s := redigo.NewDedupeStore(newClient(t, o))
+		tenant := contract.TenantID(t)
 
-	var (
-		start  = make(chan struct{})
-		wg     sync.WaitGroup
-		states = make([]ports.ClaimState, claims)
-		errs   = make([]error, claims)
-	)
-	for i := range claims {
-		wg.Go(func() {
-			<-start
-			states[i], errs[i] = s.Claim(t.Context(), tenant, "wamid.popular", fmt.Sprintf("owner-%d", i), 5*time.Minute)
-		})
-	}
-	close(start)
-	wg.Wait()
-
-	counts := map[ports.ClaimState]int{}
-	for i, st := range states {
-		if errs[i] != nil {
-			t.Fatalf("Claim %d: %v", i, errs[i])
+		var (
+			start  = make(chan struct{})
+			wg     sync.WaitGroup
+			states = make([]ports.ClaimState, claims)
+			errs   = make([]error, claims)
+		)
+		for i := range claims {
+			wg.Go(func() {
+				<-start
+				states[i], errs[i] = s.Claim(t.Context(), tenant, "wamid.popular", fmt.Sprintf("owner-%d", i), 5*time.Minute)
+			})
 		}
-		counts[st]++
-	}
-	if counts[ports.ClaimAcquired] != 1 || counts[ports.ClaimHeld] != claims-1 {
-		t.Errorf("%d concurrent claims: %v acquired, %v held, %v committed; want 1 acquired",
-			claims, counts[ports.ClaimAcquired], counts[ports.ClaimHeld], counts[ports.ClaimCommitted])
-	}
+		close(start)
+		wg.Wait()
+
+		counts := map[ports.ClaimState]int{}
+		for i, st := range states {
+			if errs[i] != nil {
+				t.Fatalf("Claim %d: %v", i, errs[i])
+			}
+			counts[st]++
+		}
+		if counts[ports.ClaimAcquired] != 1 || counts[ports.ClaimHeld] != claims-1 {
+			t.Errorf("%d concurrent claims: %v acquired, %v held, %v committed; want 1 acquired",
+				claims, counts[ports.ClaimAcquired], counts[ports.ClaimHeld], counts[ports.ClaimCommitted])
+		}
+	})
 }
