@@ -166,8 +166,12 @@ type PoolStats struct {
 // Stats reports the client's connection counts.
 func (c *Client) Stats() PoolStats { return c.t.stats() }
 
-// do runs one command.
+// do runs one command. A caller whose context has ended already sends
+// nothing.
 func (c *Client) do(ctx context.Context, cmd string, args ...any) (any, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	return c.t.do(ctx, cmd, args...)
 }
 

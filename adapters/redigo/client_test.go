@@ -3,6 +3,7 @@ package redigo_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -379,6 +380,36 @@ func TestContextDeadlineShortensTheReadTimeout(t *testing.T) {
 				defer cancel()
 				checkBoundedFailure(t, shortTimeout+margin, func() error { return cmd.call(ctx, c) })
 			})
+		}
+	})
+}
+
+// TestCancelledContextSendsNothing makes calls whose context has ended
+// already: none reaches Redis. Pings on a live context afterwards, more
+// than there are connections, pass every command queued before them.
+func TestCancelledContextSendsNothing(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		c, raw, key := sharedClient(t, tr), rawConn(t), testKey(t)
+		if err := c.Ping(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		const calls = 50
+		for i := range calls {
+			if err := c.Set(ctx, fmt.Sprintf("%s-%d", key, i), "v", time.Minute); !errors.Is(err, context.Canceled) {
+				t.Fatalf("Set with a cancelled context = %v, want context.Canceled", err)
+			}
+		}
+		for range 8 {
+			if err := c.Ping(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range calls {
+			if k := fmt.Sprintf("%s-%d", key, i); exists(t, raw, k) {
+				t.Fatalf("%s was stored by a call whose context had ended", k)
+			}
 		}
 	})
 }

@@ -67,9 +67,8 @@ func TestKeyLayout(t *testing.T) {
 	}
 }
 
-// TestTokenKeysInNamespaceWithTTL is the acceptance criterion "keys in the
-// genesys:token namespace, TTLs applied": the token lands at
-// genesys:token:<tenantId> with the TTL it was given.
+// TestTokenKeysInNamespaceWithTTL checks the token's key and TTL: the token
+// lands at genesys:token:<tenantId> with the TTL it was given.
 func TestTokenKeysInNamespaceWithTTL(t *testing.T) {
 	tests := []struct {
 		name string
@@ -102,8 +101,7 @@ func TestTokenKeysInNamespaceWithTTL(t *testing.T) {
 	})
 }
 
-// TestDedupeKeysInNamespaceWithTTLs is the acceptance criterion "keys in
-// the genesys:dedupe namespace, TTLs applied": a claim holds
+// TestDedupeKeysInNamespaceWithTTLs checks the dedupe keys and TTLs: a claim holds
 // genesys:dedupe:<tenantId>:<messageId> for the claim TTL, a commit for the
 // dedupe TTL, and a release removes it.
 func TestDedupeKeysInNamespaceWithTTLs(t *testing.T) {
@@ -229,9 +227,9 @@ func TestMalformedStoredTokenIsAnErrorWithoutTheValue(t *testing.T) {
 	})
 }
 
-// TestClaimIsOneAtomicSetNXEX is the acceptance criterion "SetNX atomic via
-// SET NX EX": a claim sends exactly one command for its key, a SET with NX
-// and the claim TTL in seconds, as the server's MONITOR shows.
+// TestClaimIsOneAtomicSetNXEX checks that a claim is atomic: it sends
+// exactly one command for its key, a SET with NX and the claim TTL in
+// seconds, as the server's MONITOR shows.
 func TestClaimIsOneAtomicSetNXEX(t *testing.T) {
 	srv := redistest.Start(t)
 	forEachTransport(t, func(t *testing.T, tr transport) {
@@ -278,9 +276,9 @@ func TestClaimIsOneAtomicSetNXEX(t *testing.T) {
 	})
 }
 
-// TestConcurrentClaimsAcquireOnce is the acceptance criterion "hundreds of
-// concurrent claims of one message: exactly one ClaimNew": on the pool each
-// claim on a connection of its own, on the pipeline all in a few batches.
+// TestConcurrentClaimsAcquireOnce races hundreds of claims of one message:
+// exactly one acquires it, on the pool each claim on a connection of its
+// own, on the pipeline all in a few batches.
 func TestConcurrentClaimsAcquireOnce(t *testing.T) {
 	const claims = 500
 	forEachTransport(t, func(t *testing.T, tr transport) {
