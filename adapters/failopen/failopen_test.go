@@ -34,8 +34,10 @@ var errStore = errors.New("redis GET genesys:token:tenant-1: i/o timeout")
 // stores wraps fresh mocks in the decorators, logging to an observer.
 type stores struct {
 	nextTokens *mocks.MockTokenStore
+	nextLock   *mocks.MockTokenLock
 	nextDedupe *mocks.MockDedupeStore
 	tokens     ports.TokenStore
+	lock       ports.TokenLock
 	dedupe     ports.DedupeStore
 	events     *failopen.Events
 	logs       *observer.ObservedLogs
@@ -48,11 +50,13 @@ func newStores(t *testing.T) stores {
 	log := zap.New(core)
 	s := stores{
 		nextTokens: mocks.NewMockTokenStore(ctrl),
+		nextLock:   mocks.NewMockTokenLock(ctrl),
 		nextDedupe: mocks.NewMockDedupeStore(ctrl),
 		events:     &failopen.Events{},
 		logs:       logs,
 	}
 	s.tokens = failopen.NewTokenStore(s.nextTokens, log, s.events)
+	s.lock = failopen.NewTokenLock(s.nextLock, log, s.events)
 	s.dedupe = failopen.NewDedupeStore(s.nextDedupe, log, s.events)
 	return s
 }
@@ -65,6 +69,12 @@ type getResult struct {
 
 // ownedResult is what Commit or Release answered, without its error.
 type ownedResult struct{ Owned bool }
+
+// lockResult is what LockToken answered, without its error.
+type lockResult struct{ Acquired bool }
+
+// lockTTL is the TTL the tests lock with.
+const lockTTL = 5 * time.Second
 
 func TestDecorators_FailOpenOnError(t *testing.T) {
 	ctx := context.Background()
@@ -113,6 +123,29 @@ func TestDecorators_FailOpenOnError(t *testing.T) {
 			},
 			want:   nil,
 			wantOp: "delete_token",
+		},
+		{
+			name: "LockToken answers acquired",
+			give: func(s stores, err error) {
+				s.nextLock.EXPECT().LockToken(gomock.Any(), tenant, owner, lockTTL).Return(false, err)
+			},
+			call: func(s stores) (any, error) {
+				acquired, err := s.lock.LockToken(ctx, tenant, owner, lockTTL)
+				return lockResult{acquired}, err
+			},
+			want:   lockResult{true},
+			wantOp: "lock_token",
+		},
+		{
+			name: "UnlockToken is skipped",
+			give: func(s stores, err error) {
+				s.nextLock.EXPECT().UnlockToken(gomock.Any(), tenant, owner).Return(err)
+			},
+			call: func(s stores) (any, error) {
+				return nil, s.lock.UnlockToken(ctx, tenant, owner)
+			},
+			want:   nil,
+			wantOp: "unlock_token",
 		},
 		{
 			name: "Claim answers acquired",
@@ -211,6 +244,24 @@ func TestDecorators_FailOpenOnError(t *testing.T) {
 				t.Errorf("events = %v, want %v", got, want)
 			}
 		})
+
+		// A caller that gave up says nothing about the store: answered
+		// the same way, neither logged nor counted.
+		t.Run(tt.name+" when the caller gave up", func(t *testing.T) {
+			s := newStores(t)
+			tt.give(s, fmt.Errorf("%s: %w", tt.wantOp, context.Canceled))
+
+			got, err := tt.call(s)
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("answer = %+v, %v; want %+v, nil", got, err, tt.want)
+			}
+			if n := s.logs.Len(); n != 0 {
+				t.Errorf("logged %d entries, want none: %v", n, s.logs.All())
+			}
+			if got := s.events.Snapshot(); len(got) != 0 {
+				t.Errorf("events = %v, want none", got)
+			}
+		})
 	}
 }
 
@@ -254,6 +305,30 @@ func TestDecorators_PassAnswersThrough(t *testing.T) {
 			name: "DeleteToken",
 			give: func(s stores) { s.nextTokens.EXPECT().DeleteToken(gomock.Any(), tenant).Return(nil) },
 			call: func(s stores) (any, error) { return nil, s.tokens.DeleteToken(ctx, tenant) },
+			want: nil,
+		},
+		{
+			name: "LockToken acquired",
+			give: func(s stores) { s.nextLock.EXPECT().LockToken(gomock.Any(), tenant, owner, lockTTL).Return(true, nil) },
+			call: func(s stores) (any, error) {
+				acquired, err := s.lock.LockToken(ctx, tenant, owner, lockTTL)
+				return lockResult{acquired}, err
+			},
+			want: lockResult{true},
+		},
+		{
+			name: "LockToken held by another owner",
+			give: func(s stores) { s.nextLock.EXPECT().LockToken(gomock.Any(), tenant, owner, lockTTL).Return(false, nil) },
+			call: func(s stores) (any, error) {
+				acquired, err := s.lock.LockToken(ctx, tenant, owner, lockTTL)
+				return lockResult{acquired}, err
+			},
+			want: lockResult{false},
+		},
+		{
+			name: "UnlockToken",
+			give: func(s stores) { s.nextLock.EXPECT().UnlockToken(gomock.Any(), tenant, owner).Return(nil) },
+			call: func(s stores) (any, error) { return nil, s.lock.UnlockToken(ctx, tenant, owner) },
 			want: nil,
 		},
 		{
@@ -380,13 +455,17 @@ func TestDecorators_NilLoggerAndNilEvents(t *testing.T) {
 	ctx := context.Background()
 	ctrl := gomock.NewController(t)
 	nextTokens := mocks.NewMockTokenStore(ctrl)
+	nextLock := mocks.NewMockTokenLock(ctrl)
 	nextDedupe := mocks.NewMockDedupeStore(ctrl)
 	tokens := failopen.NewTokenStore(nextTokens, nil, nil)
+	lock := failopen.NewTokenLock(nextLock, nil, nil)
 	dedupe := failopen.NewDedupeStore(nextDedupe, nil, nil)
 
 	nextTokens.EXPECT().GetToken(gomock.Any(), tenant).Return(ports.CachedToken{}, false, errStore)
 	nextTokens.EXPECT().PutToken(gomock.Any(), tenant, gomock.Any(), time.Hour).Return(errStore)
 	nextTokens.EXPECT().DeleteToken(gomock.Any(), tenant).Return(errStore)
+	nextLock.EXPECT().LockToken(gomock.Any(), tenant, owner, lockTTL).Return(false, errStore)
+	nextLock.EXPECT().UnlockToken(gomock.Any(), tenant, owner).Return(errStore)
 	nextDedupe.EXPECT().Claim(gomock.Any(), tenant, messageID, owner, time.Minute).Return(ports.ClaimState(0), errStore)
 	nextDedupe.EXPECT().Commit(gomock.Any(), tenant, messageID, owner, time.Hour).Return(false, errStore)
 	nextDedupe.EXPECT().Release(gomock.Any(), tenant, messageID, owner).Return(false, errStore)
@@ -399,6 +478,12 @@ func TestDecorators_NilLoggerAndNilEvents(t *testing.T) {
 	}
 	if err := tokens.DeleteToken(ctx, tenant); err != nil {
 		t.Errorf("DeleteToken = %v, want nil", err)
+	}
+	if acquired, err := lock.LockToken(ctx, tenant, owner, lockTTL); !acquired || err != nil {
+		t.Errorf("LockToken = %v, %v; want acquired, nil", acquired, err)
+	}
+	if err := lock.UnlockToken(ctx, tenant, owner); err != nil {
+		t.Errorf("UnlockToken = %v, want nil", err)
 	}
 	if state, err := dedupe.Claim(ctx, tenant, messageID, owner, time.Minute); state != ports.ClaimAcquired || err != nil {
 		t.Errorf("Claim = %v, %v; want acquired, nil", state, err)
@@ -490,14 +575,12 @@ func assertNoSecret(t *testing.T, logs *observer.ObservedLogs, secret string) {
 func TestDecorators_CountEveryStoreOperation(t *testing.T) {
 	ctx := context.Background()
 	s := newStores(t)
-	nextLock := mocks.NewMockTokenLock(gomock.NewController(t))
-	lock := failopen.NewTokenLock(nextLock, nil, s.events)
 
 	s.nextTokens.EXPECT().GetToken(gomock.Any(), tenant).Return(ports.CachedToken{}, false, errStore)
 	s.nextTokens.EXPECT().PutToken(gomock.Any(), tenant, gomock.Any(), time.Hour).Return(errStore)
 	s.nextTokens.EXPECT().DeleteToken(gomock.Any(), tenant).Return(errStore)
-	nextLock.EXPECT().LockToken(gomock.Any(), tenant, owner, time.Second).Return(false, errStore)
-	nextLock.EXPECT().UnlockToken(gomock.Any(), tenant, owner).Return(errStore)
+	s.nextLock.EXPECT().LockToken(gomock.Any(), tenant, owner, time.Second).Return(false, errStore)
+	s.nextLock.EXPECT().UnlockToken(gomock.Any(), tenant, owner).Return(errStore)
 	s.nextDedupe.EXPECT().Claim(gomock.Any(), tenant, messageID, owner, time.Minute).Return(ports.ClaimState(0), errStore)
 	s.nextDedupe.EXPECT().Commit(gomock.Any(), tenant, messageID, owner, time.Hour).Return(false, errStore)
 	s.nextDedupe.EXPECT().Release(gomock.Any(), tenant, messageID, owner).Return(false, errStore)
@@ -505,8 +588,8 @@ func TestDecorators_CountEveryStoreOperation(t *testing.T) {
 	_, _, _ = s.tokens.GetToken(ctx, tenant)
 	_ = s.tokens.PutToken(ctx, tenant, ports.CachedToken{}, time.Hour)
 	_ = s.tokens.DeleteToken(ctx, tenant)
-	_, _ = lock.LockToken(ctx, tenant, owner, time.Second)
-	_ = lock.UnlockToken(ctx, tenant, owner)
+	_, _ = s.lock.LockToken(ctx, tenant, owner, time.Second)
+	_ = s.lock.UnlockToken(ctx, tenant, owner)
 	_, _ = s.dedupe.Claim(ctx, tenant, messageID, owner, time.Minute)
 	_, _ = s.dedupe.Commit(ctx, tenant, messageID, owner, time.Hour)
 	_, _ = s.dedupe.Release(ctx, tenant, messageID, owner)
