@@ -51,17 +51,46 @@ func checkFailsWithoutSecrets(t *testing.T, c *redigo.Client, secrets ...string)
 	}
 }
 
+// connCase is one way of reaching a server: the options given and whether
+// connecting must fail.
+type connCase struct {
+	name    string
+	give    redigo.Options
+	wantErr bool
+}
+
+// checkConnCases runs each case on both transports: a client with the case's
+// URL, password and TLS configuration must work (and pass more, when given),
+// or fail with an error that holds none of secrets.
+func checkConnCases(t *testing.T, tests []connCase, secrets []string, more func(*testing.T, *redigo.Client)) {
+	t.Helper()
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				o := options(tt.give.URL, tr)
+				o.Password = tt.give.Password
+				o.TLSConfig = tt.give.TLSConfig
+				c := newClient(t, o)
+				if tt.wantErr {
+					checkFailsWithoutSecrets(t, c, secrets...)
+					return
+				}
+				checkWorks(t, c)
+				if more != nil {
+					more(t, c)
+				}
+			})
+		}
+	})
+}
+
 func TestRequirePass(t *testing.T) {
 	const (
 		password = "Corr3ct-Horse-Battery"
 		wrong    = "Wr0ng-Staple-Guess"
 	)
 	srv := redistest.Start(t, "--requirepass", password)
-	tests := []struct {
-		name    string
-		give    redigo.Options
-		wantErr bool
-	}{
+	tests := []connCase{
 		{name: "password option", give: redigo.Options{URL: srv.URL(), Password: password}},
 		{name: "password in the URL only", give: redigo.Options{URL: "redis://:" + password + "@" + srv.Addr()}},
 		{name: "password option replaces the URL's", give: redigo.Options{URL: "redis://:" + wrong + "@" + srv.Addr(), Password: password}},
@@ -70,20 +99,7 @@ func TestRequirePass(t *testing.T) {
 		{name: "wrong password in the URL", give: redigo.Options{URL: "redis://:" + wrong + "@" + srv.Addr()}, wantErr: true},
 		{name: "no password", give: redigo.Options{URL: srv.URL()}, wantErr: true},
 	}
-	forEachTransport(t, func(t *testing.T, tr transport) {
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				o := options(tt.give.URL, tr)
-				o.Password = tt.give.Password
-				c := newClient(t, o)
-				if tt.wantErr {
-					checkFailsWithoutSecrets(t, c, password, wrong)
-					return
-				}
-				checkWorks(t, c)
-			})
-		}
-	})
+	checkConnCases(t, tests, []string{password, wrong}, nil)
 }
 
 func TestACLUserInTheURL(t *testing.T) {
@@ -94,34 +110,18 @@ func TestACLUserInTheURL(t *testing.T) {
 	srv := redistest.Start(t)
 	srv.Do(t, nil, "ACL", "SETUSER", "alice", "on", ">"+password, "~genesys:*", "+@all")
 
-	tests := []struct {
-		name    string
-		give    redigo.Options
-		wantErr bool
-	}{
+	tests := []connCase{
 		{name: "user and password in the URL", give: redigo.Options{URL: "redis://alice:" + password + "@" + srv.Addr()}},
 		{name: "user in the URL, password option", give: redigo.Options{URL: "redis://alice@" + srv.Addr(), Password: password}},
 		{name: "wrong password", give: redigo.Options{URL: "redis://alice:" + wrong + "@" + srv.Addr()}, wantErr: true},
 		{name: "unknown user", give: redigo.Options{URL: "redis://mallory:" + password + "@" + srv.Addr()}, wantErr: true},
 	}
-	forEachTransport(t, func(t *testing.T, tr transport) {
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				o := options(tt.give.URL, tr)
-				o.Password = tt.give.Password
-				c := newClient(t, o)
-				if tt.wantErr {
-					checkFailsWithoutSecrets(t, c, password, wrong)
-					return
-				}
-				checkWorks(t, c)
-				// Alice may only touch genesys:* keys: the client is alice,
-				// not the default user.
-				err := c.Set(t.Context(), "outside:"+contract.TenantID(t), "v", time.Minute)
-				if err == nil || !strings.Contains(err.Error(), "NOPERM") {
-					t.Errorf("Set outside alice's keys = %v, want a NOPERM error", err)
-				}
-			})
+	// Alice may only touch genesys:* keys: the client is alice, not the
+	// default user.
+	checkConnCases(t, tests, []string{password, wrong}, func(t *testing.T, c *redigo.Client) {
+		err := c.Set(t.Context(), "outside:"+contract.TenantID(t), "v", time.Minute)
+		if err == nil || !strings.Contains(err.Error(), "NOPERM") {
+			t.Errorf("Set outside alice's keys = %v, want a NOPERM error", err)
 		}
 	})
 }
@@ -141,31 +141,14 @@ func TestTLS(t *testing.T) {
 	port := strconv.Itoa(srv.Port)
 	other := redistest.NewPKI(t) // a CA that did not sign the server's certificate
 
-	tests := []struct {
-		name    string
-		give    redigo.Options
-		wantErr bool
-	}{
+	tests := []connCase{
 		{name: "rediss to 127.0.0.1, trusting the CA", give: redigo.Options{URL: "rediss://127.0.0.1:" + port, TLSConfig: &tls.Config{RootCAs: pki.Roots}}},
 		{name: "rediss to localhost, trusting the CA", give: redigo.Options{URL: "rediss://localhost:" + port, TLSConfig: &tls.Config{RootCAs: pki.Roots}}},
 		{name: "rediss with the system roots", give: redigo.Options{URL: "rediss://127.0.0.1:" + port}, wantErr: true},
 		{name: "rediss trusting another CA", give: redigo.Options{URL: "rediss://127.0.0.1:" + port, TLSConfig: &tls.Config{RootCAs: other.Roots}}, wantErr: true},
 		{name: "plain redis to the TLS port", give: redigo.Options{URL: "redis://127.0.0.1:" + port}, wantErr: true},
 	}
-	forEachTransport(t, func(t *testing.T, tr transport) {
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				o := options(tt.give.URL, tr)
-				o.TLSConfig = tt.give.TLSConfig
-				c := newClient(t, o)
-				if tt.wantErr {
-					checkFailsWithoutSecrets(t, c)
-					return
-				}
-				checkWorks(t, c)
-			})
-		}
-	})
+	checkConnCases(t, tests, nil, nil)
 }
 
 func TestTLSWithPassword(t *testing.T) {
