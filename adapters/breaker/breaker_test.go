@@ -43,6 +43,9 @@ const (
 	shortCooldown = 50 * time.Millisecond
 	// longCooldown is a cool-down no test outlives.
 	longCooldown = time.Hour
+	// contractFailures keeps a breaker closed through the errors the
+	// store contracts provoke on purpose (refused TTLs).
+	contractFailures = 100
 )
 
 var (
@@ -638,7 +641,7 @@ func TestState_String(t *testing.T) {
 // TestStore_Contract runs the store contracts through a closed breaker: it
 // must not change a single answer.
 func TestStore_Contract(t *testing.T) {
-	settings := breaker.Settings{Failures: 1, Cooldown: longCooldown}
+	settings := breaker.Settings{Failures: contractFailures, Cooldown: longCooldown}
 	t.Run("TokenStore", func(t *testing.T) {
 		contract.TokenStore(t, func(*testing.T) ports.TokenStore {
 			return breaker.NewTokenStore(memory.NewTokenStore(), breaker.New("memory", settings, nil))

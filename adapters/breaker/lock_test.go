@@ -250,7 +250,7 @@ func TestTokenLock_NotAcquiredIsNotAFailure(t *testing.T) {
 // TestTokenLock_Contract runs the TokenLock contract through a closed
 // breaker: it must not change a single answer.
 func TestTokenLock_Contract(t *testing.T) {
-	settings := breaker.Settings{Failures: 1, Cooldown: longCooldown}
+	settings := breaker.Settings{Failures: contractFailures, Cooldown: longCooldown}
 	contract.TokenLock(t, func(*testing.T) ports.TokenLock {
 		return breaker.NewTokenLock(memory.NewTokenLock(), breaker.New("memory", settings, nil))
 	})

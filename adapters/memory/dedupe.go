@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/wa2genesys/connectorcache/ports"
@@ -30,6 +31,9 @@ func NewDedupeStore(opts ...Option) *DedupeStore {
 
 // Claim implements [ports.DedupeStore].
 func (s *DedupeStore) Claim(_ context.Context, tenantID, messageID, owner string, ttl time.Duration) (ports.ClaimState, error) {
+	if err := checkTTL(ttl); err != nil {
+		return 0, fmt.Errorf("memory: claim %s/%s: %w", tenantID, messageID, err)
+	}
 	k := messageKey{tenantID, messageID}
 	s.marks.mu.Lock()
 	defer s.marks.mu.Unlock()
@@ -48,6 +52,9 @@ func (s *DedupeStore) Claim(_ context.Context, tenantID, messageID, owner string
 
 // Commit implements [ports.DedupeStore].
 func (s *DedupeStore) Commit(_ context.Context, tenantID, messageID, owner string, ttl time.Duration) (bool, error) {
+	if err := checkTTL(ttl); err != nil {
+		return false, fmt.Errorf("memory: commit %s/%s: %w", tenantID, messageID, err)
+	}
 	k := messageKey{tenantID, messageID}
 	s.marks.mu.Lock()
 	defer s.marks.mu.Unlock()

@@ -27,11 +27,10 @@ func NewTokenLock(opts ...Option) *TokenLock {
 	return &TokenLock{holders: newExpiring[string, string](o)}
 }
 
-// LockToken implements [ports.TokenLock]. A ttl under a millisecond is
-// refused with an error, as Redis refuses it.
+// LockToken implements [ports.TokenLock].
 func (l *TokenLock) LockToken(_ context.Context, tenantID, owner string, ttl time.Duration) (bool, error) {
-	if ttl < time.Millisecond {
-		return false, fmt.Errorf("memory: lock token for tenant %s: ttl %v: must be at least 1ms", tenantID, ttl)
+	if err := checkTTL(ttl); err != nil {
+		return false, fmt.Errorf("memory: lock token for tenant %s: %w", tenantID, err)
 	}
 	l.holders.mu.Lock()
 	defer l.holders.mu.Unlock()

@@ -1,11 +1,12 @@
 // Package memory implements the store ports in process memory, with the same
-// semantics as the Redis stores: entries expire after their TTL, claims are
-// atomic and owned, and expired entries are reclaimed so that memory stays
-// bounded. It serves unit tests and single-instance local runs; it is not
+// semantics as the Redis stores: entries expire after their TTL (a TTL
+// under a millisecond is an error), claims are atomic and owned, and expired
+// entries are reclaimed so that memory stays bounded. It serves unit tests and single-instance local runs; it is not
 // shared between processes.
 package memory
 
 import (
+	"fmt"
 	"sync"
 	"time"
 )
@@ -13,6 +14,14 @@ import (
 // sweepInterval is how often a store reclaims expired entries. Reclaiming
 // happens on writes, so an idle store holds no goroutine.
 const sweepInterval = time.Minute
+
+// checkTTL refuses a ttl under a millisecond, as Redis refuses it.
+func checkTTL(ttl time.Duration) error {
+	if ttl < time.Millisecond {
+		return fmt.Errorf("ttl %v: must be at least 1ms", ttl)
+	}
+	return nil
+}
 
 // Option configures a store.
 type Option func(*options)

@@ -40,7 +40,8 @@ func NewDedupeStore(next ports.DedupeStore, cfg DedupeConfig) ports.DedupeStore 
 	return &dedupeStore{next: next, local: memory.NewDedupeStore(opts...), doneTTL: cfg.DoneTTL}
 }
 
-// dedupeStore answers from local, which never fails, before next.
+// dedupeStore answers from local before next. local fails only on a TTL
+// next would refuse too.
 type dedupeStore struct {
 	next    ports.DedupeStore
 	local   *memory.DedupeStore
@@ -48,10 +49,11 @@ type dedupeStore struct {
 }
 
 func (s *dedupeStore) Claim(ctx context.Context, tenantID, messageID, owner string, ttl time.Duration) (ports.ClaimState, error) {
-	if state, _ := s.local.Claim(ctx, tenantID, messageID, owner, ttl); state != ports.ClaimAcquired {
-		return state, nil
+	state, err := s.local.Claim(ctx, tenantID, messageID, owner, ttl)
+	if err != nil || state != ports.ClaimAcquired {
+		return state, err
 	}
-	state, err := s.next.Claim(ctx, tenantID, messageID, owner, ttl)
+	state, err = s.next.Claim(ctx, tenantID, messageID, owner, ttl)
 	switch {
 	case err != nil:
 		return 0, err

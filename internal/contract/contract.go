@@ -28,6 +28,10 @@ const (
 	clockSlack = 20 * time.Millisecond
 )
 
+// badTTLs are TTLs a store refuses: Redis takes no expiry under a
+// millisecond.
+var badTTLs = []time.Duration{0, -time.Second, time.Microsecond}
+
 // TenantID returns a tenant id no other test uses: the end of the test's
 // name and a random suffix, in letters, digits, '.', '_' and '-' only, so
 // that it is also fit for a URL path and an environment variable name.

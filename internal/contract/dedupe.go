@@ -204,6 +204,19 @@ func DedupeStore(t *testing.T, newStore func(t *testing.T) ports.DedupeStore) {
 		})
 	})
 
+	t.Run("a TTL under a millisecond is an error and marks nothing", func(t *testing.T) {
+		d := dedupe{t, newStore(t), TenantID(t)}
+		for _, ttl := range badTTLs {
+			if st, err := d.s.Claim(t.Context(), d.tenant, msg, "a", ttl); err == nil {
+				t.Errorf("Claim with ttl %v = %s, want an error", ttl, st)
+			}
+			if _, err := d.s.Commit(t.Context(), d.tenant, msg, "a", ttl); err == nil {
+				t.Errorf("Commit with ttl %v: no error", ttl)
+			}
+		}
+		d.claim(msg, "b", longTTL, ports.ClaimAcquired)
+	})
+
 	t.Run("messages are isolated per tenant and per message id", func(t *testing.T) {
 		s := newStore(t)
 		a := dedupe{t, s, TenantID(t)}

@@ -111,6 +111,16 @@ func TokenLock(t *testing.T, newLock func(t *testing.T) ports.TokenLock) {
 		k.lock("b", longTTL, true)
 	})
 
+	t.Run("a TTL under a millisecond is an error and takes nothing", func(t *testing.T) {
+		k := tenantLock{t, newLock(t), TenantID(t)}
+		for _, ttl := range badTTLs {
+			if acquired, err := k.l.LockToken(t.Context(), k.tenant, "a", ttl); err == nil {
+				t.Errorf("LockToken with ttl %v = acquired %v, want an error", ttl, acquired)
+			}
+		}
+		k.lock("b", longTTL, true)
+	})
+
 	t.Run("locks are isolated per tenant", func(t *testing.T) {
 		l := newLock(t)
 		a := tenantLock{t, l, TenantID(t)}

@@ -112,6 +112,19 @@ func TokenStore(t *testing.T, newStore func(t *testing.T) ports.TokenStore) {
 		}
 	})
 
+	t.Run("a TTL under a millisecond is an error and stores nothing", func(t *testing.T) {
+		s := newStore(t)
+		tenant := TenantID(t)
+		for _, ttl := range badTTLs {
+			if err := s.PutToken(t.Context(), tenant, token("refused"), ttl); err == nil {
+				t.Errorf("PutToken with ttl %v: no error", ttl)
+			}
+		}
+		if tokenFound(t, s, tenant) {
+			t.Error("GetToken after refused puts: found a token")
+		}
+	})
+
 	t.Run("tenants are isolated", func(t *testing.T) {
 		s := newStore(t)
 		a := TenantID(t)
