@@ -1,8 +1,8 @@
 // Package memory implements the store ports in process memory, with the same
-// semantics as the Redis stores: entries expire after their TTL (a TTL
-// under a millisecond is an error), claims are atomic and owned, and expired
-// entries are reclaimed so that memory stays bounded. It serves unit tests and single-instance local runs; it is not
-// shared between processes.
+// semantics as the Redis stores: entries expire after their TTL (a TTL under
+// a millisecond is an error), claims are atomic and owned, and expired
+// entries are reclaimed so that memory stays bounded. It serves unit tests
+// and single-instance local runs; it is not shared between processes.
 package memory
 
 import (

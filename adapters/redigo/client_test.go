@@ -343,29 +343,27 @@ func checkBoundedFailure(t *testing.T, limit time.Duration, call func() error) {
 	}
 }
 
-// A closed port fails each command within the dial timeout, a server that
-// accepts and never answers within the read timeout.
-func TestCommandsOnAnUnreachableServerFailWithinTheirTimeout(t *testing.T) {
-	servers := []struct {
-		name string
-		addr string
-	}{
-		{name: "closed port", addr: redistest.ClosedAddr(t)},
-		{name: "hung server", addr: redistest.HungAddr(t)},
-	}
-	for _, srv := range servers {
-		t.Run(srv.name, func(t *testing.T) {
-			forEachTransport(t, func(t *testing.T, tr transport) {
-				for _, cmd := range commands {
-					t.Run(cmd.name, func(t *testing.T) {
-						t.Parallel()
-						c := newClient(t, shortTimeouts("redis://"+srv.addr, tr))
-						checkBoundedFailure(t, shortTimeout+margin, func() error { return cmd.call(t.Context(), c) })
-					})
-				}
+func TestCommandsOnAClosedPortFailWithinDialTimeout(t *testing.T) {
+	checkCommandsFailWithinTimeout(t, redistest.ClosedAddr(t))
+}
+
+func TestCommandsOnAHungServerFailWithinReadTimeout(t *testing.T) {
+	checkCommandsFailWithinTimeout(t, redistest.HungAddr(t))
+}
+
+// checkCommandsFailWithinTimeout runs every command against addr on both
+// transports with short timeouts: each must fail within them.
+func checkCommandsFailWithinTimeout(t *testing.T, addr string) {
+	t.Helper()
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		for _, cmd := range commands {
+			t.Run(cmd.name, func(t *testing.T) {
+				t.Parallel()
+				c := newClient(t, shortTimeouts("redis://"+addr, tr))
+				checkBoundedFailure(t, shortTimeout+margin, func() error { return cmd.call(t.Context(), c) })
 			})
-		})
-	}
+		}
+	})
 }
 
 func TestContextDeadlineShortensTheReadTimeout(t *testing.T) {
