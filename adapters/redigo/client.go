@@ -67,6 +67,12 @@ type Options struct {
 	// Zero means 2.
 	PipelineConns int
 
+	// Sentinel, when its Master is set, finds the primary through Redis
+	// Sentinel: the URL's host and port are then unused; its scheme,
+	// user, password and database still apply. With rediss://, sentinel
+	// connections use TLS and TLSConfig too.
+	Sentinel Sentinel
+
 	// TestIdleAfter makes the pool PING a connection that sat idle at least
 	// this long before handing it out, so that one broken while idle (a
 	// Redis restart) is replaced instead of failing a command. Zero means
@@ -77,8 +83,20 @@ type Options struct {
 // Client is a Redis client with typed helpers, over a connection pool or,
 // with [Options.Pipeline], a few pipelined connections. It is safe for
 // concurrent use.
+//
+// It follows failovers: a connection whose server answers that it is not,
+// or not yet, a usable primary (READONLY, LOADING, MASTERDOWN) is closed
+// along with every older one to that server, and the next command dials
+// afresh, reaching the new primary behind a managed endpoint. With
+// [Options.Sentinel], each dial asks the sentinels where the primary is
+// and checks its ROLE, and a +switch-master announcement closes every
+// connection to the former primary at once.
 type Client struct {
-	t transport
+	t       transport
+	primary *primary
+	// stopWatch ends the watch of the sentinels' announcements and waits
+	// for it; nil without Sentinel.
+	stopWatch func()
 }
 
 // transport runs commands: a pool lends each one a connection, a pipeline
@@ -92,41 +110,96 @@ type transport interface {
 // NewClient returns a Client for o. It connects lazily: no connection is
 // made until the first command.
 func NewClient(o Options) (*Client, error) {
-	addr, dialOpts, err := dialOptions(o)
+	u, dialOpts, err := dialOptions(o)
 	if err != nil {
 		return nil, err
 	}
-	dial := func(ctx context.Context) (redis.Conn, error) {
-		if o.DialTimeout > 0 {
-			// Bounds AUTH and SELECT too, which would otherwise wait
-			// for the read timeout.
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, o.DialTimeout)
-			defer cancel()
+	d := &dialer{url: u, opts: dialOpts, timeout: o.DialTimeout}
+	c := &Client{}
+	if o.Sentinel.Master != "" {
+		if len(o.Sentinel.Addrs) == 0 {
+			return nil, errors.New("redigo: sentinel master set without sentinel addresses")
 		}
-		// Clipped: DialURLContext appends to the options it is given,
-		// which must not write into a backing array shared by dials.
-		return redis.DialURLContext(ctx, addr, slices.Clip(dialOpts)...)
+		d.sentinels = newSentinels(o.Sentinel, o, u.Scheme == "rediss")
+		d.primary = newPrimary("", true)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); d.sentinels.watch(ctx, d.primary.moved) }()
+		c.stopWatch = func() { cancel(); <-done }
+	} else {
+		d.primary = newPrimary(u.Host, false)
 	}
+	c.primary = d.primary
 	if o.Pipeline {
-		return &Client{t: newPipeline(dial, o.PipelineConns)}, nil
+		c.t = newPipeline(d.dial, o.PipelineConns)
+	} else {
+		c.t = newPool(d.dial, o)
 	}
-	return &Client{t: newPool(dial, o)}, nil
+	return c, nil
+}
+
+// dialer makes the connections to the primary.
+type dialer struct {
+	url     *url.URL // no user info: it is in opts
+	opts    []redis.DialOption
+	timeout time.Duration
+	// sentinels, when not nil, name the primary's address in place of
+	// the URL's host.
+	sentinels *sentinels
+	primary   *primary
+}
+
+// dial connects to the primary, bounded by the dial timeout: AUTH, SELECT
+// and, with Sentinel, the lookup and ROLE check included.
+func (d *dialer) dial(ctx context.Context) (*serverConn, error) {
+	gen := d.primary.generation()
+	addr := d.url.Host
+	if d.sentinels != nil {
+		var err error
+		if addr, err = d.sentinels.primaryAddr(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if d.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.timeout)
+		defer cancel()
+	}
+	u := *d.url
+	u.Host = addr
+	// Clipped: DialURLContext appends to the options it is given, which
+	// must not write into a backing array shared by dials.
+	conn, err := redis.DialURLContext(ctx, u.String(), slices.Clip(d.opts)...)
+	if err != nil {
+		return nil, err
+	}
+	if d.sentinels != nil {
+		if err := d.sentinels.checkRole(ctx, conn, addr); err != nil {
+			_ = conn.Close()
+			return nil, err
+		}
+	}
+	c, err := d.primary.dialed(conn, addr, gen)
+	if err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // dialOptions splits the credentials off the URL, so that no error redigo
 // builds from the URL can carry the password, and turns o into dial options.
-func dialOptions(o Options) (addr string, opts []redis.DialOption, err error) {
+func dialOptions(o Options) (u *url.URL, opts []redis.DialOption, err error) {
 	raw := o.URL
 	if raw == "" {
 		raw = "redis://localhost:6379"
 	}
-	u, err := url.Parse(raw)
+	u, err = url.Parse(raw)
 	if err != nil {
-		return "", nil, errors.New("redis url: not a valid URL")
+		return nil, nil, errors.New("redis url: not a valid URL")
 	}
 	if u.Scheme != "redis" && u.Scheme != "rediss" {
-		return "", nil, fmt.Errorf("redis url: scheme %q, want redis or rediss", u.Scheme)
+		return nil, nil, fmt.Errorf("redis url: scheme %q, want redis or rediss", u.Scheme)
 	}
 	if u.User != nil {
 		if name := u.User.Username(); name != "" {
@@ -149,11 +222,17 @@ func dialOptions(o Options) (addr string, opts []redis.DialOption, err error) {
 		redis.DialReadTimeout(o.ReadTimeout),
 		redis.DialWriteTimeout(o.WriteTimeout),
 	)
-	return u.String(), opts, nil
+	return u, opts, nil
 }
 
-// Close closes the client's connections. Commands after Close fail.
-func (c *Client) Close() error { return c.t.close() }
+// Close stops following the sentinels and closes the client's
+// connections. Commands after Close fail.
+func (c *Client) Close() error {
+	if c.stopWatch != nil {
+		c.stopWatch()
+	}
+	return c.t.close()
+}
 
 // PoolStats are the client's connection counts.
 type PoolStats struct {
@@ -165,6 +244,9 @@ type PoolStats struct {
 
 // Stats reports the client's connection counts.
 func (c *Client) Stats() PoolStats { return c.t.stats() }
+
+// Primary reports the primary in use and the failovers followed.
+func (c *Client) Primary() PrimaryStats { return c.primary.stats() }
 
 // do runs one command. A caller whose context has ended already sends
 // nothing.

@@ -32,7 +32,7 @@ var errClosed = errors.New("redigo: client closed")
 // at most until its context ends; the connection's read and write timeouts
 // bound how long a command can hold it, whatever the callers' contexts.
 type pipeline struct {
-	dial func(context.Context) (redis.Conn, error)
+	dial func(context.Context) (*serverConn, error)
 	// ctx bounds dials in progress; close cancels it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -70,7 +70,7 @@ type call struct {
 
 // pipeConn is one live connection with its writer and reader.
 type pipeConn struct {
-	conn    redis.Conn
+	conn    *serverConn
 	queue   chan *call    // callers → writer
 	pending chan *call    // writer → reader, in the order sent
 	broken  chan struct{} // closed when the connection failed
@@ -78,7 +78,7 @@ type pipeConn struct {
 	once    sync.Once
 }
 
-func newPipeline(dial func(context.Context) (redis.Conn, error), conns int) *pipeline {
+func newPipeline(dial func(context.Context) (*serverConn, error), conns int) *pipeline {
 	if conns <= 0 {
 		conns = 2
 	}
@@ -134,7 +134,7 @@ func (p *pipeline) once(ctx context.Context, cmd string, args []any) (any, error
 // one that is not connected.
 func (p *pipeline) conn(ctx context.Context) (*pipeConn, error) {
 	s := &p.slots[p.next.Add(1)%uint32(len(p.slots))]
-	if pc := s.pc.Load(); pc != nil && !pc.failed() {
+	if pc := s.pc.Load(); pc != nil && pc.usable() {
 		return pc, nil
 	}
 	s.mu.Lock()
@@ -142,7 +142,7 @@ func (p *pipeline) conn(ctx context.Context) (*pipeConn, error) {
 		s.mu.Unlock()
 		return nil, errClosed
 	}
-	if pc := s.pc.Load(); pc != nil && !pc.failed() {
+	if pc := s.pc.Load(); pc != nil && pc.usable() {
 		s.mu.Unlock()
 		return pc, nil
 	}
@@ -193,6 +193,17 @@ func (p *pipeline) dialSlot(s *slot, d *dial) {
 	s.dialing = nil
 	close(d.done)
 	s.mu.Unlock()
+}
+
+// usable reports whether the connection can take commands: it has not
+// failed, and was not dropped for reaching a former primary (which its
+// reader notices only when a reply is due).
+func (pc *pipeConn) usable() bool {
+	if pc.conn.dropped.Load() {
+		pc.fail(errDropped)
+		return false
+	}
+	return !pc.failed()
 }
 
 func (pc *pipeConn) failed() bool {
@@ -284,7 +295,7 @@ func (pc *pipeConn) read() {
 func (p *pipeline) stats() PoolStats {
 	var n int
 	for i := range p.slots {
-		if pc := p.slots[i].pc.Load(); pc != nil && !pc.failed() {
+		if pc := p.slots[i].pc.Load(); pc != nil && !pc.failed() && !pc.conn.dropped.Load() {
 			n++
 		}
 	}

@@ -17,11 +17,20 @@ type pool struct {
 	opTimeout time.Duration
 }
 
-func newPool(dial func(context.Context) (redis.Conn, error), o Options) *pool {
+func newPool(dial func(context.Context) (*serverConn, error), o Options) *pool {
 	return &pool{
 		p: &redis.Pool{
-			DialContext: dial,
+			DialContext: func(ctx context.Context) (redis.Conn, error) {
+				c, err := dial(ctx)
+				if err != nil {
+					return nil, err // not a nil *serverConn in an interface
+				}
+				return c, nil
+			},
 			TestOnBorrowContext: func(ctx context.Context, c redis.Conn, lastUsed time.Time) error {
+				if err := c.Err(); err != nil {
+					return err // dropped while idle: its server is no longer the primary
+				}
 				if time.Since(lastUsed) < o.TestIdleAfter {
 					return nil
 				}

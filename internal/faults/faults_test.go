@@ -136,14 +136,14 @@ func TestHungRedis(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, config configFunc) {
 		leakCheck(t)
 		srv := redistest.Start(t)
-		px := newProxy(t, srv.Addr())
-		cfg := config(t, px.url())
+		px := redistest.NewProxy(t, srv.Addr())
+		cfg := config(t, px.URL())
 		e := newEnv(t, cfg)
 		ctx := context.Background()
 		if _, err := e.mod.Dedupe.Claim(ctx, "hung", "wamid.warm"); err != nil {
 			t.Fatal(err)
 		}
-		px.hang()
+		px.Hang()
 
 		var seq atomic.Int64
 		claim := func() (time.Duration, bool) {
@@ -375,8 +375,8 @@ func TestCutConnections(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, config configFunc) {
 		leakCheck(t)
 		srv := redistest.Start(t)
-		px := newProxy(t, srv.Addr())
-		e := newEnv(t, config(t, px.url()))
+		px := redistest.NewProxy(t, srv.Addr())
+		e := newEnv(t, config(t, px.URL()))
 		cuts := 0
 		o := e.run(t, "connections cut every 300ms", run{
 			tenants:  tenants("cut", 2),
@@ -386,7 +386,7 @@ func TestCutConnections(t *testing.T) {
 			during: func(ctx context.Context) {
 				for i := 0; i < 8 && ctx.Err() == nil; i++ {
 					time.Sleep(300 * time.Millisecond)
-					px.cut()
+					px.Cut()
 					cuts++
 				}
 			},
