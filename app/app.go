@@ -37,6 +37,7 @@ type Module struct {
 	close    func() error
 	failOpen *failopen.Events
 	pool     func() PoolStats
+	primary  func() PrimaryStats
 	breaker  func() BreakerState
 }
 
@@ -52,6 +53,8 @@ type Stats struct {
 	FailOpen map[string]uint64
 	// Pool counts Redis connections; zero for the memory store.
 	Pool PoolStats
+	// Primary is where Redis commands go; zero for the memory store.
+	Primary PrimaryStats
 	// Breaker is the state of the circuit breaker in front of Redis;
 	// always closed for the memory store.
 	Breaker BreakerState
@@ -59,6 +62,18 @@ type Stats struct {
 
 // PoolStats counts Redis connections: open ones, and idle ones among them.
 type PoolStats struct{ Active, Idle int }
+
+// PrimaryStats is the Redis primary in use and the failovers followed.
+type PrimaryStats struct {
+	// Addr is the primary's host:port: the one the sentinels named last
+	// (empty until they named one), or redis.url's.
+	Addr string
+	// Failovers counts failovers followed since start. With Sentinel, the
+	// times the primary's address changed; without, the times the server
+	// behind redis.url stopped answering as a primary (READONLY, LOADING,
+	// MASTERDOWN) and every connection to it was closed.
+	Failovers uint64
+}
 
 // BreakerState is a circuit breaker's state: closed while Redis answers,
 // open while calls skip it, half-open while a probe goes through.
@@ -79,6 +94,7 @@ func (m *Module) Stats() Stats {
 		Dedupe:   m.Dedupe.Stats(),
 		FailOpen: m.failOpen.Snapshot(),
 		Pool:     m.pool(),
+		Primary:  m.primary(),
 		Breaker:  m.breaker(),
 	}
 }
@@ -107,15 +123,18 @@ func New(ctx context.Context, cfg Config, logger *zap.Logger, fetcher ports.Toke
 		m.ping = func(context.Context) error { return nil }
 		m.close = func() error { return nil }
 		m.pool = func() PoolStats { return PoolStats{} }
+		m.primary = func() PrimaryStats { return PrimaryStats{} }
 		m.breaker = func() BreakerState { return BreakerClosed }
 	case StoreRedis:
-		client, err := newRedisClient(cfg.Redis)
+		warnLog := sampled(logger)
+		client, err := newRedisClient(cfg.Redis, warnLog)
 		if err != nil {
 			return nil, err
 		}
-		tokens, lock, dedupe = redisStores(client, cfg, logger, m)
+		tokens, lock, dedupe = redisStores(client, cfg, logger, warnLog, m)
 		m.ping, m.close = client.Ping, client.Close
 		m.pool = func() PoolStats { s := client.Stats(); return PoolStats{Active: s.Active, Idle: s.Idle} }
+		m.primary = func() PrimaryStats { s := client.Primary(); return PrimaryStats{Addr: s.Addr, Failovers: s.Failovers} }
 		pingAtStartup(ctx, client, cfg.Redis, logger)
 	default:
 		return nil, fmt.Errorf("app: store %q is not one of %s, %s", cfg.Store, StoreRedis, StoreMemory)
@@ -138,10 +157,18 @@ func New(ctx context.Context, cfg Config, logger *zap.Logger, fetcher ports.Toke
 // period, whatever the operation. Every event is counted all the same.
 const warnEvery = 10 * time.Second
 
+// sampled returns logger with each message logged at most once per
+// warnEvery.
+func sampled(logger *zap.Logger) *zap.Logger {
+	return logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return zapcore.NewSamplerWithOptions(c, warnEvery, 1, 0)
+	}))
+}
+
 // redisStores stacks the Redis stores: the circuit breaker right on Redis,
 // the near caches above it (a token copy, a bounded record of this
 // process's claims), fail-open on top.
-func redisStores(client *redigo.Client, cfg Config, logger *zap.Logger, m *Module) (ports.TokenStore, ports.TokenLock, ports.DedupeStore) {
+func redisStores(client *redigo.Client, cfg Config, logger, warnLog *zap.Logger, m *Module) (ports.TokenStore, ports.TokenLock, ports.DedupeStore) {
 	brk := breaker.New("redis", breaker.Settings{
 		Failures: uint32(cfg.Redis.Breaker.Failures),
 		Cooldown: cfg.Redis.Breaker.Cooldown,
@@ -149,9 +176,6 @@ func redisStores(client *redigo.Client, cfg Config, logger *zap.Logger, m *Modul
 	}, logger)
 	m.breaker = func() BreakerState { return BreakerState(brk.State()) }
 
-	warnLog := logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
-		return zapcore.NewSamplerWithOptions(c, warnEvery, 1, 0)
-	}))
 	failOpen := failopen.NewReporter(warnLog, m.failOpen)
 	redisTokens := redigo.NewTokenStore(client)
 	tokens := failopen.NewTokenStore(
@@ -181,7 +205,9 @@ func (m *Module) Ping(ctx context.Context) error { return m.ping(ctx) }
 // Close releases the store's connections.
 func (m *Module) Close() error { return m.close() }
 
-func newRedisClient(c RedisConfig) (*redigo.Client, error) {
+// newRedisClient returns the client c describes, logging each failover it
+// follows to log.
+func newRedisClient(c RedisConfig, log *zap.Logger) (*redigo.Client, error) {
 	opts := redigo.Options{
 		URL:             c.URL,
 		Password:        c.Password,
@@ -195,6 +221,16 @@ func newRedisClient(c RedisConfig) (*redigo.Client, error) {
 		MaxConnLifetime: c.Pool.MaxConnLifetime,
 		TestIdleAfter:   c.Pool.TestIdleAfter,
 		Pipeline:        c.Pipeline,
+		Sentinel: redigo.Sentinel{
+			Master:   c.Sentinel.Master,
+			Addrs:    c.Sentinel.Addrs,
+			Username: c.Sentinel.Username,
+			Password: c.Sentinel.Password,
+		},
+		OnFailover: func(from, to string) {
+			log.Warn("redis failover followed: connections to the former primary closed",
+				zap.String("from", from), zap.String("to", to))
+		},
 	}
 	if c.TLSCAFile != "" {
 		pem, err := os.ReadFile(c.TLSCAFile)
@@ -222,5 +258,5 @@ func pingAtStartup(ctx context.Context, client *redigo.Client, c RedisConfig, lo
 			zap.String("redis_url", c.RedactedURL()), zap.Error(err))
 		return
 	}
-	log.Info("redis connected", zap.String("redis_url", c.RedactedURL()))
+	log.Info("redis connected", zap.String("redis_url", c.RedactedURL()), zap.String("primary", client.Primary().Addr))
 }

@@ -35,6 +35,11 @@ type RedisConfig struct {
 	URL string
 	// Password, when not empty, replaces the URL's password.
 	Password string
+	// Sentinel, when its Master is set, finds the primary through Redis
+	// Sentinel: URL's host and port are then unused; its scheme, user,
+	// password and database still apply, and rediss:// reaches the
+	// sentinels over TLS too.
+	Sentinel SentinelConfig
 	// TLSCAFile is a PEM file of CA certificates trusted for rediss://.
 	// Empty means the system's roots.
 	TLSCAFile string
@@ -47,6 +52,21 @@ type RedisConfig struct {
 	Pipeline bool
 	Pool     PoolConfig
 	Breaker  BreakerConfig
+}
+
+// SentinelConfig finds the Redis primary through Redis Sentinel. The zero
+// value (no Master) means [RedisConfig.URL] names the server itself.
+type SentinelConfig struct {
+	// Master is the name the sentinels monitor the primary under. Empty
+	// means no Sentinel.
+	Master string
+	// Addrs are the sentinels' host:port addresses, asked in order: none
+	// twice, and at least one exactly when Master is set.
+	Addrs []string
+	// Username and Password authenticate to the sentinels themselves;
+	// empty when they require none, and always without Master. Password is
+	// a secret: never log it.
+	Username, Password string
 }
 
 // BreakerConfig tunes the circuit breaker in front of Redis.
@@ -132,6 +152,10 @@ var keys = []config.Key{
 	{Name: "store", Default: StoreRedis},
 	{Name: "redis.url", Default: "redis://redis:6379"},
 	{Name: "redis.password", Default: ""},
+	{Name: "redis.sentinel.master", Default: ""},
+	{Name: "redis.sentinel.addrs", Default: []string{}},
+	{Name: "redis.sentinel.username", Default: ""},
+	{Name: "redis.sentinel.password", Default: ""},
 	{Name: "redis.tls_ca_file", Default: ""},
 	{Name: "redis.dial_timeout", Default: "1s"},
 	{Name: "redis.read_timeout", Default: "500ms"},
@@ -179,6 +203,7 @@ func LoadConfig(path string) (Config, error) {
 		Redis: RedisConfig{
 			URL:          r.RedisURL("redis.url"),
 			Password:     r.String("redis.password"),
+			Sentinel:     readSentinel(r),
 			TLSCAFile:    r.String("redis.tls_ca_file"),
 			DialTimeout:  r.Duration("redis.dial_timeout", config.Positive),
 			ReadTimeout:  r.Duration("redis.read_timeout", config.Positive),
@@ -221,4 +246,37 @@ func LoadConfig(path string) (Config, error) {
 		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// readSentinel reads the redis.sentinel keys: all unset, or a master name,
+// its sentinels' addresses and, if they need them, their credentials. The
+// rules across keys look at what is set, valid or not, so that a bad value
+// is reported once, as bad.
+func readSentinel(r *config.Reader) SentinelConfig {
+	const (
+		master   = "redis.sentinel.master"
+		addrs    = "redis.sentinel.addrs"
+		username = "redis.sentinel.username"
+		password = "redis.sentinel.password"
+	)
+	s := SentinelConfig{
+		Master:   r.Word(master),
+		Addrs:    r.HostPorts(addrs),
+		Username: r.String(username),
+		Password: r.String(password),
+	}
+	switch {
+	case r.IsSet(master) && !r.IsSet(addrs):
+		r.Fail(addrs, "is required: %s is set", master)
+	case !r.IsSet(master) && r.IsSet(addrs):
+		r.Fail(master, "is required: %s is set", addrs)
+	}
+	if !r.IsSet(master) {
+		for _, key := range []string{username, password} {
+			if r.IsSet(key) {
+				r.Fail(key, "is set but %s is not; only sentinels take it", master)
+			}
+		}
+	}
+	return s
 }

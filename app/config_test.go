@@ -108,6 +108,13 @@ store: memory
 redis:
   url: rediss://user:yaml-pass@cache.internal:6380/2
   password: yaml-password
+  sentinel:
+    master: yaml-master
+    addrs:
+      - yaml-sentinel-1:26379
+      - yaml-sentinel-2:26380
+    username: yaml-sentinel-user
+    password: yaml-sentinel-password
   pipeline: false
   tls_ca_file: %CA%
   dial_timeout: 2s
@@ -163,6 +170,12 @@ func writeOverrides(t *testing.T) (string, app.Config) {
 				TestIdleAfter:   0,
 			},
 			Breaker: app.BreakerConfig{Failures: 3, Cooldown: 5 * time.Second, Probes: 2},
+			Sentinel: app.SentinelConfig{
+				Master:   "yaml-master",
+				Addrs:    []string{"yaml-sentinel-1:26379", "yaml-sentinel-2:26380"},
+				Username: "yaml-sentinel-user",
+				Password: "yaml-sentinel-password",
+			},
 		},
 		Token: app.TokenConfig{
 			RefreshMargin: 120 * time.Second,
@@ -205,6 +218,12 @@ func TestLoadConfig_EnvironmentOverridesYAML(t *testing.T) {
 		{key: "store", give: "redis", want: func(c *app.Config) { c.Store = app.StoreRedis }},
 		{key: "redis.url", give: "redis://env-host:7000/3", want: func(c *app.Config) { c.Redis.URL = "redis://env-host:7000/3" }},
 		{key: "redis.password", give: "env-password", want: func(c *app.Config) { c.Redis.Password = "env-password" }},
+		{key: "redis.sentinel.master", give: "env-master", want: func(c *app.Config) { c.Redis.Sentinel.Master = "env-master" }},
+		{key: "redis.sentinel.addrs", give: " env-sentinel-1:26379, env-sentinel-2:26379,", want: func(c *app.Config) {
+			c.Redis.Sentinel.Addrs = []string{"env-sentinel-1:26379", "env-sentinel-2:26379"}
+		}},
+		{key: "redis.sentinel.username", give: "env-sentinel-user", want: func(c *app.Config) { c.Redis.Sentinel.Username = "env-sentinel-user" }},
+		{key: "redis.sentinel.password", give: "env-sentinel-password", want: func(c *app.Config) { c.Redis.Sentinel.Password = "env-sentinel-password" }},
 		{key: "redis.tls_ca_file", give: envCA, want: func(c *app.Config) { c.Redis.TLSCAFile = envCA }},
 		{key: "redis.dial_timeout", give: "3s", want: func(c *app.Config) { c.Redis.DialTimeout = 3 * time.Second }},
 		{key: "redis.read_timeout", give: "250ms", want: func(c *app.Config) { c.Redis.ReadTimeout = 250 * time.Millisecond }},
@@ -379,6 +398,10 @@ func TestLoadConfig_RejectsInvalidYAML(t *testing.T) {
 		{name: "wait as a word", give: "redis:\n  pool:\n    wait: sometimes\n", wantKey: "redis.pool.wait"},
 		{name: "rediss URL without host", give: "redis:\n  url: rediss://\n", wantKey: "redis.url"},
 		{name: "level as a number", give: "log:\n  level: 7\n", wantKey: "log.level"},
+		{name: "sentinel master as a list", give: "redis:\n  sentinel:\n    master: [a, b]\n    addrs: [s1:26379]\n", wantKey: "redis.sentinel.master"},
+		{name: "sentinel addrs as a mapping", give: "redis:\n  sentinel:\n    master: m\n    addrs: {s1: 26379}\n", wantKey: "redis.sentinel.addrs"},
+		{name: "sentinel addr not a single value", give: "redis:\n  sentinel:\n    master: m\n    addrs: [s1:26379, [s2, 26379]]\n", wantKey: "redis.sentinel.addrs"},
+		{name: "sentinel addr without port", give: "redis:\n  sentinel:\n    master: m\n    addrs: [s1]\n", wantKey: "redis.sentinel.addrs"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -485,6 +508,153 @@ func TestLoadConfig_PasswordFromEnvironmentReplacesYAML(t *testing.T) {
 	}
 	if cfg.Redis.Password != "from-env" {
 		t.Errorf("Redis.Password = %q, want the environment's", cfg.Redis.Password)
+	}
+}
+
+func TestLoadConfig_Sentinel(t *testing.T) {
+	tests := []struct {
+		name    string
+		give    string // YAML
+		giveEnv map[string]string
+		want    app.SentinelConfig
+	}{
+		{
+			name: "YAML list",
+			give: "redis:\n  sentinel:\n    master: mymaster\n    addrs:\n      - s1:26379\n      - \" s2:26379 \"\n",
+			want: app.SentinelConfig{Master: "mymaster", Addrs: []string{"s1:26379", "s2:26379"}},
+		},
+		{
+			name: "YAML comma-separated string",
+			give: "redis:\n  sentinel: {master: mymaster, addrs: \"s1:26379, s2:26379\"}\n",
+			want: app.SentinelConfig{Master: "mymaster", Addrs: []string{"s1:26379", "s2:26379"}},
+		},
+		{
+			name: "environment, comma-separated, with credentials",
+			giveEnv: map[string]string{
+				"REDIS_SENTINEL_MASTER":   " mymaster ",
+				"REDIS_SENTINEL_ADDRS":    "10.0.0.1:26379, 10.0.0.2:26379,[fd00::3]:26379,",
+				"REDIS_SENTINEL_USERNAME": "sentinel-user",
+				"REDIS_SENTINEL_PASSWORD": "sentinel-password",
+			},
+			want: app.SentinelConfig{
+				Master:   "mymaster",
+				Addrs:    []string{"10.0.0.1:26379", "10.0.0.2:26379", "[fd00::3]:26379"},
+				Username: "sentinel-user",
+				Password: "sentinel-password",
+			},
+		},
+		{
+			name:    "environment over the file's list",
+			give:    "redis:\n  sentinel:\n    master: file-master\n    addrs: [file-s1:26379, file-s2:26379]\n",
+			giveEnv: map[string]string{"REDIS_SENTINEL_ADDRS": "env-s1:26379"},
+			want:    app.SentinelConfig{Master: "file-master", Addrs: []string{"env-s1:26379"}},
+		},
+		{
+			name: "empty list in the file",
+			give: "redis:\n  sentinel:\n    master: \"\"\n    addrs: []\n",
+			want: app.SentinelConfig{},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearConfigEnv(t)
+			for k, v := range tt.giveEnv {
+				t.Setenv(k, v)
+			}
+			path := ""
+			if tt.give != "" {
+				path = writeFile(t, t.TempDir(), "config.yaml", tt.give)
+			}
+			want := wantDefaults
+			want.Redis.Sentinel = tt.want
+
+			got, err := app.LoadConfig(path)
+			if err != nil {
+				t.Fatalf("LoadConfig: %v", err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("Redis.Sentinel = %+v, want %+v", got.Redis.Sentinel, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadConfig_RejectsInvalidSentinel(t *testing.T) {
+	const (
+		secret = "s3ntinel-hunter2"
+		master = "REDIS_SENTINEL_MASTER"
+		addrs  = "REDIS_SENTINEL_ADDRS"
+	)
+	tests := []struct {
+		name    string
+		giveEnv map[string]string
+		wantKey string
+		want    string // also in the error
+	}{
+		{name: "master without addrs", giveEnv: map[string]string{master: "mymaster"}, wantKey: "redis.sentinel.addrs", want: "is required: redis.sentinel.master is set"},
+		{name: "addrs without master", giveEnv: map[string]string{addrs: "s1:26379"}, wantKey: "redis.sentinel.master", want: "is required: redis.sentinel.addrs is set"},
+		{name: "addrs of commas only", giveEnv: map[string]string{master: "mymaster", addrs: " , "}, wantKey: "redis.sentinel.addrs", want: "holds no item"},
+		{name: "entry without port", giveEnv: map[string]string{master: "mymaster", addrs: "host"}, wantKey: "redis.sentinel.addrs", want: `"host"`},
+		{name: "entry without host", giveEnv: map[string]string{master: "mymaster", addrs: ":6379"}, wantKey: "redis.sentinel.addrs", want: `":6379"`},
+		{name: "port zero", giveEnv: map[string]string{master: "mymaster", addrs: "s1:26379,h:0"}, wantKey: "redis.sentinel.addrs", want: `"h:0"`},
+		{name: "port a word", giveEnv: map[string]string{master: "mymaster", addrs: "h:x"}, wantKey: "redis.sentinel.addrs", want: `"h:x"`},
+		{name: "port too large", giveEnv: map[string]string{master: "mymaster", addrs: "h:70000"}, wantKey: "redis.sentinel.addrs", want: `"h:70000"`},
+		{name: "address listed twice", giveEnv: map[string]string{master: "mymaster", addrs: "s1:26379,s2:26379,S1:26379"}, wantKey: "redis.sentinel.addrs", want: "listed twice"},
+		{name: "blank master", giveEnv: map[string]string{master: "  ", addrs: "s1:26379"}, wantKey: "redis.sentinel.master", want: "is blank"},
+		{name: "master of two words", giveEnv: map[string]string{master: "my master", addrs: "s1:26379"}, wantKey: "redis.sentinel.master", want: `"my master" is not one word`},
+		{name: "master with a control character", giveEnv: map[string]string{master: "my\nmaster", addrs: "s1:26379"}, wantKey: "redis.sentinel.master", want: "is not one word"},
+		{name: "password without master", giveEnv: map[string]string{"REDIS_SENTINEL_PASSWORD": secret}, wantKey: "redis.sentinel.password", want: "redis.sentinel.master is not"},
+		{name: "username without master", giveEnv: map[string]string{"REDIS_SENTINEL_USERNAME": secret}, wantKey: "redis.sentinel.username", want: "redis.sentinel.master is not"},
+		{name: "bad addrs, password set", giveEnv: map[string]string{master: "mymaster", addrs: "h:0", "REDIS_SENTINEL_PASSWORD": secret}, wantKey: "redis.sentinel.addrs", want: `"h:0"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearConfigEnv(t)
+			for k, v := range tt.giveEnv {
+				t.Setenv(k, v)
+			}
+			_, err := app.LoadConfig("")
+			if err == nil {
+				t.Fatalf("LoadConfig with %q = nil error, want one naming %s", tt.giveEnv, tt.wantKey)
+			}
+			for _, w := range []string{tt.wantKey, config.EnvName(tt.wantKey), tt.want} {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not hold %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("error %q echoes a sentinel credential", err)
+			}
+		})
+	}
+}
+
+// TestLoadConfig_SentinelErrorsOnce checks that a bad value is reported as
+// bad, not also as missing by the rules that tie the sentinel keys
+// together.
+func TestLoadConfig_SentinelErrorsOnce(t *testing.T) {
+	tests := []struct {
+		name    string
+		giveEnv map[string]string
+	}{
+		{name: "bad master, addrs set", giveEnv: map[string]string{"REDIS_SENTINEL_MASTER": "my master", "REDIS_SENTINEL_ADDRS": "s1:26379"}},
+		{name: "bad addrs, master set", giveEnv: map[string]string{"REDIS_SENTINEL_MASTER": "mymaster", "REDIS_SENTINEL_ADDRS": "host"}},
+		{name: "bad master, password set", giveEnv: map[string]string{"REDIS_SENTINEL_MASTER": "my master", "REDIS_SENTINEL_ADDRS": "s1:26379", "REDIS_SENTINEL_PASSWORD": "pw"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearConfigEnv(t)
+			for k, v := range tt.giveEnv {
+				t.Setenv(k, v)
+			}
+			_, err := app.LoadConfig("")
+			if err == nil {
+				t.Fatalf("LoadConfig with %q = nil error", tt.giveEnv)
+			}
+			if n := strings.Count(err.Error(), "config: "); n != 1 {
+				t.Errorf("LoadConfig with %q gave %d errors, want 1:\n%v", tt.giveEnv, n, err)
+			}
+		})
 	}
 }
 

@@ -72,6 +72,10 @@ type Options struct {
 	// user, password and database still apply. With rediss://, sentinel
 	// connections use TLS and TLSConfig too.
 	Sentinel Sentinel
+	// OnFailover, when not nil, is called after each failover the client
+	// followed: from one primary address to another with Sentinel, from
+	// an address to itself when its server was demoted. It must not block.
+	OnFailover func(from, to string)
 
 	// TestIdleAfter makes the pool PING a connection that sat idle at least
 	// this long before handing it out, so that one broken while idle (a
@@ -121,13 +125,13 @@ func NewClient(o Options) (*Client, error) {
 			return nil, errors.New("redigo: sentinel master set without sentinel addresses")
 		}
 		d.sentinels = newSentinels(o.Sentinel, o, u.Scheme == "rediss")
-		d.primary = newPrimary("", true)
+		d.primary = newPrimary("", true, o.OnFailover)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { defer close(done); d.sentinels.watch(ctx, d.primary.moved) }()
 		c.stopWatch = func() { cancel(); <-done }
 	} else {
-		d.primary = newPrimary(u.Host, false)
+		d.primary = newPrimary(u.Host, false, o.OnFailover)
 	}
 	c.primary = d.primary
 	if o.Pipeline {

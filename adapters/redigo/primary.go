@@ -45,6 +45,8 @@ type primary struct {
 	// sentinel is true when Sentinel names the address: failovers are
 	// counted as address changes then, not as replies.
 	sentinel bool
+	// onFailover, when not nil, is called after each failover followed.
+	onFailover func(from, to string)
 
 	mu    sync.Mutex
 	addr  string
@@ -57,8 +59,8 @@ type primary struct {
 	failovers uint64
 }
 
-func newPrimary(addr string, sentinel bool) *primary {
-	return &primary{addr: addr, sentinel: sentinel, conns: make(map[*serverConn]struct{})}
+func newPrimary(addr string, sentinel bool, onFailover func(from, to string)) *primary {
+	return &primary{addr: addr, sentinel: sentinel, onFailover: onFailover, conns: make(map[*serverConn]struct{})}
 }
 
 // PrimaryStats is where a [Client] sends its commands.
@@ -92,16 +94,20 @@ func (p *primary) generation() uint64 {
 // started (gen): a sentinel's answer may be older than its announcement.
 func (p *primary) dialed(conn redis.Conn, addr string, gen uint64) (*serverConn, error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	var from string
 	if p.sentinel {
 		if p.gen != gen && addr != p.addr {
-			return nil, fmt.Errorf("redigo: the primary moved from %s to %s during the dial", addr, p.addr)
+			err := fmt.Errorf("redigo: the primary moved from %s to %s during the dial", addr, p.addr)
+			p.mu.Unlock()
+			return nil, err
 		}
-		p.movedLocked(addr)
+		from = p.movedLocked(addr)
 	}
 	p.seq++
 	c := &serverConn{Conn: conn, p: p, addr: addr, seq: p.seq}
 	p.conns[c] = struct{}{}
+	p.mu.Unlock()
+	p.notify(from, addr)
 	return c, nil
 }
 
@@ -109,20 +115,25 @@ func (p *primary) dialed(conn redis.Conn, addr string, gen uint64) (*serverConn,
 // connection to another address.
 func (p *primary) moved(addr string) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.movedLocked(addr)
+	from := p.movedLocked(addr)
+	p.mu.Unlock()
+	p.notify(from, addr)
 }
 
-func (p *primary) movedLocked(addr string) {
+// movedLocked makes addr the primary's address. It returns the address
+// the primary moved from, or "" when that is not a failover: the address
+// did not change, or none was known.
+func (p *primary) movedLocked(addr string) (from string) {
 	if addr == p.addr {
-		return
+		return ""
 	}
-	if p.addr != "" {
-		p.failovers++
-	}
-	p.addr = addr
+	from, p.addr = p.addr, addr
 	p.gen++
 	p.dropLocked(func(c *serverConn) bool { return c.addr != addr })
+	if from != "" {
+		p.failovers++
+	}
+	return from
 }
 
 // demoted closes c, which met a non-primary reply, and every other
@@ -130,16 +141,29 @@ func (p *primary) movedLocked(addr string) {
 // dialed since reach whatever the address leads to now.
 func (p *primary) demoted(c *serverConn) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	c.drop()
 	if c.seq <= p.floor {
+		p.mu.Unlock()
 		return // dialed before a demotion already acted on
 	}
 	p.floor = p.seq
-	if !p.sentinel {
-		p.failovers++
-	}
 	p.dropLocked(func(o *serverConn) bool { return o.addr == c.addr })
+	if p.sentinel {
+		// Counted when the sentinels name the new primary.
+		p.mu.Unlock()
+		return
+	}
+	p.failovers++
+	p.mu.Unlock()
+	p.notify(c.addr, c.addr)
+}
+
+// notify tells onFailover about a failover followed from one address to
+// another (the same one behind an endpoint); from "" means none was.
+func (p *primary) notify(from, to string) {
+	if from != "" && p.onFailover != nil {
+		p.onFailover(from, to)
+	}
 }
 
 func (p *primary) dropLocked(match func(*serverConn) bool) {

@@ -481,6 +481,9 @@ func TestE2E_RedisStoppedMidRunStillDelivers(t *testing.T) {
 	if r.Status != "ok" || r.RedisReachable == nil || !*r.RedisReachable || r.FailOpen {
 		t.Errorf("readyz with Redis up = %+v, want ok, reachable", r)
 	}
+	if r.RedisPrimary != redisSrv.Addr() || r.RedisFailovers != 0 {
+		t.Errorf("readyz primary %q after %d failovers, want %s after none", r.RedisPrimary, r.RedisFailovers, redisSrv.Addr())
+	}
 
 	redisSrv.Stop()
 	for i := 0; i < 5; i++ {
@@ -502,6 +505,37 @@ func TestE2E_RedisStoppedMidRunStillDelivers(t *testing.T) {
 	}
 	if status, _ := h.get("/healthz"); status != http.StatusOK {
 		t.Errorf("healthz = %d, want 200 while the process runs", status)
+	}
+}
+
+func TestE2E_RedisFailoverBehindAnEndpointIsFollowed(t *testing.T) {
+	oldPrimary := redistest.Start(t, "--shutdown-timeout", "0")
+	newPrimary := redistest.Start(t, "--shutdown-timeout", "0")
+	endpoint := redistest.NewProxy(t, oldPrimary.Addr())
+	h := startHost(t, hostOptions{redisURL: endpoint.URL()})
+	if status, _ := h.post(textPayload("wamid.BEFORE-FAILOVER", "before")); status != http.StatusOK {
+		t.Fatalf("POST before the failover = %d", status)
+	}
+
+	endpoint.Route(newPrimary.Addr())
+	oldPrimary.Do(t, nil, "REPLICAOF", "127.0.0.1", fmt.Sprint(newPrimary.Port))
+	for i := range 5 {
+		body := textPayload(fmt.Sprintf("wamid.AFTER-FAILOVER-%d", i), "after")
+		if status, res := h.post(body); status != http.StatusOK || res.Delivered != 1 {
+			t.Errorf("POST %d after the failover = %d %+v, want 200, delivered", i, status, res)
+		}
+	}
+	// The first write after the failover met the demoted server; the
+	// later ones are on the new primary.
+	if n, _ := redis.Int(newPrimary.Do(t, nil, "DBSIZE"), nil); n == 0 {
+		t.Error("nothing written on the new primary")
+	}
+	r := h.readiness()
+	if r.RedisPrimary != endpoint.Addr() || r.RedisFailovers != 1 {
+		t.Errorf("readyz primary %q after %d failovers, want %s after 1", r.RedisPrimary, r.RedisFailovers, endpoint.Addr())
+	}
+	if got, ok := metricValue(h.scrape(), "connector_redis_failovers_total", nil); !ok || got != 1 {
+		t.Errorf("connector_redis_failovers_total = %v (found %v), want 1", got, ok)
 	}
 }
 
@@ -631,6 +665,7 @@ func TestE2E_MetricsShowWhatHappened(t *testing.T) {
 		{"connector_dedupe_released_total", nil, 1},
 		{"connector_failopen_events_total", map[string]string{"op": "claim"}, 0},
 		{"connector_redis_breaker_state", map[string]string{"state": "closed"}, 1},
+		{"connector_redis_failovers_total", nil, 0},
 	}
 	for _, tt := range tests {
 		if got, ok := metricValue(families, tt.name, tt.labels); !ok || got != tt.want {

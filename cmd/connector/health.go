@@ -30,6 +30,11 @@ type readiness struct {
 	// FailOpenEvents counts store errors answered with a safe default
 	// since start.
 	FailOpenEvents uint64 `json:"fail_open_events"`
+	// RedisPrimary is the host:port of the Redis primary in use: the one
+	// the sentinels named last, or redis.url's. Absent for memory.
+	RedisPrimary string `json:"redis_primary,omitempty"`
+	// RedisFailovers counts the Redis failovers followed since start.
+	RedisFailovers uint64 `json:"redis_failovers"`
 }
 
 // pinger is the module's health check and counters.
@@ -45,7 +50,10 @@ func readyHandler(mod pinger) http.HandlerFunc {
 		defer cancel()
 		err := mod.Ping(ctx)
 		s := mod.Stats()
-		body := readiness{Status: "ok", Store: s.Store, Breaker: string(s.Breaker)}
+		body := readiness{
+			Status: "ok", Store: s.Store, Breaker: string(s.Breaker),
+			RedisPrimary: s.Primary.Addr, RedisFailovers: s.Primary.Failovers,
+		}
 		for _, n := range s.FailOpen {
 			body.FailOpenEvents += n
 		}

@@ -21,6 +21,7 @@ type moduleCollector struct {
 	failOpen                                               *prometheus.Desc
 	poolActive, poolIdle                                   *prometheus.Desc
 	breakerState                                           *prometheus.Desc
+	failovers                                              *prometheus.Desc
 }
 
 func newModuleCollector(stats func() app.Stats) *moduleCollector {
@@ -40,6 +41,7 @@ func newModuleCollector(stats func() app.Stats) *moduleCollector {
 		poolActive:       d("connector_redis_pool_active_connections", "Open Redis connections, idle ones included."),
 		poolIdle:         d("connector_redis_pool_idle_connections", "Idle Redis connections in the pool."),
 		breakerState:     d("connector_redis_breaker_state", "1 for the Redis circuit breaker's current state, 0 for the others.", "state"),
+		failovers:        d("connector_redis_failovers_total", "Redis failovers followed: primary address changes named by Sentinel, or demotions of the server behind redis.url."),
 	}
 }
 
@@ -48,7 +50,7 @@ func (c *moduleCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.tokenHits, c.tokenMisses, c.tokenFetches, c.tokenFetchErrors,
 		c.dedupeClaims, c.dedupeCommitted, c.dedupeReleased,
-		c.failOpen, c.poolActive, c.poolIdle, c.breakerState,
+		c.failOpen, c.poolActive, c.poolIdle, c.breakerState, c.failovers,
 	} {
 		ch <- d
 	}
@@ -77,6 +79,7 @@ func (c *moduleCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.failOpen, s.FailOpen[op], op)
 	}
 
+	counter(c.failovers, s.Primary.Failovers)
 	gauge(c.poolActive, float64(s.Pool.Active))
 	gauge(c.poolIdle, float64(s.Pool.Idle))
 	for _, st := range breakerStates {

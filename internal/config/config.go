@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cast"
 	"github.com/spf13/viper"
@@ -94,6 +96,24 @@ func (r *Reader) FailAt(where, format string, args ...any) {
 // when unset.
 func (r *Reader) Get(key string) any { return r.get(key) }
 
+// IsSet reports whether key holds a value: anything but nil, the empty
+// string and an empty list. A key's default counts, so IsSet tells whether
+// a key was set only when its default is empty. A value of blanks is set:
+// [Reader.Word] and [Reader.List] reject it rather than read it as unset.
+func (r *Reader) IsSet(key string) bool {
+	switch v := r.get(key).(type) {
+	case nil:
+		return false
+	case string:
+		return v != ""
+	case []any:
+		return len(v) > 0
+	case []string:
+		return len(v) > 0
+	}
+	return true
+}
+
 // String returns key's value as a string, as it is.
 func (r *Reader) String(key string) string {
 	s, err := cast.ToStringE(r.get(key))
@@ -122,6 +142,118 @@ func (r *Reader) OneOf(key string, allowed ...string) string {
 	}
 	r.Fail(key, "%q is not one of %s", s, strings.Join(allowed, ", "))
 	return ""
+}
+
+// Word returns key's value, trimmed: one word, with no space or control
+// character inside, such as a name a server takes as one argument; empty
+// when unset. A value of spaces only is an error. A bad value is echoed:
+// Word is not for secrets.
+func (r *Reader) Word(key string) string {
+	raw := r.String(key)
+	s := strings.TrimSpace(raw)
+	switch {
+	case raw != "" && s == "":
+		r.Fail(key, "is blank; leave it empty to unset it")
+	case !isWord(s):
+		r.Fail(key, "%q is not one word: it holds a space or a control character", s)
+	default:
+		return s
+	}
+	return ""
+}
+
+// isWord reports whether s is valid UTF-8 free of spaces and control
+// characters.
+func isWord(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, func(c rune) bool {
+		return unicode.IsSpace(c) || !unicode.IsPrint(c)
+	})
+}
+
+// List returns key's value, a list of strings: from YAML a list of single
+// values, or, from YAML or the environment, one string of items separated
+// by commas (a,b). Items are trimmed and empty ones dropped, so a trailing
+// comma is harmless; a value set with no item at all ("," or [""]) is an
+// error. It is nil when unset.
+func (r *Reader) List(key string) []string {
+	var items []string
+	switch v := r.get(key).(type) {
+	case nil:
+		return nil
+	case []string:
+		items = v
+	case []any:
+		items = make([]string, len(v))
+		for i, item := range v {
+			s, err := cast.ToStringE(item)
+			if err != nil {
+				r.Fail(key, "item %d is not a single value; want a list of strings", i+1)
+				return nil
+			}
+			items[i] = s
+		}
+	default:
+		s, err := cast.ToStringE(v)
+		if err != nil {
+			r.Fail(key, "want a list, or one string of items separated by commas")
+			return nil
+		}
+		items = strings.Split(s, ",")
+	}
+	var out []string
+	for _, s := range items {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	if out == nil && r.IsSet(key) {
+		r.Fail(key, "holds no item; leave it empty to unset it")
+	}
+	return out
+}
+
+// HostPorts returns key's value, a [Reader.List] of addresses to connect
+// to, each host:port with a host (unlike [Reader.HostPort], which reads an
+// address to listen on) and a port from 1 to 65535. An address listed
+// twice, host names compared without regard to case, is an error: it most
+// likely stands where another was meant. Addresses hold no secret: bad ones
+// are echoed.
+func (r *Reader) HostPorts(key string) []string {
+	list := r.List(key)
+	var (
+		bad, twice []string
+		seen       = map[string]int{}
+	)
+	for _, s := range list {
+		if !isDialAddr(s) {
+			bad = append(bad, strconv.Quote(s))
+			continue
+		}
+		folded := strings.ToLower(s)
+		if seen[folded]++; seen[folded] == 2 {
+			twice = append(twice, strconv.Quote(s))
+		}
+	}
+	switch {
+	case len(bad) > 0:
+		r.Fail(key, "%s: want host:port with a host and a port from 1 to 65535, such as cache-1:26379", strings.Join(bad, ", "))
+	case len(twice) > 0:
+		r.Fail(key, "%s: listed twice", strings.Join(twice, ", "))
+	default:
+		return list
+	}
+	return nil
+}
+
+// isDialAddr reports whether s is host:port with a host free of spaces and
+// a decimal port from 1 to 65535.
+func isDialAddr(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || host == "" || !isWord(host) {
+		return false
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	return err == nil && n > 0
 }
 
 // Rule is what a duration must be.

@@ -3,6 +3,7 @@ package config_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -257,4 +258,143 @@ tenants:
 		"tenants[0] (acme): unknown keys colour, nested_typo",
 		"tenants[0] (acme): missing (env T_ACME_MISSING): is required: the test needs it",
 	})
+}
+
+func TestReader_IsSet(t *testing.T) {
+	keys := []config.Key{{Name: "s", Default: ""}, {Name: "l", Default: []string{}}}
+	tests := []struct {
+		name string
+		yaml string
+		env  map[string]string
+		key  string
+		want bool
+	}{
+		{name: "empty string default", key: "s", want: false},
+		{name: "empty list default", key: "l", want: false},
+		{name: "empty string in the file", yaml: "s: \"\"\n", key: "s", want: false},
+		{name: "null in the file", yaml: "l:\n", key: "l", want: false},
+		{name: "empty list in the file", yaml: "l: []\n", key: "l", want: false},
+		{name: "empty variable", env: map[string]string{"S": ""}, key: "s", want: false},
+		{name: "string in the file", yaml: "s: x\n", key: "s", want: true},
+		{name: "list in the file", yaml: "l: [a]\n", key: "l", want: true},
+		{name: "list of one empty item", yaml: "l: [\"\"]\n", key: "l", want: true},
+		{name: "variable", env: map[string]string{"L": "a,b"}, key: "l", want: true},
+		{name: "blank variable", env: map[string]string{"S": "  "}, key: "s", want: true},
+		{name: "number", yaml: "s: 0\n", key: "s", want: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := read(t, tt.yaml, tt.env, keys...)
+			if got := r.IsSet(tt.key); got != tt.want {
+				t.Errorf("IsSet(%q) = %v, want %v", tt.key, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestReader_Word(t *testing.T) {
+	tests := []struct {
+		name string
+		give string
+		want string
+		err  string // "" when valid
+	}{
+		{name: "unset", give: "", want: ""},
+		{name: "name", give: "mymaster", want: "mymaster"},
+		{name: "spaces around", give: " my-master.1 ", want: "my-master.1"},
+		{name: "non-ASCII", give: "maître", want: "maître"},
+		{name: "blank", give: "   ", err: "is blank"},
+		{name: "space inside", give: "my master", err: `"my master" is not one word`},
+		{name: "tab inside", give: "my\tmaster", err: "is not one word"},
+		{name: "control character", give: "my\x7fmaster", err: "is not one word"},
+		{name: "invalid UTF-8", give: "my\xffmaster", err: "is not one word"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := read(t, "", map[string]string{"W": tt.give}, config.Key{Name: "w", Default: ""})
+			got := r.Word("w")
+			if tt.err != "" {
+				wantErr(t, r, []string{"w (env W)", tt.err})
+				return
+			}
+			if got != tt.want || r.Err() != nil {
+				t.Errorf("Word(%q) = %q, %v; want %q", tt.give, got, r.Err(), tt.want)
+			}
+		})
+	}
+}
+
+func TestReader_List(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		env  string
+		want []string
+		err  string // "" when valid
+	}{
+		{name: "default", want: nil},
+		{name: "empty list in the file", yaml: "l: []\n", want: nil},
+		{name: "yaml list", yaml: "l: [a, b]\n", want: []string{"a", "b"}},
+		{name: "yaml block list, trimmed, nulls dropped", yaml: "l:\n  - \" a \"\n  -\n  - 7\n", want: []string{"a", "7"}},
+		{name: "yaml list item keeps its commas", yaml: "l: [\"a,b\"]\n", want: []string{"a,b"}},
+		{name: "comma-separated string in the file", yaml: "l: a, b\n", want: []string{"a", "b"}},
+		{name: "env", env: " a , b ", want: []string{"a", "b"}},
+		{name: "env, trailing comma", env: "a,b,", want: []string{"a", "b"}},
+		{name: "env, empty item inside", env: "a,,b", want: []string{"a", "b"}},
+		{name: "env over file", yaml: "l: [a, b]\n", env: "c", want: []string{"c"}},
+		{name: "env of commas only", env: " , ", err: "holds no item"},
+		{name: "yaml list of empty items", yaml: "l: [\"\", \" \"]\n", err: "holds no item"},
+		{name: "yaml item a mapping", yaml: "l: [a, {b: 1}]\n", err: "item 2 is not a single value"},
+		{name: "yaml mapping", yaml: "l: {a: 1}\n", err: "want a list"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := read(t, tt.yaml, map[string]string{"L": tt.env}, config.Key{Name: "l", Default: []string{}})
+			got := r.List("l")
+			if tt.err != "" {
+				wantErr(t, r, []string{"l (env L)", tt.err})
+				return
+			}
+			if !slices.Equal(got, tt.want) || (got == nil) != (tt.want == nil) || r.Err() != nil {
+				t.Errorf("List = %#v, %v; want %#v", got, r.Err(), tt.want)
+			}
+		})
+	}
+}
+
+func TestReader_HostPorts(t *testing.T) {
+	tests := []struct {
+		name string
+		give string
+		want []string
+		err  []string // each in the error; nil when valid
+	}{
+		{name: "unset", give: "", want: nil},
+		{name: "names, IPv4, IPv6", give: "s1:26379, 10.0.0.2:26380,[::1]:26381", want: []string{"s1:26379", "10.0.0.2:26380", "[::1]:26381"}},
+		{name: "port bounds", give: "a:1,b:65535", want: []string{"a:1", "b:65535"}},
+		{name: "no port", give: "host", err: []string{`"host": want host:port`}},
+		{name: "no host", give: ":6379", err: []string{`":6379"`}},
+		{name: "port zero", give: "h:0", err: []string{`"h:0"`}},
+		{name: "port a word", give: "h:x", err: []string{`"h:x"`}},
+		{name: "port too large", give: "h:70000", err: []string{`"h:70000"`}},
+		{name: "port with a sign", give: "h:+1", err: []string{`"h:+1"`}},
+		{name: "empty port", give: "h:", err: []string{`"h:"`}},
+		{name: "space in the host", give: "re dis:26379", err: []string{`"re dis:26379"`}},
+		{name: "spaces instead of commas", give: "a:1 b:2", err: []string{`"a:1 b:2"`}},
+		{name: "every bad entry named", give: "ok:1,host,h:0", err: []string{`"host", "h:0": want`}},
+		{name: "listed twice", give: "a:1,b:2,A:1", err: []string{`"A:1": listed twice`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := read(t, "", map[string]string{"A": tt.give}, config.Key{Name: "a", Default: []string{}})
+			got := r.HostPorts("a")
+			if tt.err != nil {
+				wantErr(t, r, append([]string{"a (env A)"}, tt.err...))
+				return
+			}
+			if !slices.Equal(got, tt.want) || r.Err() != nil {
+				t.Errorf("HostPorts(%q) = %q, %v; want %q", tt.give, got, r.Err(), tt.want)
+			}
+		})
+	}
 }

@@ -67,14 +67,21 @@ func recovered(ctx context.Context, e *env, srv *redistest.Server, opts []redis.
 }
 
 func dbsize(srv *redistest.Server, opts []redis.DialOption) int {
+	n, _ := redis.Int(adminDo(srv, opts, "DBSIZE"))
+	return n
+}
+
+// adminDo runs one command on srv over a fresh connection, for a test's
+// own checks: unlike srv.Do it may run outside the test's goroutine, and
+// returns its error.
+func adminDo(srv *redistest.Server, opts []redis.DialOption, cmd string, args ...any) (any, error) {
 	c, err := redis.Dial("tcp", srv.Addr(), append(opts, redis.DialConnectTimeout(200*time.Millisecond),
 		redis.DialReadTimeout(time.Second))...)
 	if err != nil {
-		return 0
+		return nil, err
 	}
 	defer c.Close()
-	n, _ := redis.Int(c.Do("DBSIZE"))
-	return n
+	return c.Do(cmd, args...)
 }
 
 // pace returns how long processing one message must take for a run of n

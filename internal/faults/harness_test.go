@@ -140,6 +140,16 @@ func (e *env) warnings() int {
 	return e.logs.FilterLevelExact(zapcore.WarnLevel).Len()
 }
 
+// loggedError reports whether a logged line's error holds text.
+func (e *env) loggedError(text string) bool {
+	for _, entry := range e.logs.All() {
+		if err, ok := entry.ContextMap()["error"].(string); ok && strings.Contains(err, text) {
+			return true
+		}
+	}
+	return false
+}
+
 // run is one load run: each message delivered twice, by workers in random
 // order, as Meta's at-least-once delivery does.
 type run struct {

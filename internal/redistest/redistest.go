@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +26,13 @@ import (
 // startTimeout bounds how long a server may take to accept connections.
 const startTimeout = 10 * time.Second
 
+// The log lines that say a process accepts connections. A sentinel never
+// logs serverReady; it logs its ID at every start, once it listens.
+const (
+	serverReady   = "Ready to accept connections"
+	sentinelReady = "Sentinel ID is"
+)
+
 // Server is a redis-server process started for a test.
 type Server struct {
 	// Port is the port it listens on (its TLS port when started with TLS).
@@ -32,10 +40,12 @@ type Server struct {
 	// Dir is its working folder.
 	Dir string
 
-	args []string
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	args  []string
+	ready string             // the log line that says it accepts connections
+	dial  []redis.DialOption // how to reach it, when known: a sentinel's credentials and TLS
+	mu    sync.Mutex
+	cmd   *exec.Cmd
+	done  chan struct{}
 }
 
 // Binary returns the path of redis-server, or an error that says how to
@@ -58,7 +68,7 @@ func Binary() (string, error) {
 // [StartTLS]; here the plain port is set for you.
 func Start(tb testing.TB, args ...string) *Server {
 	tb.Helper()
-	s, err := start(tb.TempDir(), false, args...)
+	s, err := start(tb.TempDir(), spec{args: args})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -70,11 +80,7 @@ func Start(tb testing.TB, args ...string) *Server {
 // the given certificate, key and CA files.
 func StartTLS(tb testing.TB, certFile, keyFile, caFile string, args ...string) *Server {
 	tb.Helper()
-	tlsArgs := append([]string{
-		"--tls-cert-file", certFile, "--tls-key-file", keyFile,
-		"--tls-ca-cert-file", caFile, "--tls-auth-clients", "no",
-	}, args...)
-	s, err := start(tb.TempDir(), true, tlsArgs...)
+	s, err := start(tb.TempDir(), spec{tls: true, args: append(tlsArgs(certFile, keyFile, caFile), args...)})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -82,31 +88,56 @@ func StartTLS(tb testing.TB, certFile, keyFile, caFile string, args ...string) *
 	return s
 }
 
-func start(dir string, useTLS bool, args ...string) (*Server, error) {
+// tlsArgs makes a server, or a sentinel, accept TLS clients without a
+// client certificate.
+func tlsArgs(certFile, keyFile, caFile string) []string {
+	return []string{
+		"--tls-cert-file", certFile, "--tls-key-file", keyFile,
+		"--tls-ca-cert-file", caFile, "--tls-auth-clients", "no",
+	}
+}
+
+// spec is how to run a redis-server: the args around the common ones
+// (bind, port, dir, log) and the log line that says it is ready.
+type spec struct {
+	lead  []string // before the common args: a config file, "--sentinel"
+	args  []string // after them
+	tls   bool     // listen on a TLS port only
+	ready string   // "" means serverReady
+}
+
+func start(dir string, sp spec) (*Server, error) {
 	var err error
 	for range 3 { // a port found free may be taken before redis-server binds it
 		var s *Server
-		if s, err = startOnce(dir, useTLS, args...); err == nil || !errors.Is(err, errExited) || !strings.Contains(err.Error(), "in use") {
+		if s, err = startOnce(dir, sp); err == nil || !errors.Is(err, errExited) || !strings.Contains(err.Error(), "in use") {
 			return s, err
 		}
 	}
 	return nil, err
 }
 
-func startOnce(dir string, useTLS bool, args ...string) (*Server, error) {
+func startOnce(dir string, sp spec) (*Server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	portArgs := []string{"--port", strconv.Itoa(port)}
-	if useTLS {
+	if sp.tls {
 		portArgs = []string{"--port", "0", "--tls-port", strconv.Itoa(port)}
 	}
 	base := []string{
 		"--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no",
 		"--daemonize", "no", "--logfile", filepath.Join(dir, "redis.log"),
+		// A replica's full sync starts at once, not 5s later in case
+		// other replicas want one too.
+		"--repl-diskless-sync-delay", "0",
 	}
-	s := &Server{Port: port, Dir: dir, args: append(append(base, portArgs...), args...)}
+	ready := sp.ready
+	if ready == "" {
+		ready = serverReady
+	}
+	s := &Server{Port: port, Dir: dir, ready: ready, args: slices.Concat(sp.lead, base, portArgs, sp.args)}
 	if err := s.launch(); err != nil {
 		return nil, err
 	}
@@ -122,9 +153,19 @@ func (s *Server) launch() error {
 	if err != nil {
 		return err
 	}
+	// A restart appends to the log, and to stderr.log, where a
+	// configuration error goes, the log not being open yet.
+	offset, errOffset := size(s.file("redis.log")), size(s.file("stderr.log"))
+	stderr, err := os.OpenFile(s.file("stderr.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("start redis-server: %w", err)
+	}
 	cmd := exec.Command(bin, s.args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	cmd.Stderr = stderr // a file, not a pipe that forked children would hold open
+	err = cmd.Start()
+	stderr.Close()
+	if err != nil {
 		return fmt.Errorf("start redis-server: %w", err)
 	}
 	done := make(chan struct{})
@@ -132,33 +173,59 @@ func (s *Server) launch() error {
 
 	// Ready when its own log says so: a connection that succeeds could
 	// reach another process that took the port.
-	logFile := filepath.Join(s.Dir, "redis.log")
-	offset := int64(0)
-	if fi, err := os.Stat(logFile); err == nil {
-		offset = fi.Size() // a restart appends to the log
-	}
-	deadline := time.Now().Add(startTimeout)
-	for {
-		if log, err := os.ReadFile(logFile); err == nil && int64(len(log)) > offset &&
-			strings.Contains(string(log[offset:]), "Ready to accept connections") {
-			break
+	if err := s.awaitLog(offset, s.ready, done); err != nil {
+		if errors.Is(err, errExited) {
+			return fmt.Errorf("%w%s", err, tail(s.file("stderr.log"), errOffset))
 		}
-		select {
-		case <-done:
-			log, _ := os.ReadFile(logFile)
-			return fmt.Errorf("%w:\n%s", errExited, log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			return fmt.Errorf("redis-server did not listen on %s within %v", s.Addr(), startTimeout)
-		}
-		time.Sleep(10 * time.Millisecond)
+		_ = cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("redis-server did not listen on %s: %w", s.Addr(), err)
 	}
 	s.mu.Lock()
 	s.cmd, s.done = cmd, done
 	s.mu.Unlock()
 	return nil
+}
+
+// file is the path of a file in the server's folder.
+func (s *Server) file(name string) string { return filepath.Join(s.Dir, name) }
+
+// size is the length of the file at path, zero when there is none.
+func size(path string) int64 {
+	if fi, err := os.Stat(path); err == nil {
+		return fi.Size()
+	}
+	return 0
+}
+
+// tail is the file at path past offset, empty when there is none.
+func tail(path string, offset int64) []byte {
+	b, err := os.ReadFile(path)
+	if err != nil || int64(len(b)) < offset {
+		return nil
+	}
+	return b[offset:]
+}
+
+// awaitLog waits up to startTimeout for line to appear in the log past
+// offset. It returns errExited, with the log, if done closes first: the
+// process exited.
+func (s *Server) awaitLog(offset int64, line string, done <-chan struct{}) error {
+	deadline := time.Now().Add(startTimeout)
+	for {
+		if strings.Contains(string(tail(s.file("redis.log"), offset)), line) {
+			return nil
+		}
+		select {
+		case <-done:
+			return fmt.Errorf("%w:\n%s", errExited, tail(s.file("redis.log"), 0))
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no %q in its log within %v", line, startTimeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // Addr is the server's host:port.
@@ -192,7 +259,8 @@ func (s *Server) signal(sig syscall.Signal) {
 }
 
 // Restart stops the server if it runs and starts it again on the same
-// port, empty.
+// port, empty. A sentinel comes back with its configuration file as it
+// last rewrote it: monitoring the primary it knew last.
 func (s *Server) Restart(tb testing.TB) {
 	tb.Helper()
 	if err := s.Relaunch(); err != nil {
@@ -208,11 +276,12 @@ func (s *Server) Relaunch() error {
 }
 
 // Do runs one admin command on a fresh connection, with the given dial
-// options (a password, TLS), and fails tb on error.
+// options (a password, TLS), and fails tb on error. A sentinel is dialed
+// with the credentials and TLS it was started with, before opts.
 func (s *Server) Do(tb testing.TB, opts []redis.DialOption, cmd string, args ...any) any {
 	tb.Helper()
-	opts = append([]redis.DialOption{redis.DialConnectTimeout(2 * time.Second),
-		redis.DialReadTimeout(5 * time.Second), redis.DialWriteTimeout(5 * time.Second)}, opts...)
+	opts = slices.Concat([]redis.DialOption{redis.DialConnectTimeout(2 * time.Second),
+		redis.DialReadTimeout(5 * time.Second), redis.DialWriteTimeout(5 * time.Second)}, s.dial, opts)
 	c, err := redis.DialContext(context.Background(), "tcp", s.Addr(), opts...)
 	if err != nil {
 		tb.Fatalf("redistest: dial %s: %v", s.Addr(), err)
@@ -257,7 +326,7 @@ func SharedURL(tb testing.TB) string {
 			shared.err = err
 			return
 		}
-		shared.srv, shared.err = start(dir, false)
+		shared.srv, shared.err = start(dir, spec{})
 		if shared.err == nil {
 			shared.url = shared.srv.URL()
 		}
