@@ -127,11 +127,17 @@ func New(ctx context.Context, cfg Config, logger *zap.Logger, fetcher ports.Toke
 		m.breaker = func() BreakerState { return BreakerClosed }
 	case StoreRedis:
 		warnLog := sampled(logger)
-		client, err := newRedisClient(cfg.Redis, warnLog)
+		brk := breaker.New("redis", breaker.Settings{
+			Failures: uint32(cfg.Redis.Breaker.Failures),
+			Cooldown: cfg.Redis.Breaker.Cooldown,
+			Probes:   uint32(cfg.Redis.Breaker.Probes),
+		}, logger)
+		m.breaker = func() BreakerState { return BreakerState(brk.State()) }
+		client, err := newRedisClient(cfg.Redis, warnLog, brk)
 		if err != nil {
 			return nil, err
 		}
-		tokens, lock, dedupe = redisStores(client, cfg, logger, warnLog, m)
+		tokens, lock, dedupe = redisStores(client, brk, cfg, warnLog, m)
 		m.ping, m.close = client.Ping, client.Close
 		m.pool = func() PoolStats { s := client.Stats(); return PoolStats{Active: s.Active, Idle: s.Idle} }
 		m.primary = func() PrimaryStats { s := client.Primary(); return PrimaryStats{Addr: s.Addr, Failovers: s.Failovers} }
@@ -168,14 +174,7 @@ func sampled(logger *zap.Logger) *zap.Logger {
 // redisStores stacks the Redis stores: the circuit breaker right on Redis,
 // the near caches above it (a token copy, a bounded record of this
 // process's claims), fail-open on top.
-func redisStores(client *redigo.Client, cfg Config, logger, warnLog *zap.Logger, m *Module) (ports.TokenStore, ports.TokenLock, ports.DedupeStore) {
-	brk := breaker.New("redis", breaker.Settings{
-		Failures: uint32(cfg.Redis.Breaker.Failures),
-		Cooldown: cfg.Redis.Breaker.Cooldown,
-		Probes:   uint32(cfg.Redis.Breaker.Probes),
-	}, logger)
-	m.breaker = func() BreakerState { return BreakerState(brk.State()) }
-
+func redisStores(client *redigo.Client, brk *breaker.Breaker, cfg Config, warnLog *zap.Logger, m *Module) (ports.TokenStore, ports.TokenLock, ports.DedupeStore) {
 	failOpen := failopen.NewReporter(warnLog, m.failOpen)
 	redisTokens := redigo.NewTokenStore(client)
 	tokens := failopen.NewTokenStore(
@@ -205,9 +204,11 @@ func (m *Module) Ping(ctx context.Context) error { return m.ping(ctx) }
 // Close releases the store's connections.
 func (m *Module) Close() error { return m.close() }
 
-// newRedisClient returns the client c describes, logging each failover it
-// follows to log.
-func newRedisClient(c RedisConfig, log *zap.Logger) (*redigo.Client, error) {
+// newRedisClient returns the client c describes. It logs each failover it
+// follows to log; when the primary moved to another address, it resets
+// brk: the failures it counted were the former primary's, and the new one
+// is tried at once instead of after the cool-down.
+func newRedisClient(c RedisConfig, log *zap.Logger, brk *breaker.Breaker) (*redigo.Client, error) {
 	opts := redigo.Options{
 		URL:             c.URL,
 		Password:        c.Password,
@@ -230,6 +231,9 @@ func newRedisClient(c RedisConfig, log *zap.Logger) (*redigo.Client, error) {
 		OnFailover: func(from, to string) {
 			log.Warn("redis failover followed: connections to the former primary closed",
 				zap.String("from", from), zap.String("to", to))
+			if from != to {
+				brk.Reset("redis primary moved to " + to)
+			}
 		},
 	}
 	if c.TLSCAFile != "" {

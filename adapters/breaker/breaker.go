@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -54,7 +55,9 @@ const (
 
 // Breaker is a circuit breaker for one backend. It is safe for concurrent use.
 type Breaker struct {
-	cb *gobreaker.TwoStepCircuitBreaker[struct{}]
+	cb    atomic.Pointer[gobreaker.TwoStepCircuitBreaker[struct{}]]
+	fresh func() *gobreaker.TwoStepCircuitBreaker[struct{}]
+	log   *zap.Logger
 }
 
 // New returns a closed Breaker. It logs one warning each time it opens and
@@ -73,7 +76,7 @@ func New(name string, s Settings, log *zap.Logger) *Breaker {
 	if s.Probes == 0 {
 		s.Probes = DefaultProbes
 	}
-	return &Breaker{cb: gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+	st := gobreaker.Settings{
 		Name:        name,
 		MaxRequests: s.Probes,
 		Timeout:     s.Cooldown,
@@ -88,11 +91,28 @@ func New(name string, s Settings, log *zap.Logger) *Breaker {
 			}
 			log.Info("circuit breaker state changed", fields...)
 		},
-	})}
+	}
+	b := &Breaker{
+		fresh: func() *gobreaker.TwoStepCircuitBreaker[struct{}] { return gobreaker.NewTwoStepCircuitBreaker[struct{}](st) },
+		log:   log,
+	}
+	b.cb.Store(b.fresh())
+	return b
 }
 
 // State returns the breaker's current state.
-func (b *Breaker) State() State { return stateOf(b.cb.State()) }
+func (b *Breaker) State() State { return stateOf(b.cb.Load().State()) }
+
+// Reset closes the breaker and forgets the failures it counted, because
+// the backend they came from was replaced (a new Redis primary): the next
+// call goes through rather than waiting for the cool-down.
+func (b *Breaker) Reset(reason string) {
+	old := b.cb.Swap(b.fresh())
+	if st := stateOf(old.State()); st != Closed {
+		b.log.Info("circuit breaker reset", zap.String("breaker", old.Name()),
+			zap.String("from", st.String()), zap.String("reason", reason))
+	}
+}
 
 func (s State) String() string { return string(s) }
 
@@ -111,7 +131,7 @@ func stateOf(s gobreaker.State) State {
 // failure (and panics on): were it not reported, a probe would hold its
 // half-open slot for good.
 func guard[T any](b *Breaker, op string, call func() (T, error)) (T, error) {
-	done, err := b.cb.Allow()
+	done, err := b.cb.Load().Allow()
 	if err != nil {
 		var zero T
 		return zero, fmt.Errorf("%s: breaker %s: %w", op, b.State(), ports.ErrUnavailable)

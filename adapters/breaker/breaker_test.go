@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -699,5 +700,28 @@ func TestBreaker_LeavesNoGoroutine(t *testing.T) {
 	awaitState(t, f.brk, breaker.HalfOpen)
 	failing.Store(false)
 	callers()
+	wantState(t, f.brk, breaker.Closed)
+}
+
+func TestBreaker_ResetLetsTheNextCallThrough(t *testing.T) {
+	const failures = 2
+	f := newFixture(t, breaker.Settings{Failures: failures, Cooldown: longCooldown})
+	claim := ops[slices.IndexFunc(ops, func(o op) bool { return o.name == "Claim" })]
+	fail(t, f, claim, failures, errRedis)
+	wantState(t, f.brk, breaker.Open)
+
+	f.brk.Reset("redis primary moved")
+	wantState(t, f.brk, breaker.Closed)
+	claim.expect(f, nil)
+	if _, err := claim.call(t.Context(), f); err != nil {
+		t.Fatalf("Claim after Reset: %v, want it to reach the store", err)
+	}
+	resets := f.logs.FilterMessage("circuit breaker reset").All()
+	if len(resets) != 1 || resets[0].ContextMap()["from"] != "open" || resets[0].ContextMap()["reason"] != "redis primary moved" {
+		t.Errorf("reset log lines = %v, want one saying it was open and why", resets)
+	}
+	// The failures counted before the reset are forgotten: it takes a
+	// full run of them to open again.
+	fail(t, f, claim, failures-1, errRedis)
 	wantState(t, f.brk, breaker.Closed)
 }

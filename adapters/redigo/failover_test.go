@@ -107,7 +107,7 @@ func (s *firstConnServer) Accepted() int {
 // lands on the new primary, however many connections were open.
 func TestClient_FollowsEndpointFailover(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, tr transport) {
-		oldPrimary, newPrimary := redistest.Start(t, "--shutdown-timeout", "0"), redistest.Start(t, "--shutdown-timeout", "0")
+		oldPrimary, newPrimary := redistest.Start(t), redistest.Start(t)
 		endpoint := redistest.NewProxy(t, oldPrimary.Addr())
 		c := newClient(t, options(endpoint.URL(), tr))
 		ctx := context.Background()

@@ -509,8 +509,8 @@ func TestE2E_RedisStoppedMidRunStillDelivers(t *testing.T) {
 }
 
 func TestE2E_RedisFailoverBehindAnEndpointIsFollowed(t *testing.T) {
-	oldPrimary := redistest.Start(t, "--shutdown-timeout", "0")
-	newPrimary := redistest.Start(t, "--shutdown-timeout", "0")
+	oldPrimary := redistest.Start(t)
+	newPrimary := redistest.Start(t)
 	endpoint := redistest.NewProxy(t, oldPrimary.Addr())
 	h := startHost(t, hostOptions{redisURL: endpoint.URL()})
 	if status, _ := h.post(textPayload("wamid.BEFORE-FAILOVER", "before")); status != http.StatusOK {

@@ -132,6 +132,8 @@ func startOnce(dir string, sp spec) (*Server, error) {
 		// A replica's full sync starts at once, not 5s later in case
 		// other replicas want one too.
 		"--repl-diskless-sync-delay", "0",
+		// Stop (SIGTERM) does not wait for lagging replicas to catch up.
+		"--shutdown-timeout", "0",
 	}
 	ready := sp.ready
 	if ready == "" {
