@@ -93,8 +93,10 @@ func New(name string, s Settings, log *zap.Logger) *Breaker {
 		},
 	}
 	b := &Breaker{
-		fresh: func() *gobreaker.TwoStepCircuitBreaker[struct{}] { return gobreaker.NewTwoStepCircuitBreaker[struct{}](st) },
-		log:   log,
+		fresh: func() *gobreaker.TwoStepCircuitBreaker[struct{}] {
+			return gobreaker.NewTwoStepCircuitBreaker[struct{}](st)
+		},
+		log: log,
 	}
 	b.cb.Store(b.fresh())
 	return b
