@@ -3,8 +3,12 @@ package app_test
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/gomodule/redigo/redis"
 
 	"github.com/wa2genesys/connectorcache/app"
 	"github.com/wa2genesys/connectorcache/internal/contract"
@@ -97,4 +101,77 @@ func BenchmarkClaimOneCaller(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkMessage is what the module does for one delivered message, from
+// 50 concurrent callers: take the tenant's token, claim the message,
+// commit it. messages/s is what one Redis primary sustains for it (on the
+// same cores as the clients here); redis-cmds/msg is what each costs Redis,
+// read from INFO commandstats, which counts the commands a script runs as
+// well as the script: two round trips, SET … NX GET and EVALSHA (GET, SET).
+func BenchmarkMessage(b *testing.B) {
+	for _, kind := range []string{"redis-pool", "redis-pipeline"} {
+		b.Run(kind, func(b *testing.B) {
+			mod := benchModules(b)[kind]
+			tenant := contract.TenantID(b)
+			ctx := context.Background()
+			if _, err := mod.Tokens.Token(ctx, tenant); err != nil {
+				b.Fatal(err)
+			}
+			before := redisCommands(b)
+			var seq atomic.Int64
+			b.SetParallelism(25)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := mod.Tokens.Token(ctx, tenant); err != nil {
+						b.Fatal(err)
+					}
+					c, err := mod.Dedupe.Claim(ctx, tenant, fmt.Sprintf("wamid.msg.%d", seq.Add(1)))
+					if err != nil {
+						b.Fatal(err)
+					}
+					if err := c.Commit(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "messages/s")
+			b.ReportMetric(float64(redisCommands(b)-before)/float64(b.N), "redis-cmds/msg")
+			if s := mod.Stats(); s.FailOpen["claim"]+s.FailOpen["commit"] != 0 {
+				b.Fatalf("failed open %v: not a measure of Redis", s.FailOpen)
+			}
+		})
+	}
+}
+
+// redisCommands is how many commands the shared Redis has run, INFO
+// itself excluded.
+func redisCommands(b *testing.B) int64 {
+	b.Helper()
+	c, err := redis.DialURL(redistest.SharedURL(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	info, err := redis.String(c.Do("INFO", "commandstats"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var n int64
+	for line := range strings.Lines(info) {
+		name, rest, ok := strings.Cut(line, ":calls=")
+		if !ok || name == "cmdstat_info" {
+			continue
+		}
+		calls, _, _ := strings.Cut(rest, ",")
+		v, err := strconv.ParseInt(calls, 10, 64)
+		if err != nil {
+			b.Fatalf("INFO commandstats line %q: %v", line, err)
+		}
+		n += v
+	}
+	return n
 }

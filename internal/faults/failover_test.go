@@ -144,6 +144,15 @@ func exists(srv *redistest.Server, key string) bool {
 	return n == 1
 }
 
+// failedOpen counts the calls e answered without Redis.
+func failedOpen(e *env) uint64 {
+	var n uint64
+	for _, v := range e.mod.Stats().FailOpen {
+		n += v
+	}
+	return n
+}
+
 // failover is what one failover scenario measured.
 type failover struct {
 	// promotion is how long the replica took to become the primary after
@@ -235,11 +244,14 @@ func TestSentinelFailover(t *testing.T) {
 					},
 				})
 				again := letThrough(t, cfg, "committed", committed)
-				o.note = fmt.Sprintf("%s; %d committed let through again", f.note(), again)
+				o.note = fmt.Sprintf("%s; %d calls failed open; %d committed let through again", f.note(), failedOpen(e), again)
 				report(o.row)
 				checkFailover(t, o, f, again, 3*time.Second)
 				if s := e.mod.Stats().Primary; s.Addr != top.replica.Addr() || s.Failovers != 1 {
 					t.Errorf("Stats().Primary = %+v, want the replica %s after 1 failover", s, top.replica.Addr())
+				}
+				if e.logs.FilterMessageSnippet("redis failover followed").Len() != 1 {
+					t.Error("the failover followed was not logged once")
 				}
 			})
 		})
@@ -278,7 +290,7 @@ func TestEndpointFailover(t *testing.T) {
 			},
 		})
 		again := letThrough(t, cfg, "committed", committed)
-		o.note = fmt.Sprintf("%s; %d committed let through again", f.note(), again)
+		o.note = fmt.Sprintf("%s; %d calls failed open; %d committed let through again", f.note(), failedOpen(e), again)
 		report(o.row)
 		checkFailover(t, o, f, again, 5*time.Second)
 		if s := e.mod.Stats().Primary; s.Failovers < 1 {
