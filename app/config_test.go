@@ -322,10 +322,12 @@ func TestLoadConfig_EnvironmentIsNormalized(t *testing.T) {
 }
 
 func TestLoadConfig_RejectsInvalidEnvironment(t *testing.T) {
+	const sentinelSecret = "s3ntinel-hunter2"
 	tests := []struct {
 		name    string
 		giveEnv map[string]string
 		wantKey string
+		want    string // also in the error, when not empty
 	}{
 		{name: "unknown store", giveEnv: map[string]string{"STORE": "mongo"}, wantKey: "store"},
 		{name: "http URL", giveEnv: map[string]string{"REDIS_URL": "http://redis:6379"}, wantKey: "redis.url"},
@@ -363,14 +365,25 @@ func TestLoadConfig_RejectsInvalidEnvironment(t *testing.T) {
 		{name: "local max age under a second", giveEnv: map[string]string{"DEDUPE_LOCAL_MAX_AGE": "10ms"}, wantKey: "dedupe.local_max_age"},
 		{name: "bad log level", giveEnv: map[string]string{"LOG_LEVEL": "loud"}, wantKey: "log.level"},
 		{name: "missing CA file", giveEnv: map[string]string{"REDIS_TLS_CA_FILE": "/nonexistent/ca.pem"}, wantKey: "redis.tls_ca_file"},
+		{name: "master without addrs", giveEnv: map[string]string{"REDIS_SENTINEL_MASTER": "mymaster"}, wantKey: "redis.sentinel.addrs", want: "is required: redis.sentinel.master is set"},
+		{name: "addrs without master", giveEnv: map[string]string{"REDIS_SENTINEL_ADDRS": "s1:26379"}, wantKey: "redis.sentinel.master", want: "is required: redis.sentinel.addrs is set"},
+		{name: "addrs of commas only", giveEnv: map[string]string{"REDIS_SENTINEL_MASTER": "mymaster", "REDIS_SENTINEL_ADDRS": " , "}, wantKey: "redis.sentinel.addrs", want: "holds no item"},
+		{name: "entry without port", giveEnv: map[string]string{"REDIS_SENTINEL_MASTER": "mymaster", "REDIS_SENTINEL_ADDRS": "host"}, wantKey: "redis.sentinel.addrs", want: `"host"`},
+		{name: "entry without host", giveEnv: map[string]string{"REDIS_SENTINEL_MASTER": "mymaster", "REDIS_SENTINEL_ADDRS": ":6379"}, wantKey: "redis.sentinel.addrs", want: `":6379"`},
+		{name: "port zero", giveEnv: map[string]string{"REDIS_SENTINEL_MASTER": "mymaster", "REDIS_SENTINEL_ADDRS": "s1:26379,h:0"}, wantKey: "redis.sentinel.addrs", want: `"h:0"`},
+		{name: "port a word", giveEnv: map[string]string{"REDIS_SENTINEL_MASTER": "mymaster", "REDIS_SENTINEL_ADDRS": "h:x"}, wantKey: "redis.sentinel.addrs", want: `"h:x"`},
+		{name: "port too large", giveEnv: map[string]string{"REDIS_SENTINEL_MASTER": "mymaster", "REDIS_SENTINEL_ADDRS": "h:70000"}, wantKey: "redis.sentinel.addrs", want: `"h:70000"`},
+		{name: "address listed twice", giveEnv: map[string]string{"REDIS_SENTINEL_MASTER": "mymaster", "REDIS_SENTINEL_ADDRS": "s1:26379,s2:26379,S1:26379"}, wantKey: "redis.sentinel.addrs", want: "listed twice"},
+		{name: "blank master", giveEnv: map[string]string{"REDIS_SENTINEL_MASTER": "  ", "REDIS_SENTINEL_ADDRS": "s1:26379"}, wantKey: "redis.sentinel.master", want: "is blank"},
+		{name: "master of two words", giveEnv: map[string]string{"REDIS_SENTINEL_MASTER": "my master", "REDIS_SENTINEL_ADDRS": "s1:26379"}, wantKey: "redis.sentinel.master", want: `"my master" is not one word`},
+		{name: "master with a control character", giveEnv: map[string]string{"REDIS_SENTINEL_MASTER": "my\nmaster", "REDIS_SENTINEL_ADDRS": "s1:26379"}, wantKey: "redis.sentinel.master", want: "is not one word"},
+		{name: "password without master", giveEnv: map[string]string{"REDIS_SENTINEL_PASSWORD": sentinelSecret}, wantKey: "redis.sentinel.password", want: "redis.sentinel.master is not"},
+		{name: "username without master", giveEnv: map[string]string{"REDIS_SENTINEL_USERNAME": sentinelSecret}, wantKey: "redis.sentinel.username", want: "redis.sentinel.master is not"},
+		{name: "bad addrs, password set", giveEnv: map[string]string{"REDIS_SENTINEL_MASTER": "mymaster", "REDIS_SENTINEL_ADDRS": "h:0", "REDIS_SENTINEL_PASSWORD": sentinelSecret}, wantKey: "redis.sentinel.addrs", want: `"h:0"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clearConfigEnv(t)
-			for k, v := range tt.giveEnv {
-				t.Setenv(k, v)
-			}
-			_, err := app.LoadConfig("")
+			err := loadWithEnv(t, tt.giveEnv)
 			if err == nil {
 				t.Fatalf("LoadConfig with %v = nil error, want one naming %s", tt.giveEnv, tt.wantKey)
 			}
@@ -380,8 +393,26 @@ func TestLoadConfig_RejectsInvalidEnvironment(t *testing.T) {
 			if env := config.EnvName(tt.wantKey); !strings.Contains(err.Error(), env) {
 				t.Errorf("error %q does not name the variable %s", err, env)
 			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not hold %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), sentinelSecret) {
+				t.Errorf("error %q echoes a sentinel credential", err)
+			}
 		})
 	}
+}
+
+// loadWithEnv loads the configuration from env alone, and returns its
+// error.
+func loadWithEnv(t *testing.T, env map[string]string) error {
+	t.Helper()
+	clearConfigEnv(t)
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	_, err := app.LoadConfig("")
+	return err
 }
 
 func TestLoadConfig_RejectsInvalidYAML(t *testing.T) {
@@ -579,56 +610,6 @@ func TestLoadConfig_Sentinel(t *testing.T) {
 	}
 }
 
-func TestLoadConfig_RejectsInvalidSentinel(t *testing.T) {
-	const (
-		secret = "s3ntinel-hunter2"
-		master = "REDIS_SENTINEL_MASTER"
-		addrs  = "REDIS_SENTINEL_ADDRS"
-	)
-	tests := []struct {
-		name    string
-		giveEnv map[string]string
-		wantKey string
-		want    string // also in the error
-	}{
-		{name: "master without addrs", giveEnv: map[string]string{master: "mymaster"}, wantKey: "redis.sentinel.addrs", want: "is required: redis.sentinel.master is set"},
-		{name: "addrs without master", giveEnv: map[string]string{addrs: "s1:26379"}, wantKey: "redis.sentinel.master", want: "is required: redis.sentinel.addrs is set"},
-		{name: "addrs of commas only", giveEnv: map[string]string{master: "mymaster", addrs: " , "}, wantKey: "redis.sentinel.addrs", want: "holds no item"},
-		{name: "entry without port", giveEnv: map[string]string{master: "mymaster", addrs: "host"}, wantKey: "redis.sentinel.addrs", want: `"host"`},
-		{name: "entry without host", giveEnv: map[string]string{master: "mymaster", addrs: ":6379"}, wantKey: "redis.sentinel.addrs", want: `":6379"`},
-		{name: "port zero", giveEnv: map[string]string{master: "mymaster", addrs: "s1:26379,h:0"}, wantKey: "redis.sentinel.addrs", want: `"h:0"`},
-		{name: "port a word", giveEnv: map[string]string{master: "mymaster", addrs: "h:x"}, wantKey: "redis.sentinel.addrs", want: `"h:x"`},
-		{name: "port too large", giveEnv: map[string]string{master: "mymaster", addrs: "h:70000"}, wantKey: "redis.sentinel.addrs", want: `"h:70000"`},
-		{name: "address listed twice", giveEnv: map[string]string{master: "mymaster", addrs: "s1:26379,s2:26379,S1:26379"}, wantKey: "redis.sentinel.addrs", want: "listed twice"},
-		{name: "blank master", giveEnv: map[string]string{master: "  ", addrs: "s1:26379"}, wantKey: "redis.sentinel.master", want: "is blank"},
-		{name: "master of two words", giveEnv: map[string]string{master: "my master", addrs: "s1:26379"}, wantKey: "redis.sentinel.master", want: `"my master" is not one word`},
-		{name: "master with a control character", giveEnv: map[string]string{master: "my\nmaster", addrs: "s1:26379"}, wantKey: "redis.sentinel.master", want: "is not one word"},
-		{name: "password without master", giveEnv: map[string]string{"REDIS_SENTINEL_PASSWORD": secret}, wantKey: "redis.sentinel.password", want: "redis.sentinel.master is not"},
-		{name: "username without master", giveEnv: map[string]string{"REDIS_SENTINEL_USERNAME": secret}, wantKey: "redis.sentinel.username", want: "redis.sentinel.master is not"},
-		{name: "bad addrs, password set", giveEnv: map[string]string{master: "mymaster", addrs: "h:0", "REDIS_SENTINEL_PASSWORD": secret}, wantKey: "redis.sentinel.addrs", want: `"h:0"`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			clearConfigEnv(t)
-			for k, v := range tt.giveEnv {
-				t.Setenv(k, v)
-			}
-			_, err := app.LoadConfig("")
-			if err == nil {
-				t.Fatalf("LoadConfig with %q = nil error, want one naming %s", tt.giveEnv, tt.wantKey)
-			}
-			for _, w := range []string{tt.wantKey, config.EnvName(tt.wantKey), tt.want} {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not hold %q", err, w)
-				}
-			}
-			if strings.Contains(err.Error(), secret) {
-				t.Errorf("error %q echoes a sentinel credential", err)
-			}
-		})
-	}
-}
-
 // TestLoadConfig_SentinelErrorsOnce checks that a bad value is reported as
 // bad, not also as missing by the rules that tie the sentinel keys
 // together.
@@ -643,11 +624,7 @@ func TestLoadConfig_SentinelErrorsOnce(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clearConfigEnv(t)
-			for k, v := range tt.giveEnv {
-				t.Setenv(k, v)
-			}
-			_, err := app.LoadConfig("")
+			err := loadWithEnv(t, tt.giveEnv)
 			if err == nil {
 				t.Fatalf("LoadConfig with %q = nil error", tt.giveEnv)
 			}
