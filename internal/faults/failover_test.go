@@ -244,7 +244,7 @@ func TestSentinelFailover(t *testing.T) {
 					},
 				})
 				again := letThrough(t, cfg, "committed", committed)
-				o.note = fmt.Sprintf("%s; %d calls failed open; %d committed let through again", f.note(), failedOpen(e), again)
+				o.note = fmt.Sprintf("%s; calls failed open: %d; committed let through again: %d", f.note(), failedOpen(e), again)
 				report(o.row)
 				checkFailover(t, o, f, again, 3*time.Second)
 				if s := e.mod.Stats().Primary; s.Addr != top.replica.Addr() || s.Failovers != 1 {
@@ -290,7 +290,7 @@ func TestEndpointFailover(t *testing.T) {
 			},
 		})
 		again := letThrough(t, cfg, "committed", committed)
-		o.note = fmt.Sprintf("%s; %d calls failed open; %d committed let through again", f.note(), failedOpen(e), again)
+		o.note = fmt.Sprintf("%s; calls failed open: %d; committed let through again: %d", f.note(), failedOpen(e), again)
 		report(o.row)
 		checkFailover(t, o, f, again, 5*time.Second)
 		if s := e.mod.Stats().Primary; s.Failovers < 1 {
