@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
+	"go.uber.org/goleak"
 
 	"github.com/wa2genesys/connectorcache/adapters/redigo"
 	"github.com/wa2genesys/connectorcache/internal/redistest"
@@ -248,4 +249,37 @@ func TestClient_SentinelCredentialsAndTLS(t *testing.T) {
 			}
 		})
 	})
+}
+
+// TestClient_SentinelCloseStopsEveryGoroutine: Close ends the watch of the
+// sentinels, whether it is subscribed or waiting to try again.
+func TestClient_SentinelCloseStopsEveryGoroutine(t *testing.T) {
+	primary := redistest.Start(t)
+	sentinel := redistest.StartSentinel(t, redistest.SentinelOptions{Master: masterName, MasterAddr: primary.Addr()})
+	tests := []struct {
+		name      string
+		sentinels []string
+		wantPing  bool
+	}{
+		{name: "subscribed", sentinels: []string{sentinel.Addr()}, wantPing: true},
+		{name: "no sentinel reachable", sentinels: []string{redistest.ClosedAddr(t)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			forEachTransport(t, func(t *testing.T, tr transport) {
+				ignore := goleak.IgnoreCurrent()
+				c, err := redigo.NewClient(sentinelOptions(tr, tt.sentinels...))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := c.Ping(t.Context()); (err == nil) != tt.wantPing {
+					t.Errorf("Ping error = %v, want success %v", err, tt.wantPing)
+				}
+				if err := c.Close(); err != nil {
+					t.Fatal(err)
+				}
+				goleak.VerifyNone(t, ignore)
+			})
+		})
+	}
 }
