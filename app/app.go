@@ -133,7 +133,7 @@ func New(ctx context.Context, cfg Config, logger *zap.Logger, fetcher ports.Toke
 			Probes:   uint32(cfg.Redis.Breaker.Probes),
 		}, logger)
 		m.breaker = func() BreakerState { return BreakerState(brk.State()) }
-		client, err := newRedisClient(cfg.Redis, warnLog, brk)
+		client, err := newRedisClient(cfg.Redis, logger, warnLog, brk)
 		if err != nil {
 			return nil, err
 		}
@@ -205,10 +205,11 @@ func (m *Module) Ping(ctx context.Context) error { return m.ping(ctx) }
 func (m *Module) Close() error { return m.close() }
 
 // newRedisClient returns the client c describes. It logs each failover it
-// follows to log; when the primary moved to another address, it resets
-// brk: the failures it counted were the former primary's, and the new one
-// is tried at once instead of after the cool-down.
-func newRedisClient(c RedisConfig, log *zap.Logger, brk *breaker.Breaker) (*redigo.Client, error) {
+// follows: a move to another address to log, a demotion behind the URL to
+// warnLog (sampled). A move also resets brk: the failures it counted were
+// the former primary's, and the new one is tried at once instead of after
+// the cool-down.
+func newRedisClient(c RedisConfig, log, warnLog *zap.Logger, brk *breaker.Breaker) (*redigo.Client, error) {
 	opts := redigo.Options{
 		URL:             c.URL,
 		Password:        c.Password,
@@ -229,11 +230,16 @@ func newRedisClient(c RedisConfig, log *zap.Logger, brk *breaker.Breaker) (*redi
 			Password: c.Sentinel.Password,
 		},
 		OnFailover: func(from, to string) {
+			if from == to {
+				// A demotion behind redis.url: also what a replica named
+				// there by mistake says at every probe, hence sampled.
+				warnLog.Warn("redis failover followed: the server stopped answering as a primary; its connections closed",
+					zap.String("addr", to))
+				return
+			}
 			log.Warn("redis failover followed: connections to the former primary closed",
 				zap.String("from", from), zap.String("to", to))
-			if from != to {
-				brk.Reset("redis primary moved to " + to)
-			}
+			brk.Reset("redis primary moved to " + to)
 		},
 	}
 	if c.TLSCAFile != "" {

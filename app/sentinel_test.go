@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -18,7 +19,7 @@ import (
 // primary.
 func TestNew_FindsThePrimaryThroughSentinel(t *testing.T) {
 	primary := redistest.Start(t)
-	sentinel := redistest.StartSentinel(t, redistest.SentinelOptions{Master: "connector", MasterAddr: primary.Addr()})
+	sentinel := redistest.StartSentinel(t, redistest.SentinelOptions{Master: "connector", MasterAddr: primary.Addr(), DownAfter: time.Minute})
 	t.Setenv("REDIS_SENTINEL_MASTER", "connector")
 	t.Setenv("REDIS_SENTINEL_ADDRS", redistest.ClosedAddr(t)+", "+sentinel.Addr())
 	cfg, err := app.LoadConfig("")

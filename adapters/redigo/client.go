@@ -111,8 +111,9 @@ type transport interface {
 	close() error
 }
 
-// NewClient returns a Client for o. It connects lazily: no connection is
-// made until the first command.
+// NewClient returns a Client for o. It connects to Redis lazily: no
+// connection is made until the first command. With Sentinel, it subscribes
+// to the sentinels' announcements at once.
 func NewClient(o Options) (*Client, error) {
 	u, dialOpts, err := dialOptions(o)
 	if err != nil {
@@ -128,7 +129,7 @@ func NewClient(o Options) (*Client, error) {
 		d.primary = newPrimary("", true, o.OnFailover)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
-		go func() { defer close(done); d.sentinels.watch(ctx, d.primary.moved) }()
+		go func() { defer close(done); d.sentinels.watch(ctx, d.primary) }()
 		c.stopWatch = func() { cancel(); <-done }
 	} else {
 		d.primary = newPrimary(u.Host, false, o.OnFailover)
@@ -153,14 +154,25 @@ type dialer struct {
 	primary   *primary
 }
 
-// dial connects to the primary, bounded by the dial timeout: AUTH, SELECT
-// and, with Sentinel, the lookup and ROLE check included.
+// dial connects to the primary. With Sentinel, it first asks the
+// sentinels where the primary is (each sentinel bounded on its own, see
+// sentinelTimeout); connecting, AUTH, SELECT and, with Sentinel, the ROLE
+// check are bounded by the dial timeout. A dial that reached a primary the
+// sentinels replaced meanwhile is made again, once.
 func (d *dialer) dial(ctx context.Context) (*serverConn, error) {
-	gen := d.primary.generation()
+	c, err := d.dialOnce(ctx)
+	if errors.Is(err, errMovedDuringDial) {
+		c, err = d.dialOnce(ctx)
+	}
+	return c, err
+}
+
+func (d *dialer) dialOnce(ctx context.Context) (*serverConn, error) {
+	ticket := d.primary.begin()
 	addr := d.url.Host
 	if d.sentinels != nil {
 		var err error
-		if addr, err = d.sentinels.primaryAddr(ctx); err != nil {
+		if addr, err = d.sentinels.primaryAddr(ctx, d.primary.stale); err != nil {
 			return nil, err
 		}
 	}
@@ -183,7 +195,7 @@ func (d *dialer) dial(ctx context.Context) (*serverConn, error) {
 			return nil, err
 		}
 	}
-	c, err := d.primary.dialed(conn, addr, gen)
+	c, err := d.primary.dialed(conn, addr, ticket)
 	if err != nil {
 		_ = conn.Close()
 		return nil, err

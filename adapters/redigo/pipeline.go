@@ -169,6 +169,9 @@ func (p *pipeline) conn(ctx context.Context) (*pipeConn, error) {
 func (p *pipeline) dialSlot(s *slot, d *dial) {
 	defer p.wg.Done()
 	conn, err := p.dial(p.ctx)
+	if err != nil && p.closed.Load() {
+		err = errClosed // the dial was cut short by Close, whatever it says
+	}
 	var pc *pipeConn
 	if err == nil {
 		pc = &pipeConn{

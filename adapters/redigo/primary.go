@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gomodule/redigo/redis"
 )
@@ -52,12 +53,24 @@ type primary struct {
 	addr  string
 	gen   uint64 // changes of addr so far
 	conns map[*serverConn]struct{}
-	seq   uint64 // dials so far
-	// floor is the last dial before the latest demotion: a non-primary
-	// reply on a connection no newer is part of that demotion.
+	seq   uint64 // dials begun so far
+	// floor is the last dial begun before the latest demotion: a
+	// non-primary reply on a connection no newer is part of that
+	// demotion.
 	floor     uint64
 	failovers uint64
+	// former is the address the primary last moved away from, at
+	// movedAt: for a while after a switch, a sentinel naming it is taken
+	// for one that has not heard of the switch yet.
+	former  string
+	movedAt time.Time
 }
+
+// staleAfterSwitch is how long after a switch a sentinel's answer naming
+// the former primary is taken for a stale one. Sentinels hear of a switch
+// within seconds; a former primary may answer as one for longer (until
+// the sentinels demote it), so the check of its role cannot tell.
+const staleAfterSwitch = 30 * time.Second
 
 func newPrimary(addr string, sentinel bool, onFailover func(from, to string)) *primary {
 	return &primary{addr: addr, sentinel: sentinel, onFailover: onFailover, conns: make(map[*serverConn]struct{})}
@@ -66,12 +79,14 @@ func newPrimary(addr string, sentinel bool, onFailover func(from, to string)) *p
 // PrimaryStats is where a [Client] sends its commands.
 type PrimaryStats struct {
 	// Addr is the host:port of the primary in use: the one Sentinel last
-	// named, or the URL's.
+	// named (empty until it named one), or the URL's.
 	Addr string
 	// Failovers counts failovers followed. With Sentinel, the times the
 	// primary's address changed; without, the times the server stopped
 	// answering as a primary (READONLY, LOADING, MASTERDOWN) and every
-	// connection to it was dropped.
+	// connection to it was dropped: a restarted server still loading its
+	// data counts too, and so may each dial that still reaches a demoted
+	// server while a managed endpoint's name moves.
 	Failovers uint64
 }
 
@@ -81,59 +96,81 @@ func (p *primary) stats() PrimaryStats {
 	return PrimaryStats{Addr: p.addr, Failovers: p.failovers}
 }
 
-// generation returns the number of address changes so far, for a dial
-// to pass to [primary.dialed].
-func (p *primary) generation() uint64 {
+// dialTicket is what a dial notes when it begins: the address changes and
+// the dials so far.
+type dialTicket struct{ gen, seq uint64 }
+
+// begin notes a dial beginning, for [primary.dialed].
+func (p *primary) begin() dialTicket {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.gen
+	p.seq++
+	return dialTicket{gen: p.gen, seq: p.seq}
 }
 
-// dialed tracks conn, just dialed to addr. With Sentinel, addr becomes the
-// primary's address, unless the primary moved elsewhere since the dial
-// started (gen): a sentinel's answer may be older than its announcement.
-func (p *primary) dialed(conn redis.Conn, addr string, gen uint64) (*serverConn, error) {
+// stale reports whether a sentinel naming addr has not heard of the
+// latest switch yet.
+func (p *primary) stale(addr string) bool {
 	p.mu.Lock()
-	var from string
+	defer p.mu.Unlock()
+	return addr == p.former && time.Since(p.movedAt) < staleAfterSwitch
+}
+
+// dialed tracks conn, dialed to addr by the dial that began with t. With
+// Sentinel, addr becomes the primary's address, unless the primary moved
+// elsewhere since the dial began: a sentinel's answer may be older than
+// its announcement.
+func (p *primary) dialed(conn redis.Conn, addr string, t dialTicket) (*serverConn, error) {
+	p.mu.Lock()
+	var (
+		from string
+		drop []*serverConn
+	)
 	if p.sentinel {
-		if p.gen != gen && addr != p.addr {
-			err := fmt.Errorf("redigo: the primary moved from %s to %s during the dial", addr, p.addr)
+		if p.gen != t.gen && addr != p.addr {
+			err := fmt.Errorf("%w: from %s to %s", errMovedDuringDial, addr, p.addr)
 			p.mu.Unlock()
 			return nil, err
 		}
-		from = p.movedLocked(addr)
+		from, drop = p.movedLocked(addr)
 	}
-	p.seq++
-	c := &serverConn{Conn: conn, p: p, addr: addr, seq: p.seq}
+	c := &serverConn{Conn: conn, p: p, addr: addr, seq: t.seq}
 	p.conns[c] = struct{}{}
 	p.mu.Unlock()
+	closeAll(drop)
 	p.notify(from, addr)
 	return c, nil
 }
+
+// errMovedDuringDial is a dial that reached a primary the sentinels have
+// since replaced.
+var errMovedDuringDial = errors.New("redigo: the primary moved during the dial")
 
 // moved records that Sentinel names addr as the primary, and closes every
 // connection to another address.
 func (p *primary) moved(addr string) {
 	p.mu.Lock()
-	from := p.movedLocked(addr)
+	from, drop := p.movedLocked(addr)
 	p.mu.Unlock()
+	closeAll(drop)
 	p.notify(from, addr)
 }
 
-// movedLocked makes addr the primary's address. It returns the address
-// the primary moved from, or "" when that is not a failover: the address
-// did not change, or none was known.
-func (p *primary) movedLocked(addr string) (from string) {
+// movedLocked makes addr the primary's address, and returns the address
+// the primary moved from ("" when that is not a failover: the address did
+// not change, or none was known) and the connections to close.
+func (p *primary) movedLocked(addr string) (from string, drop []*serverConn) {
 	if addr == p.addr {
-		return ""
+		return "", nil
 	}
 	from, p.addr = p.addr, addr
 	p.gen++
-	p.dropLocked(func(c *serverConn) bool { return c.addr != addr })
+	drop = p.dropLocked(func(c *serverConn) bool { return c.addr != addr })
 	if from != "" {
 		p.failovers++
+		p.former, p.movedAt = from, time.Now()
 	}
-	return from
+	return from, drop
 }
 
 // demoted closes c, which met a non-primary reply, and every other
@@ -141,21 +178,23 @@ func (p *primary) movedLocked(addr string) (from string) {
 // dialed since reach whatever the address leads to now.
 func (p *primary) demoted(c *serverConn) {
 	p.mu.Lock()
-	c.drop()
+	drop := p.dropLocked(func(o *serverConn) bool { return o == c })
 	if c.seq <= p.floor {
 		p.mu.Unlock()
-		return // dialed before a demotion already acted on
+		closeAll(drop)
+		return // begun before a demotion already acted on
 	}
 	p.floor = p.seq
-	p.dropLocked(func(o *serverConn) bool { return o.addr == c.addr })
-	if p.sentinel {
-		// Counted when the sentinels name the new primary.
-		p.mu.Unlock()
-		return
+	drop = append(drop, p.dropLocked(func(o *serverConn) bool { return o.addr == c.addr })...)
+	counted := !p.sentinel // with Sentinel, counted when it names the new primary
+	if counted {
+		p.failovers++
 	}
-	p.failovers++
 	p.mu.Unlock()
-	p.notify(c.addr, c.addr)
+	closeAll(drop)
+	if counted {
+		p.notify(c.addr, c.addr)
+	}
 }
 
 // notify tells onFailover about a failover followed from one address to
@@ -166,11 +205,22 @@ func (p *primary) notify(from, to string) {
 	}
 }
 
-func (p *primary) dropLocked(match func(*serverConn) bool) {
+// dropLocked marks the connections that match as dropped and returns
+// them, for the caller to close once it let go of p.mu: closing a TLS
+// connection writes to it, and may wait.
+func (p *primary) dropLocked(match func(*serverConn) bool) []*serverConn {
+	var drop []*serverConn
 	for c := range p.conns {
-		if match(c) {
-			c.drop()
+		if match(c) && c.dropped.CompareAndSwap(false, true) {
+			drop = append(drop, c)
 		}
+	}
+	return drop
+}
+
+func closeAll(conns []*serverConn) {
+	for _, c := range conns {
+		_ = c.Conn.Close()
 	}
 }
 
@@ -193,12 +243,6 @@ type serverConn struct {
 }
 
 var _ redis.ConnWithContext = (*serverConn)(nil)
-
-func (c *serverConn) drop() {
-	if c.dropped.CompareAndSwap(false, true) {
-		_ = c.Conn.Close()
-	}
-}
 
 func (c *serverConn) check(err error) {
 	if err != nil && notPrimary(err) {

@@ -1,6 +1,7 @@
 package redigo
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -11,13 +12,20 @@ import (
 )
 
 // dialTracked dials srv and has p track the connection as one to addr.
-func dialTracked(t *testing.T, p *primary, srv *redistest.Server, addr string, gen uint64) *serverConn {
+func dialTracked(t *testing.T, p *primary, srv *redistest.Server, addr string) *serverConn {
+	t.Helper()
+	return finishDial(t, p, srv, addr, p.begin())
+}
+
+// finishDial is the end of a dial that began with ticket: it dials srv and
+// has p track the connection as one to addr.
+func finishDial(t *testing.T, p *primary, srv *redistest.Server, addr string, ticket dialTicket) *serverConn {
 	t.Helper()
 	conn, err := redis.Dial("tcp", srv.Addr(), redis.DialReadTimeout(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := p.dialed(conn, addr, gen)
+	c, err := p.dialed(conn, addr, ticket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,8 +49,8 @@ func TestPrimary_MovedClosesConnectionsToOtherAddresses(t *testing.T) {
 	srv := redistest.Start(t)
 	var moves []string
 	p := newPrimary("", true, func(from, to string) { moves = append(moves, from+" → "+to) })
-	old1 := dialTracked(t, p, srv, "10.0.0.1:6379", p.generation())
-	old2 := dialTracked(t, p, srv, "10.0.0.1:6379", p.generation())
+	old1 := dialTracked(t, p, srv, "10.0.0.1:6379")
+	old2 := dialTracked(t, p, srv, "10.0.0.1:6379")
 	if len(moves) != 0 {
 		t.Fatalf("OnFailover calls = %q on the first address, want none", moves)
 	}
@@ -50,7 +58,7 @@ func TestPrimary_MovedClosesConnectionsToOtherAddresses(t *testing.T) {
 	p.moved("10.0.0.2:6379")
 	checkOpen(t, "first connection to the former primary", old1, false)
 	checkOpen(t, "second connection to the former primary", old2, false)
-	current := dialTracked(t, p, srv, "10.0.0.2:6379", p.generation())
+	current := dialTracked(t, p, srv, "10.0.0.2:6379")
 	p.moved("10.0.0.2:6379") // announced again: nothing to do
 	checkOpen(t, "connection to the new primary", current, true)
 
@@ -67,16 +75,20 @@ func TestPrimary_MovedClosesConnectionsToOtherAddresses(t *testing.T) {
 func TestPrimary_StaleLookupIsRefused(t *testing.T) {
 	srv := redistest.Start(t)
 	p := newPrimary("", true, nil)
-	dialTracked(t, p, srv, "10.0.0.1:6379", p.generation())
-	gen := p.generation() // the dial asks the sentinels...
+	dialTracked(t, p, srv, "10.0.0.1:6379")
+	ticket := p.begin() // the dial asks the sentinels...
 	p.moved("10.0.0.2:6379")
 	conn, err := redis.Dial("tcp", srv.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := p.dialed(conn, "10.0.0.1:6379", gen); err == nil {
-		t.Fatal("a dial to the former primary, begun before the switch, was accepted")
+	if _, err := p.dialed(conn, "10.0.0.1:6379", ticket); !errors.Is(err, errMovedDuringDial) {
+		t.Fatalf("a dial to the former primary, begun before the switch: error %v, want %v", err, errMovedDuringDial)
+	}
+	// Later lookups pass over a sentinel still naming the former primary.
+	if !p.stale("10.0.0.1:6379") || p.stale("10.0.0.2:6379") {
+		t.Errorf("stale(former) = %v, stale(current) = %v; want true, false", p.stale("10.0.0.1:6379"), p.stale("10.0.0.2:6379"))
 	}
 	if got := p.stats().Addr; got != "10.0.0.2:6379" {
 		t.Errorf("address = %s after the refused dial, want the new primary's", got)
@@ -92,16 +104,18 @@ func TestPrimary_DemotionClosesEveryConnectionToTheAddress(t *testing.T) {
 	var moves []string
 	p := newPrimary("endpoint:6379", false, func(from, to string) { moves = append(moves, from+" → "+to) })
 	conns := []*serverConn{
-		dialTracked(t, p, srv, "endpoint:6379", 0),
-		dialTracked(t, p, srv, "endpoint:6379", 0),
-		dialTracked(t, p, srv, "endpoint:6379", 0),
+		dialTracked(t, p, srv, "endpoint:6379"),
+		dialTracked(t, p, srv, "endpoint:6379"),
+		dialTracked(t, p, srv, "endpoint:6379"),
 	}
+	slow := p.begin()   // a dial under way, to the demoted server
 	p.demoted(conns[1]) // not the newest: the newest reaches the same server
 	for i, c := range conns {
 		checkOpen(t, fmt.Sprint("connection ", i), c, false)
 	}
 	p.demoted(conns[2])
-	fresh := dialTracked(t, p, srv, "endpoint:6379", 0)
+	p.demoted(finishDial(t, p, srv, "endpoint:6379", slow))
+	fresh := dialTracked(t, p, srv, "endpoint:6379")
 	checkOpen(t, "connection dialed after the demotion", fresh, true)
 	if got := p.stats(); got.Failovers != 1 || len(moves) != 1 || moves[0] != "endpoint:6379 → endpoint:6379" {
 		t.Errorf("stats %+v, OnFailover calls %q; want 1 failover, reported once", got, moves)

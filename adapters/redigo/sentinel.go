@@ -20,7 +20,8 @@ type Sentinel struct {
 	// Master is the name the sentinels monitor the primary under.
 	Master string
 	// Addrs are the sentinels' host:port addresses, asked in order; the
-	// first to answer is asked first from then on.
+	// first to answer is asked first from then on. It must not be empty
+	// when Master is set.
 	Addrs []string
 	// Username and Password authenticate to the sentinels themselves.
 	// Empty when they require none.
@@ -91,14 +92,16 @@ func newSentinels(s Sentinel, o Options, useTLS bool) *sentinels {
 }
 
 // primaryAddr asks the sentinels in turn where the primary is. The first
-// that names it moves to the front of the list.
-func (s *sentinels) primaryAddr(ctx context.Context) (string, error) {
+// that names it moves to the front of the list. An answer that stale says
+// is out of date is passed over for the next sentinel's.
+func (s *sentinels) primaryAddr(ctx context.Context, stale func(addr string) bool) (string, error) {
 	s.mu.Lock()
 	addrs := slices.Clone(s.addrs)
 	s.mu.Unlock()
 	var (
 		unreachable []error
 		unknown     bool
+		outdated    string
 	)
 	for _, sentinel := range addrs {
 		if ctx.Err() != nil {
@@ -106,6 +109,8 @@ func (s *sentinels) primaryAddr(ctx context.Context) (string, error) {
 		}
 		addr, err := s.ask(ctx, sentinel)
 		switch {
+		case err == nil && stale(addr):
+			outdated = addr
 		case err == nil:
 			s.first(sentinel)
 			return addr, nil
@@ -115,13 +120,18 @@ func (s *sentinels) primaryAddr(ctx context.Context) (string, error) {
 			unreachable = append(unreachable, err)
 		}
 	}
-	if unknown {
+	switch {
+	case outdated != "":
+		return "", fmt.Errorf("redigo: the sentinels that answered still name %s, the primary before the last switch", outdated)
+	case unknown:
 		return "", fmt.Errorf("%w %q", ErrUnknownMaster, s.master)
 	}
 	if err := ctx.Err(); err != nil {
 		unreachable = append(unreachable, err)
 	}
-	return "", fmt.Errorf("%w: %w", ErrNoSentinel, errors.Join(unreachable...))
+	// %v: a network error of one sentinel must not read as a broken
+	// connection to the primary, which callers try again at once.
+	return "", fmt.Errorf("%w: %v", ErrNoSentinel, errors.Join(unreachable...))
 }
 
 // ask asks one sentinel where the primary is.
@@ -172,19 +182,19 @@ func (s *sentinels) checkRole(ctx context.Context, conn redis.Conn, addr string)
 		return fmt.Errorf("redis ROLE at %s: empty reply", addr)
 	}
 	if name, _ := redis.String(role[0], nil); name != "master" {
-		return fmt.Errorf("redigo: sentinel named %s as master %q, but it is a %s", addr, s.master, name)
+		return fmt.Errorf("redis ROLE at %s: named master %q by a sentinel, but it is a %s", addr, s.master, name)
 	}
 	return nil
 }
 
 // watch follows the sentinels' +switch-master announcements for the
-// master, calling moved with each new address, until ctx ends. It
-// subscribes on the first sentinel that answers and subscribes again, on
-// whichever answers then, when that subscription drops.
-func (s *sentinels) watch(ctx context.Context, moved func(addr string)) {
+// master, moving p to each new address, until ctx ends. It subscribes on
+// the first sentinel that accepts and subscribes again, on whichever
+// accepts then, when that subscription drops.
+func (s *sentinels) watch(ctx context.Context, p *primary) {
 	wait := watchRetry
 	for ctx.Err() == nil {
-		if s.follow(ctx, moved) {
+		if s.follow(ctx, p) {
 			wait = watchRetry
 		}
 		select {
@@ -196,10 +206,10 @@ func (s *sentinels) watch(ctx context.Context, moved func(addr string)) {
 	}
 }
 
-// follow subscribes to switchChannel on one sentinel and reports switches
-// until the subscription drops or ctx ends. It reports whether it
+// follow subscribes to switchChannel on one sentinel and moves p on each
+// switch until the subscription drops or ctx ends. It reports whether it
 // subscribed at all.
-func (s *sentinels) follow(ctx context.Context, moved func(addr string)) bool {
+func (s *sentinels) follow(ctx context.Context, p *primary) bool {
 	conn, err := s.subscribe(ctx)
 	if err != nil {
 		return false
@@ -210,8 +220,8 @@ func (s *sentinels) follow(ctx context.Context, moved func(addr string)) bool {
 
 	// A switch announced while no subscription was open is found by
 	// asking; any later one arrives on the subscription.
-	if addr, err := s.primaryAddr(ctx); err == nil {
-		moved(addr)
+	if addr, err := s.primaryAddr(ctx, p.stale); err == nil {
+		p.moved(addr)
 	}
 
 	psc := redis.PubSubConn{Conn: conn}
@@ -242,14 +252,15 @@ func (s *sentinels) follow(ctx context.Context, moved func(addr string)) bool {
 			return true
 		case redis.Message:
 			if addr, ok := s.switched(m.Data); ok {
-				moved(addr)
+				p.moved(addr)
 			}
 		}
 	}
 }
 
 // subscribe opens a subscription to switchChannel on the first sentinel
-// that answers.
+// that confirms it: one that refuses it (an ACL user without the channel)
+// is passed over like an unreachable one.
 func (s *sentinels) subscribe(ctx context.Context) (redis.Conn, error) {
 	s.mu.Lock()
 	addrs := slices.Clone(s.addrs)
@@ -264,14 +275,32 @@ func (s *sentinels) subscribe(ctx context.Context) (redis.Conn, error) {
 			errs = append(errs, err)
 			continue
 		}
-		if err := (redis.PubSubConn{Conn: conn}).Subscribe(switchChannel); err != nil {
+		if err := confirmSubscribe(conn); err != nil {
 			_ = conn.Close()
-			errs = append(errs, err)
+			errs = append(errs, fmt.Errorf("sentinel %s: %w", sentinel, err))
 			continue
 		}
 		return conn, nil
 	}
-	return nil, fmt.Errorf("%w: %w", ErrNoSentinel, errors.Join(errs...))
+	return nil, fmt.Errorf("%w: %v", ErrNoSentinel, errors.Join(errs...))
+}
+
+// confirmSubscribe subscribes conn to switchChannel and waits for the
+// sentinel to confirm.
+func confirmSubscribe(conn redis.Conn) error {
+	psc := redis.PubSubConn{Conn: conn}
+	if err := psc.Subscribe(switchChannel); err != nil {
+		return err
+	}
+	switch reply := psc.Receive().(type) {
+	case error:
+		return reply
+	case redis.Subscription:
+		if reply.Kind == "subscribe" && reply.Channel == switchChannel {
+			return nil
+		}
+	}
+	return errors.New("SUBSCRIBE " + switchChannel + " not confirmed")
 }
 
 // switched parses a +switch-master announcement and returns the new

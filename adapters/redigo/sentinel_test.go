@@ -18,6 +18,10 @@ import (
 
 const masterName = "cache"
 
+// noFailover is the sentinels' down-after: long enough that a loaded
+// machine's stall never starts a failover the test did not ask for.
+const noFailover = time.Minute
+
 // sentinelOptions returns Options for tr that find masterName through
 // sentinels; the URL's host is never dialed.
 func sentinelOptions(tr transport, sentinels ...string) redigo.Options {
@@ -40,7 +44,7 @@ func checkOn(t *testing.T, c *redigo.Client, srv *redistest.Server, opts ...redi
 
 func TestClient_SentinelFindsThePrimary(t *testing.T) {
 	primary := redistest.Start(t)
-	sentinel := redistest.StartSentinel(t, redistest.SentinelOptions{Master: masterName, MasterAddr: primary.Addr()})
+	sentinel := redistest.StartSentinel(t, redistest.SentinelOptions{Master: masterName, MasterAddr: primary.Addr(), DownAfter: noFailover})
 	forEachTransport(t, func(t *testing.T, tr transport) {
 		// The first sentinel listed is down: it is skipped.
 		c := newClient(t, sentinelOptions(tr, redistest.ClosedAddr(t), sentinel.Addr()))
@@ -58,19 +62,19 @@ func TestClient_SentinelFindsThePrimary(t *testing.T) {
 // that do not know the master are distinct errors.
 func TestClient_SentinelLookupErrors(t *testing.T) {
 	primary := redistest.Start(t)
-	sentinel := redistest.StartSentinel(t, redistest.SentinelOptions{Master: "other", MasterAddr: primary.Addr()})
+	sentinel := redistest.StartSentinel(t, redistest.SentinelOptions{Master: "other", MasterAddr: primary.Addr(), DownAfter: noFailover})
 	tests := []struct {
-		name      string
-		sentinels []string
-		want      error
+		name string
+		give []string // the sentinels
+		want error
 	}{
-		{name: "no sentinel reachable", sentinels: []string{redistest.ClosedAddr(t), redistest.HungAddr(t)}, want: redigo.ErrNoSentinel},
-		{name: "unknown master", sentinels: []string{redistest.ClosedAddr(t), sentinel.Addr()}, want: redigo.ErrUnknownMaster},
+		{name: "no sentinel reachable", give: []string{redistest.ClosedAddr(t), redistest.HungAddr(t)}, want: redigo.ErrNoSentinel},
+		{name: "unknown master", give: []string{redistest.ClosedAddr(t), sentinel.Addr()}, want: redigo.ErrUnknownMaster},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			forEachTransport(t, func(t *testing.T, tr transport) {
-				c := newClient(t, sentinelOptions(tr, tt.sentinels...))
+				c := newClient(t, sentinelOptions(tr, tt.give...))
 				err := c.Ping(t.Context())
 				if !errors.Is(err, tt.want) {
 					t.Fatalf("Ping error = %v, want %v", err, tt.want)
@@ -94,7 +98,7 @@ func TestClient_SentinelChecksTheRole(t *testing.T) {
 	replica.Do(t, nil, "ACL", "SETUSER", "norole", "on", ">norole-pw", "~*", "+@all", "-role")
 	// A sentinel that monitors the replica under the name, as one left
 	// behind by a failover would until it learns better.
-	sentinel := redistest.StartSentinel(t, redistest.SentinelOptions{Master: masterName, MasterAddr: replica.Addr()})
+	sentinel := redistest.StartSentinel(t, redistest.SentinelOptions{Master: masterName, MasterAddr: replica.Addr(), DownAfter: noFailover})
 	forEachTransport(t, func(t *testing.T, tr transport) {
 		t.Run("ROLE allowed", func(t *testing.T) {
 			c := newClient(t, sentinelOptions(tr, sentinel.Addr()))
@@ -124,7 +128,7 @@ func TestClient_SentinelSwitchClosesConnectionsAtOnce(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, tr transport) {
 		primary := redistest.Start(t)
 		replica := redistest.StartReplica(t, primary)
-		sentinel := redistest.StartSentinel(t, redistest.SentinelOptions{Master: masterName, MasterAddr: primary.Addr()})
+		sentinel := redistest.StartSentinel(t, redistest.SentinelOptions{Master: masterName, MasterAddr: primary.Addr(), DownAfter: noFailover})
 		redistest.WaitSentinels(t, masterName, sentinel)
 
 		var (
@@ -212,7 +216,7 @@ func TestClient_SentinelCredentialsAndTLS(t *testing.T) {
 	pki := redistest.NewPKI(t)
 	primary := redistest.StartTLS(t, pki.CertFile, pki.KeyFile, pki.CAFile)
 	sentinel := redistest.StartSentinel(t, redistest.SentinelOptions{
-		Master: masterName, MasterAddr: primary.Addr(), Password: password, TLS: &pki,
+		Master: masterName, MasterAddr: primary.Addr(), Password: password, TLS: &pki, DownAfter: noFailover,
 	})
 	forEachTransport(t, func(t *testing.T, tr transport) {
 		o := sentinelOptions(tr, sentinel.Addr())
@@ -255,25 +259,28 @@ func TestClient_SentinelCredentialsAndTLS(t *testing.T) {
 // sentinels, whether it is subscribed or waiting to try again.
 func TestClient_SentinelCloseStopsEveryGoroutine(t *testing.T) {
 	primary := redistest.Start(t)
-	sentinel := redistest.StartSentinel(t, redistest.SentinelOptions{Master: masterName, MasterAddr: primary.Addr()})
+	sentinel := redistest.StartSentinel(t, redistest.SentinelOptions{Master: masterName, MasterAddr: primary.Addr(), DownAfter: noFailover})
 	tests := []struct {
-		name      string
-		sentinels []string
-		wantPing  bool
+		name     string
+		give     []string // the sentinels
+		wantPing bool
 	}{
-		{name: "subscribed", sentinels: []string{sentinel.Addr()}, wantPing: true},
-		{name: "no sentinel reachable", sentinels: []string{redistest.ClosedAddr(t)}},
+		{name: "subscribed", give: []string{sentinel.Addr()}, wantPing: true},
+		{name: "no sentinel reachable", give: []string{redistest.ClosedAddr(t)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			forEachTransport(t, func(t *testing.T, tr transport) {
 				ignore := goleak.IgnoreCurrent()
-				c, err := redigo.NewClient(sentinelOptions(tr, tt.sentinels...))
+				c, err := redigo.NewClient(sentinelOptions(tr, tt.give...))
 				if err != nil {
 					t.Fatal(err)
 				}
 				if err := c.Ping(t.Context()); (err == nil) != tt.wantPing {
 					t.Errorf("Ping error = %v, want success %v", err, tt.wantPing)
+				}
+				if tt.wantPing {
+					waitSubscribed(t, sentinel)
 				}
 				if err := c.Close(); err != nil {
 					t.Fatal(err)
@@ -281,5 +288,25 @@ func TestClient_SentinelCloseStopsEveryGoroutine(t *testing.T) {
 				goleak.VerifyNone(t, ignore)
 			})
 		})
+	}
+}
+
+// waitSubscribed waits until a client subscribed to the switch
+// announcements on sentinel (which has no PUBSUB command).
+func waitSubscribed(t *testing.T, sentinel *redistest.Server) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		list, err := redis.String(sentinel.Do(t, nil, "CLIENT", "LIST"), nil)
+		if err != nil {
+			t.Fatalf("CLIENT LIST: %v", err)
+		}
+		if strings.Contains(list, " sub=1 ") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no subscription to +switch-master within 30s")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -19,6 +19,10 @@ import (
 // masterName is the name the sentinels of these scenarios monitor.
 const masterName = "connectorcache"
 
+// noFailover is a down-after long enough that the sentinels never start a
+// failover the scenario did not ask for.
+const noFailover = time.Minute
+
 // topology is a primary with one replica, and the sentinels watching them
 // when the scenario has any.
 type topology struct {
@@ -27,9 +31,9 @@ type topology struct {
 }
 
 // newTopology starts a primary, a replica in sync with it and, unless
-// sentinels is 0, that many sentinels (quorum 2, down-after 1s) that know
-// each other and the replica.
-func newTopology(t *testing.T, sentinels int) *topology {
+// sentinels is 0, that many sentinels (quorum 2) that know each other and
+// the replica, and think a server down after downAfter without an answer.
+func newTopology(t *testing.T, sentinels int, downAfter time.Duration) *topology {
 	t.Helper()
 	top := &topology{primary: redistest.Start(t)}
 	top.replica = redistest.StartReplica(t, top.primary)
@@ -38,7 +42,7 @@ func newTopology(t *testing.T, sentinels int) *topology {
 			Master:     masterName,
 			MasterAddr: top.primary.Addr(),
 			Quorum:     2,
-			DownAfter:  time.Second,
+			DownAfter:  downAfter,
 		}))
 	}
 	if sentinels > 0 {
@@ -202,15 +206,21 @@ func checkFailover(t *testing.T, o outcome, f failover, again int, bound time.Du
 
 func TestSentinelFailover(t *testing.T) {
 	tests := []struct {
-		name  string
-		fault func(top *topology)
+		name string
+		// downAfter is the sentinels' down-after: 1s where they must
+		// notice the fault, long where a loaded machine's stall must not
+		// start a failover of its own.
+		downAfter time.Duration
+		fault     func(top *topology)
 	}{
 		{
-			name:  "Sentinel, master SIGKILL under load",
-			fault: func(top *topology) { top.primary.Kill() },
+			name:      "Sentinel, master SIGKILL under load",
+			downAfter: time.Second,
+			fault:     func(top *topology) { top.primary.Kill() },
 		},
 		{
-			name: "Sentinel, SENTINEL FAILOVER (graceful) under load",
+			name:      "Sentinel, SENTINEL FAILOVER (graceful) under load",
+			downAfter: noFailover,
 			fault: func(top *topology) {
 				c, err := redis.Dial("tcp", top.sentinels[0].Addr(), redis.DialReadTimeout(5*time.Second))
 				if err == nil {
@@ -224,7 +234,7 @@ func TestSentinelFailover(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			forEachTransport(t, func(t *testing.T, config configFunc) {
 				leakCheck(t)
-				top := newTopology(t, 3)
+				top := newTopology(t, 3, tt.downAfter)
 				cfg := top.sentinelConfig(t, config)
 				e := newEnv(t, cfg)
 				committed := commitReplicated(t, e, top.primary, "committed", size(20, 200))
@@ -262,7 +272,7 @@ func TestEndpointFailover(t *testing.T) {
 	const name = "managed endpoint failover: replica promoted, endpoint moved, old primary demoted"
 	forEachTransport(t, func(t *testing.T, config configFunc) {
 		leakCheck(t)
-		top := newTopology(t, 0)
+		top := newTopology(t, 0, 0)
 		endpoint := redistest.NewProxy(t, top.primary.Addr())
 		cfg := config(t, endpoint.URL())
 		e := newEnv(t, cfg)
@@ -303,7 +313,7 @@ func TestSentinelsDownThenBack(t *testing.T) {
 	const name = "all sentinels down, connections dropped, sentinels back 1.5s later"
 	forEachTransport(t, func(t *testing.T, config configFunc) {
 		leakCheck(t)
-		top := newTopology(t, 3)
+		top := newTopology(t, 3, noFailover)
 		e := newEnv(t, top.sentinelConfig(t, config))
 
 		var (

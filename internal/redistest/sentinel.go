@@ -176,7 +176,8 @@ func (o SentinelOptions) dialOptions() []redis.DialOption {
 func checkWord(field, v string) error {
 	for i := range len(v) {
 		if c := v[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '\'' || c == '\\' {
-			return fmt.Errorf("redistest: SentinelOptions.%s: byte %q at %d not allowed", field, c, i)
+			// The byte itself is not shown: the field may be a password.
+			return fmt.Errorf("redistest: SentinelOptions.%s: byte %d is a space, a quote, a backslash or not printable ASCII", field, i)
 		}
 	}
 	return nil

@@ -56,7 +56,7 @@ func TestSentinelOptions_config(t *testing.T) {
 		{name: "host name", give: with(func(o *SentinelOptions) { o.MasterAddr = "localhost:6379" }), wantErr: "not an IP address"},
 		{name: "no port", give: with(func(o *SentinelOptions) { o.MasterAddr = "127.0.0.1" }), wantErr: "MasterAddr"},
 		{name: "bad port", give: with(func(o *SentinelOptions) { o.MasterAddr = "127.0.0.1:http" }), wantErr: "MasterAddr"},
-		{name: "space in a password", give: with(func(o *SentinelOptions) { o.Password = "a b" }), wantErr: "Password: byte ' ' at 1"},
+		{name: "space in a password", give: with(func(o *SentinelOptions) { o.Password = "a b" }), wantErr: "Password: byte 1 is"},
 		{name: "quote in a name", give: with(func(o *SentinelOptions) { o.Master = `m"` }), wantErr: "Master: byte"},
 		{name: "user without password", give: with(func(o *SentinelOptions) { o.Username = "su" }), wantErr: "without a Password"},
 		{name: "master user without password", give: with(func(o *SentinelOptions) { o.MasterUser = "mu" }), wantErr: "without a MasterPassword"},
