@@ -31,7 +31,8 @@ type readiness struct {
 	// since start.
 	FailOpenEvents uint64 `json:"fail_open_events"`
 	// RedisPrimary is the host:port of the Redis primary in use: the one
-	// the sentinels named last, or redis.url's. Absent for memory.
+	// the sentinels named last, or redis.url's. Absent for memory, and
+	// with Sentinel until a sentinel named one.
 	RedisPrimary string `json:"redis_primary,omitempty"`
 	// RedisFailovers counts the Redis failovers followed since start.
 	RedisFailovers uint64 `json:"redis_failovers"`
