@@ -90,7 +90,7 @@ type Options struct {
 //
 // It follows failovers: a connection whose server answers that it is not,
 // or not yet, a usable primary (READONLY, LOADING, MASTERDOWN) is closed
-// along with every older one to that server, and the next command dials
+// along with every other one to that address, and the next command dials
 // afresh, reaching the new primary behind a managed endpoint. With
 // [Options.Sentinel], each dial asks the sentinels where the primary is
 // and checks its ROLE, and a +switch-master announcement closes every

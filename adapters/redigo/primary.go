@@ -178,7 +178,10 @@ func (p *primary) movedLocked(addr string) (from string, drop []*serverConn) {
 // dialed since reach whatever the address leads to now.
 func (p *primary) demoted(c *serverConn) {
 	p.mu.Lock()
-	drop := p.dropLocked(func(o *serverConn) bool { return o == c })
+	var drop []*serverConn
+	if c.dropped.CompareAndSwap(false, true) {
+		drop = append(drop, c)
+	}
 	if c.seq <= p.floor {
 		p.mu.Unlock()
 		closeAll(drop)

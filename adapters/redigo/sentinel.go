@@ -95,15 +95,12 @@ func newSentinels(s Sentinel, o Options, useTLS bool) *sentinels {
 // that names it moves to the front of the list. An answer that stale says
 // is out of date is passed over for the next sentinel's.
 func (s *sentinels) primaryAddr(ctx context.Context, stale func(addr string) bool) (string, error) {
-	s.mu.Lock()
-	addrs := slices.Clone(s.addrs)
-	s.mu.Unlock()
 	var (
 		unreachable []error
 		unknown     bool
 		outdated    string
 	)
-	for _, sentinel := range addrs {
+	for _, sentinel := range s.ordered() {
 		if ctx.Err() != nil {
 			break
 		}
@@ -153,6 +150,13 @@ func (s *sentinels) ask(ctx context.Context, sentinel string) (string, error) {
 		return "", fmt.Errorf("sentinel %s: get-master-addr-by-name answered %d values, want 2", sentinel, len(hostPort))
 	}
 	return net.JoinHostPort(hostPort[0], hostPort[1]), nil
+}
+
+// ordered returns the sentinels' addresses in the order to ask them.
+func (s *sentinels) ordered() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.addrs)
 }
 
 // first moves sentinel to the front of the list.
@@ -210,8 +214,8 @@ func (s *sentinels) watch(ctx context.Context, p *primary) {
 // switch until the subscription drops or ctx ends. It reports whether it
 // subscribed at all.
 func (s *sentinels) follow(ctx context.Context, p *primary) bool {
-	conn, err := s.subscribe(ctx)
-	if err != nil {
+	conn := s.subscribe(ctx)
+	if conn == nil {
 		return false
 	}
 	defer conn.Close()
@@ -259,30 +263,24 @@ func (s *sentinels) follow(ctx context.Context, p *primary) bool {
 }
 
 // subscribe opens a subscription to switchChannel on the first sentinel
-// that confirms it: one that refuses it (an ACL user without the channel)
-// is passed over like an unreachable one.
-func (s *sentinels) subscribe(ctx context.Context) (redis.Conn, error) {
-	s.mu.Lock()
-	addrs := slices.Clone(s.addrs)
-	s.mu.Unlock()
+// that confirms it, or returns nil when none does: one that refuses it (an
+// ACL user without the channel) is passed over like an unreachable one.
+func (s *sentinels) subscribe(ctx context.Context) redis.Conn {
 	opts := append(slices.Clip(s.opts), redis.DialReadTimeout(3*watchPing), redis.DialWriteTimeout(s.timeout))
-	var errs []error
-	for _, sentinel := range addrs {
+	for _, sentinel := range s.ordered() {
 		dialCtx, cancel := context.WithTimeout(ctx, s.timeout)
 		conn, err := redis.DialContext(dialCtx, "tcp", sentinel, opts...)
 		cancel()
 		if err != nil {
-			errs = append(errs, err)
 			continue
 		}
 		if err := confirmSubscribe(conn); err != nil {
 			_ = conn.Close()
-			errs = append(errs, fmt.Errorf("sentinel %s: %w", sentinel, err))
 			continue
 		}
-		return conn, nil
+		return conn
 	}
-	return nil, fmt.Errorf("%w: %v", ErrNoSentinel, errors.Join(errs...))
+	return nil
 }
 
 // confirmSubscribe subscribes conn to switchChannel and waits for the

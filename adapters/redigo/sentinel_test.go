@@ -121,10 +121,10 @@ func TestClient_SentinelChecksTheRole(t *testing.T) {
 	})
 }
 
-// TestClient_SentinelSwitchClosesConnectionsAtOnce: a failover announced
+// TestClient_SentinelSwitchIsFollowedWithoutACommand: a failover announced
 // by the sentinels is followed with no command run, and the next command
 // goes to the new primary.
-func TestClient_SentinelSwitchClosesConnectionsAtOnce(t *testing.T) {
+func TestClient_SentinelSwitchIsFollowedWithoutACommand(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, tr transport) {
 		primary := redistest.Start(t)
 		replica := redistest.StartReplica(t, primary)

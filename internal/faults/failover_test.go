@@ -175,17 +175,53 @@ func (f failover) note() string {
 
 // followFailover runs fault, then measures how long the replica took to
 // be promoted and the module's writes to land on it.
-func followFailover(ctx context.Context, e *env, replica *redistest.Server, fault func()) failover {
-	fault()
+func followFailover(ctx context.Context, e *env, replica *redistest.Server, fault func() error) (failover, error) {
+	if err := fault(); err != nil {
+		return failover{}, err
+	}
 	faultAt := time.Now()
 	wait, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	promotedAt, ok := waitRole(wait, replica)
 	if !ok {
-		return failover{}
+		return failover{}, nil
 	}
 	landedAt, ok := landed(wait, e, replica)
-	return failover{promotion: promotedAt.Sub(faultAt), resumed: landedAt.Sub(promotedAt), done: ok}
+	return failover{promotion: promotedAt.Sub(faultAt), resumed: landedAt.Sub(promotedAt), done: ok}, nil
+}
+
+// runFailover is one failover scenario under load: e commits messages and
+// waits for the replica to have them, then 10 workers claim and commit
+// for about span while fault runs 1s in; a fresh module then checks the
+// commits made before it. It reports the row and fails t as checkFailover
+// does with bound.
+func runFailover(t *testing.T, e *env, cfg app.Config, top *topology, name string, span, bound time.Duration, fault func() error) {
+	t.Helper()
+	committed := commitReplicated(t, e, top.primary, "committed", size(20, 200))
+	const workers = 10
+	ts := tenants("failover", 2)
+	messages := size(500, 4000) / len(ts)
+	var (
+		f        failover
+		faultErr error
+	)
+	o := e.run(t, name, run{
+		tenants:  ts,
+		messages: messages,
+		workers:  workers,
+		deliver:  pace(span, messages*len(ts), workers),
+		during: func(ctx context.Context) {
+			time.Sleep(time.Second)
+			f, faultErr = followFailover(ctx, e, top.replica, fault)
+		},
+	})
+	if faultErr != nil {
+		t.Fatalf("the fault: %v", faultErr)
+	}
+	again := letThrough(t, cfg, "committed", committed)
+	o.note = fmt.Sprintf("%s; calls failed open: %d; committed let through again: %d", f.note(), failedOpen(e), again)
+	report(o.row)
+	checkFailover(t, o, f, again, bound)
 }
 
 // checkFailover fails t when a failover scenario lost a message, let a
@@ -211,22 +247,19 @@ func TestSentinelFailover(t *testing.T) {
 		// notice the fault, long where a loaded machine's stall must not
 		// start a failover of its own.
 		downAfter time.Duration
-		fault     func(top *topology)
+		fault     func(top *topology) error
 	}{
 		{
 			name:      "Sentinel, master SIGKILL under load",
 			downAfter: time.Second,
-			fault:     func(top *topology) { top.primary.Kill() },
+			fault:     func(top *topology) error { top.primary.Kill(); return nil },
 		},
 		{
 			name:      "Sentinel, SENTINEL FAILOVER (graceful) under load",
 			downAfter: noFailover,
-			fault: func(top *topology) {
-				c, err := redis.Dial("tcp", top.sentinels[0].Addr(), redis.DialReadTimeout(5*time.Second))
-				if err == nil {
-					_, _ = c.Do("SENTINEL", "FAILOVER", masterName)
-					c.Close()
-				}
+			fault: func(top *topology) error {
+				_, err := adminDo(top.sentinels[0], nil, "SENTINEL", "FAILOVER", masterName)
+				return err
 			},
 		},
 	}
@@ -237,26 +270,7 @@ func TestSentinelFailover(t *testing.T) {
 				top := newTopology(t, 3, tt.downAfter)
 				cfg := top.sentinelConfig(t, config)
 				e := newEnv(t, cfg)
-				committed := commitReplicated(t, e, top.primary, "committed", size(20, 200))
-
-				const workers = 10
-				ts := tenants("sentinel", 2)
-				messages := size(500, 4000) / len(ts)
-				var f failover
-				o := e.run(t, tt.name, run{
-					tenants:  ts,
-					messages: messages,
-					workers:  workers,
-					deliver:  pace(8*time.Second, messages*len(ts), workers),
-					during: func(ctx context.Context) {
-						time.Sleep(time.Second)
-						f = followFailover(ctx, e, top.replica, func() { tt.fault(top) })
-					},
-				})
-				again := letThrough(t, cfg, "committed", committed)
-				o.note = fmt.Sprintf("%s; calls failed open: %d; committed let through again: %d", f.note(), failedOpen(e), again)
-				report(o.row)
-				checkFailover(t, o, f, again, 3*time.Second)
+				runFailover(t, e, cfg, top, tt.name, 8*time.Second, 3*time.Second, func() error { return tt.fault(top) })
 				if s := e.mod.Stats().Primary; s.Addr != top.replica.Addr() || s.Failovers != 1 {
 					t.Errorf("Stats().Primary = %+v, want the replica %s after 1 failover", s, top.replica.Addr())
 				}
@@ -276,33 +290,17 @@ func TestEndpointFailover(t *testing.T) {
 		endpoint := redistest.NewProxy(t, top.primary.Addr())
 		cfg := config(t, endpoint.URL())
 		e := newEnv(t, cfg)
-		committed := commitReplicated(t, e, top.primary, "committed", size(20, 200))
-
-		const workers = 10
-		ts := tenants("endpoint", 2)
-		messages := size(500, 4000) / len(ts)
-		var f failover
-		o := e.run(t, name, run{
-			tenants:  ts,
-			messages: messages,
-			workers:  workers,
-			deliver:  pace(6*time.Second, messages*len(ts), workers),
-			during: func(ctx context.Context) {
-				time.Sleep(time.Second)
-				f = followFailover(ctx, e, top.replica, func() {
-					// As a managed service fails over: promote the
-					// replica, point the endpoint at it, demote the old
-					// primary. Open connections keep their server.
-					top.replica.Do(t, nil, "REPLICAOF", "NO", "ONE")
-					endpoint.Route(top.replica.Addr())
-					top.primary.Do(t, nil, "REPLICAOF", "127.0.0.1", strconv.Itoa(top.replica.Port))
-				})
-			},
+		runFailover(t, e, cfg, top, name, 6*time.Second, 5*time.Second, func() error {
+			// As a managed service fails over: promote the replica, point
+			// the endpoint at it, demote the old primary. Open
+			// connections keep their server.
+			if _, err := adminDo(top.replica, nil, "REPLICAOF", "NO", "ONE"); err != nil {
+				return err
+			}
+			endpoint.Route(top.replica.Addr())
+			_, err := adminDo(top.primary, nil, "REPLICAOF", "127.0.0.1", strconv.Itoa(top.replica.Port))
+			return err
 		})
-		again := letThrough(t, cfg, "committed", committed)
-		o.note = fmt.Sprintf("%s; calls failed open: %d; committed let through again: %d", f.note(), failedOpen(e), again)
-		report(o.row)
-		checkFailover(t, o, f, again, 5*time.Second)
 		if s := e.mod.Stats().Primary; s.Failovers < 1 {
 			t.Errorf("Stats().Primary = %+v, want at least 1 failover followed", s)
 		}
