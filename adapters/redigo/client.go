@@ -72,6 +72,10 @@ type Options struct {
 	// user, password and database still apply. With rediss://, sentinel
 	// connections use TLS and TLSConfig too.
 	Sentinel Sentinel
+	// Cluster, when its Addrs are set, runs the client on a Redis Cluster:
+	// each command goes to the primary serving its key's slot. It cannot
+	// be combined with Sentinel.
+	Cluster Cluster
 	// OnFailover, when not nil, is called after each failover the client
 	// followed: from one primary address to another with Sentinel, from
 	// an address to itself when its server was demoted. It must not block.
@@ -96,8 +100,11 @@ type Options struct {
 // and checks its ROLE, and a +switch-master announcement closes every
 // connection to the former primary at once.
 type Client struct {
-	t       transport
+	t transport
+	// primary follows the primary; nil on a cluster.
 	primary *primary
+	// cluster routes by slot; nil unless on a cluster.
+	cluster *cluster
 	// stopWatch ends the watch of the sentinels' announcements and waits
 	// for it; nil without Sentinel.
 	stopWatch func()
@@ -107,6 +114,9 @@ type Client struct {
 // batches them over shared connections.
 type transport interface {
 	do(ctx context.Context, cmd string, args ...any) (any, error)
+	// doAsking runs cmd right after ASKING, on the same connection: the
+	// one-time redirect to a cluster node importing the key's slot.
+	doAsking(ctx context.Context, cmd string, args ...any) (any, error)
 	stats() PoolStats
 	close() error
 }
@@ -121,6 +131,17 @@ func NewClient(o Options) (*Client, error) {
 	}
 	d := &dialer{url: u, opts: dialOpts, timeout: o.DialTimeout}
 	c := &Client{}
+	if len(o.Cluster.Addrs) > 0 {
+		if o.Sentinel.Master != "" {
+			return nil, errors.New("redigo: cluster addresses and a sentinel master both set")
+		}
+		if err := clusterURL(u); err != nil {
+			return nil, err
+		}
+		c.cluster = newClusterTransport(o, d)
+		c.t = c.cluster
+		return c, nil
+	}
 	if o.Sentinel.Master != "" {
 		if len(o.Sentinel.Addrs) == 0 {
 			return nil, errors.New("redigo: sentinel master set without sentinel addresses")
@@ -262,7 +283,22 @@ type PoolStats struct {
 func (c *Client) Stats() PoolStats { return c.t.stats() }
 
 // Primary reports the primary in use and the failovers followed.
-func (c *Client) Primary() PrimaryStats { return c.primary.stats() }
+// It is zero on a cluster.
+func (c *Client) Primary() PrimaryStats {
+	if c.primary == nil {
+		return PrimaryStats{}
+	}
+	return c.primary.stats()
+}
+
+// Cluster reports the slot map the client routes by and the redirects it
+// followed. It is zero unless on a cluster.
+func (c *Client) Cluster() ClusterStats {
+	if c.cluster == nil {
+		return ClusterStats{}
+	}
+	return c.cluster.clusterStats()
+}
 
 // do runs one command. A caller whose context has ended already sends
 // nothing.
@@ -351,8 +387,15 @@ func (c *Client) Del(ctx context.Context, key string) error {
 	return nil
 }
 
-// Ping checks that the server answers.
+// Ping checks that the server answers; on a cluster, that every primary
+// of the slot map does.
 func (c *Client) Ping(ctx context.Context) error {
+	if c.cluster != nil {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return c.cluster.ping(ctx)
+	}
 	if _, err := c.do(ctx, "PING"); err != nil {
 		return fmt.Errorf("redis PING: %w", err)
 	}

@@ -61,9 +61,12 @@ type dial struct {
 
 // call is one command and, once done is closed, its reply.
 type call struct {
-	cmd   string
-	args  []any
-	reply any
+	cmd  string
+	args []any
+	// asking sends ASKING right before the command: the one-time
+	// redirect to a cluster node importing the key's slot.
+	asking bool
+	reply  any
 	err   error
 	done  chan struct{}
 }
@@ -91,22 +94,31 @@ func newPipeline(dial func(context.Context) (*serverConn, error), conns int) *pi
 // tried again; every connection may be broken alike, so until one is not
 // or a fresh one is dialed.
 func (p *pipeline) do(ctx context.Context, cmd string, args ...any) (any, error) {
-	reply, err := p.once(ctx, cmd, args)
+	return p.run(ctx, false, cmd, args)
+}
+
+// doAsking is do with ASKING sent first on the same connection.
+func (p *pipeline) doAsking(ctx context.Context, cmd string, args ...any) (any, error) {
+	return p.run(ctx, true, cmd, args)
+}
+
+func (p *pipeline) run(ctx context.Context, asking bool, cmd string, args []any) (any, error) {
+	reply, err := p.once(ctx, asking, cmd, args)
 	for range p.slots {
 		if err == nil || !brokenConn(err) || ctx.Err() != nil {
 			break
 		}
-		reply, err = p.once(ctx, cmd, args)
+		reply, err = p.once(ctx, asking, cmd, args)
 	}
 	return reply, err
 }
 
-func (p *pipeline) once(ctx context.Context, cmd string, args []any) (any, error) {
+func (p *pipeline) once(ctx context.Context, asking bool, cmd string, args []any) (any, error) {
 	pc, err := p.conn(ctx)
 	if err != nil {
 		return nil, err
 	}
-	c := &call{cmd: cmd, args: args, done: make(chan struct{})}
+	c := &call{cmd: cmd, args: args, asking: asking, done: make(chan struct{})}
 	select {
 	case pc.queue <- c:
 	case <-pc.broken:
@@ -256,6 +268,12 @@ func (pc *pipeConn) write() {
 			}
 		}
 		for _, c := range batch {
+			if c.asking {
+				if err := pc.conn.Send("ASKING"); err != nil {
+					pc.fail(err)
+					return
+				}
+			}
 			if err := pc.conn.Send(c.cmd, c.args...); err != nil {
 				pc.fail(err)
 				return
@@ -274,7 +292,8 @@ func (pc *pipeConn) write() {
 }
 
 // read matches replies to the commands sent, in order. A Redis error reply
-// is that command's answer; any other error breaks the connection.
+// is that command's answer (an ASKING refused is its command's answer);
+// any other error breaks the connection.
 func (pc *pipeConn) read() {
 	for {
 		var c *call
@@ -283,16 +302,39 @@ func (pc *pipeConn) read() {
 		case <-pc.broken:
 			return
 		}
-		reply, err := pc.conn.Receive()
-		if err != nil {
-			if _, isReply := err.(redis.Error); !isReply {
-				pc.fail(err)
+		var askErr error
+		if c.asking {
+			if _, askErr = pc.receive(); askErr != nil && !isReply(askErr) {
 				return
 			}
+		}
+		reply, err := pc.receive()
+		if err != nil && !isReply(err) {
+			return
+		}
+		if askErr != nil {
+			reply, err = nil, askErr
 		}
 		c.reply, c.err = reply, err
 		close(c.done)
 	}
+}
+
+// receive reads one reply; an error other than a Redis error reply fails
+// the connection.
+func (pc *pipeConn) receive() (any, error) {
+	reply, err := pc.conn.Receive()
+	if err != nil && !isReply(err) {
+		pc.fail(err)
+	}
+	return reply, err
+}
+
+// isReply reports whether err is an error reply from Redis, as opposed to
+// a failure to get one.
+func isReply(err error) bool {
+	_, ok := err.(redis.Error)
+	return ok
 }
 
 func (p *pipeline) stats() PoolStats {

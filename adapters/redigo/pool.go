@@ -51,29 +51,43 @@ func newPool(dial func(context.Context) (*serverConn, error), o Options) *pool {
 // connection found broken (the server restarted or the network dropped it
 // since it was pooled) is dropped and the command tried again on another.
 func (p *pool) do(ctx context.Context, cmd string, args ...any) (any, error) {
+	return p.run(ctx, false, cmd, args)
+}
+
+// doAsking is do with ASKING sent first on the same connection.
+func (p *pool) doAsking(ctx context.Context, cmd string, args ...any) (any, error) {
+	return p.run(ctx, true, cmd, args)
+}
+
+func (p *pool) run(ctx context.Context, asking bool, cmd string, args []any) (any, error) {
 	if p.opTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, p.opTimeout)
 		defer cancel()
 	}
-	reply, err := p.once(ctx, cmd, args)
+	reply, err := p.once(ctx, asking, cmd, args)
 	// Every idle connection may be broken alike: try until one is not, or
 	// a freshly dialed one answers or fails for another reason.
 	for range p.p.MaxIdle {
 		if err == nil || !brokenConn(err) || ctx.Err() != nil {
 			break
 		}
-		reply, err = p.once(ctx, cmd, args)
+		reply, err = p.once(ctx, asking, cmd, args)
 	}
 	return reply, err
 }
 
-func (p *pool) once(ctx context.Context, cmd string, args []any) (any, error) {
+func (p *pool) once(ctx context.Context, asking bool, cmd string, args []any) (any, error) {
 	conn, err := p.p.GetContext(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
+	if asking {
+		if _, err := redis.DoContext(conn, ctx, "ASKING"); err != nil {
+			return nil, err
+		}
+	}
 	return redis.DoContext(conn, ctx, cmd, args...)
 }
 
