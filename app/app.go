@@ -38,7 +38,9 @@ type Module struct {
 	failOpen *failopen.Events
 	pool     func() PoolStats
 	primary  func() PrimaryStats
+	cluster  func() ClusterStats
 	breaker  func() BreakerState
+	client   *redigo.Client // nil for the memory store
 }
 
 // Stats is a snapshot of the module's counters, for metrics and health.
@@ -53,10 +55,14 @@ type Stats struct {
 	FailOpen map[string]uint64
 	// Pool counts Redis connections; zero for the memory store.
 	Pool PoolStats
-	// Primary is where Redis commands go; zero for the memory store.
+	// Primary is where Redis commands go; zero for the memory store and
+	// on a Redis Cluster.
 	Primary PrimaryStats
-	// Breaker is the state of the circuit breaker in front of Redis;
-	// always closed for the memory store.
+	// Cluster is the Redis Cluster's slot map; zero unless on a cluster.
+	Cluster ClusterStats
+	// Breaker is the state of the circuit breaker in front of Redis; on a
+	// cluster, the least healthy of the nodes' breakers. Always closed
+	// for the memory store.
 	Breaker BreakerState
 }
 
@@ -95,6 +101,7 @@ func (m *Module) Stats() Stats {
 		FailOpen: m.failOpen.Snapshot(),
 		Pool:     m.pool(),
 		Primary:  m.primary(),
+		Cluster:  m.cluster(),
 		Breaker:  m.breaker(),
 	}
 }
@@ -124,24 +131,13 @@ func New(ctx context.Context, cfg Config, logger *zap.Logger, fetcher ports.Toke
 		m.close = func() error { return nil }
 		m.pool = func() PoolStats { return PoolStats{} }
 		m.primary = func() PrimaryStats { return PrimaryStats{} }
+		m.cluster = func() ClusterStats { return ClusterStats{} }
 		m.breaker = func() BreakerState { return BreakerClosed }
 	case StoreRedis:
-		warnLog := sampled(logger)
-		brk := breaker.New("redis", breaker.Settings{
-			Failures: uint32(cfg.Redis.Breaker.Failures),
-			Cooldown: cfg.Redis.Breaker.Cooldown,
-			Probes:   uint32(cfg.Redis.Breaker.Probes),
-		}, logger)
-		m.breaker = func() BreakerState { return BreakerState(brk.State()) }
-		client, err := newRedisClient(cfg.Redis, logger, warnLog, brk)
-		if err != nil {
+		var err error
+		if tokens, lock, dedupe, err = m.wireRedis(ctx, cfg, logger); err != nil {
 			return nil, err
 		}
-		tokens, lock, dedupe = redisStores(client, brk, cfg, warnLog, m)
-		m.ping, m.close = client.Ping, client.Close
-		m.pool = func() PoolStats { s := client.Stats(); return PoolStats{Active: s.Active, Idle: s.Idle} }
-		m.primary = func() PrimaryStats { s := client.Primary(); return PrimaryStats{Addr: s.Addr, Failovers: s.Failovers} }
-		pingAtStartup(ctx, client, cfg.Redis, logger)
 	default:
 		return nil, fmt.Errorf("app: store %q is not one of %s, %s", cfg.Store, StoreRedis, StoreMemory)
 	}
@@ -158,6 +154,46 @@ func New(ctx context.Context, cfg Config, logger *zap.Logger, fetcher ports.Toke
 	return m, nil
 }
 
+// wireRedis makes m's Redis client and returns the stores on it. One
+// circuit breaker guards one server, in front of the stores; on a cluster
+// each node has its own, inside the client, so that a failing node does
+// not stop the others from being used.
+func (m *Module) wireRedis(ctx context.Context, cfg Config, logger *zap.Logger) (ports.TokenStore, ports.TokenLock, ports.DedupeStore, error) {
+	warnLog := sampled(logger)
+	settings := breaker.Settings{
+		Failures: uint32(cfg.Redis.Breaker.Failures),
+		Cooldown: cfg.Redis.Breaker.Cooldown,
+		Probes:   uint32(cfg.Redis.Breaker.Probes),
+	}
+	opts, err := redisOptions(cfg.Redis)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var brk *breaker.Breaker
+	if len(cfg.Redis.Cluster.Addrs) > 0 {
+		nodes := newNodeBreakers(settings, logger)
+		opts.Cluster.Guard = nodes.guard
+		m.cluster = func() ClusterStats { return nodes.clusterStats(m.client.Cluster()) }
+		m.breaker = func() BreakerState { return worst(m.cluster().Nodes) }
+	} else {
+		brk = breaker.New("redis", settings, logger)
+		opts.OnFailover = onFailover(logger, warnLog, brk)
+		m.cluster = func() ClusterStats { return ClusterStats{} }
+		m.breaker = func() BreakerState { return BreakerState(brk.State()) }
+	}
+	client, err := redigo.NewClient(opts)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("app: %w", err)
+	}
+	m.client = client
+	m.ping, m.close = client.Ping, client.Close
+	m.pool = func() PoolStats { s := client.Stats(); return PoolStats{Active: s.Active, Idle: s.Idle} }
+	m.primary = func() PrimaryStats { s := client.Primary(); return PrimaryStats{Addr: s.Addr, Failovers: s.Failovers} }
+	tokens, lock, dedupe := redisStores(client, brk, cfg, warnLog, m)
+	pingAtStartup(ctx, client, cfg.Redis, logger)
+	return tokens, lock, dedupe, nil
+}
+
 // warnEvery is how often a fail-open warning is logged at most: zap's
 // sampler lets the first through and drops the same message until the next
 // period, whatever the operation. Every event is counted all the same.
@@ -171,14 +207,22 @@ func sampled(logger *zap.Logger) *zap.Logger {
 	}))
 }
 
-// redisStores stacks the Redis stores: the circuit breaker right on Redis,
-// the near caches above it (a token copy, a bounded record of this
+// redisStores stacks the Redis stores: the circuit breaker brk right on
+// Redis (nil on a cluster), the near caches above it (a token copy, a bounded record of this
 // process's claims), fail-open on top.
 func redisStores(client *redigo.Client, brk *breaker.Breaker, cfg Config, warnLog *zap.Logger, m *Module) (ports.TokenStore, ports.TokenLock, ports.DedupeStore) {
 	failOpen := failopen.NewReporter(warnLog, m.failOpen)
 	redisTokens := redigo.NewTokenStore(client)
-	tokens := failopen.NewTokenStore(
-		nearcache.NewTokenStore(breaker.NewTokenStore(redisTokens, brk), nearcache.TokenConfig{
+	var (
+		tokens ports.TokenStore  = redisTokens
+		lock   ports.TokenLock   = redisTokens
+		dedupe ports.DedupeStore = redigo.NewDedupeStore(client)
+	)
+	if brk != nil {
+		tokens, lock, dedupe = breaker.NewTokenStore(tokens, brk), breaker.NewTokenLock(lock, brk), breaker.NewDedupeStore(dedupe, brk)
+	}
+	tokens = failopen.NewTokenStore(
+		nearcache.NewTokenStore(tokens, nearcache.TokenConfig{
 			MaxAge:        cfg.Token.LocalMaxAge,
 			RefreshMargin: cfg.Token.RefreshMargin,
 			ServedStale: func(tenantID string, err error) {
@@ -186,9 +230,9 @@ func redisStores(client *redigo.Client, brk *breaker.Breaker, cfg Config, warnLo
 			},
 		}),
 		warnLog, m.failOpen)
-	lock := failopen.NewTokenLock(breaker.NewTokenLock(redisTokens, brk), warnLog, m.failOpen)
-	dedupe := failopen.NewDedupeStore(
-		nearcache.NewDedupeStore(breaker.NewDedupeStore(redigo.NewDedupeStore(client), brk), nearcache.DedupeConfig{
+	lock = failopen.NewTokenLock(lock, warnLog, m.failOpen)
+	dedupe = failopen.NewDedupeStore(
+		nearcache.NewDedupeStore(dedupe, nearcache.DedupeConfig{
 			MaxEntries: cfg.Dedupe.LocalMaxEntries,
 			MaxAge:     cfg.Dedupe.LocalMaxAge,
 			DoneTTL:    cfg.Dedupe.TTL,
@@ -204,12 +248,8 @@ func (m *Module) Ping(ctx context.Context) error { return m.ping(ctx) }
 // Close releases the store's connections.
 func (m *Module) Close() error { return m.close() }
 
-// newRedisClient returns the client c describes. It logs each failover it
-// follows: a move to another address to log, a demotion behind the URL to
-// warnLog (sampled). A move also resets brk: the failures it counted were
-// the former primary's, and the new one is tried at once instead of after
-// the cool-down.
-func newRedisClient(c RedisConfig, log, warnLog *zap.Logger, brk *breaker.Breaker) (*redigo.Client, error) {
+// redisOptions are the client options c describes.
+func redisOptions(c RedisConfig) (redigo.Options, error) {
 	opts := redigo.Options{
 		URL:             c.URL,
 		Password:        c.Password,
@@ -229,35 +269,39 @@ func newRedisClient(c RedisConfig, log, warnLog *zap.Logger, brk *breaker.Breake
 			Username: c.Sentinel.Username,
 			Password: c.Sentinel.Password,
 		},
-		OnFailover: func(from, to string) {
-			if from == to {
-				// A demotion behind redis.url: also what a replica named
-				// there by mistake says at every probe, hence sampled.
-				warnLog.Warn("redis failover followed: the server stopped answering as a primary; its connections closed",
-					zap.String("addr", to))
-				return
-			}
-			log.Warn("redis failover followed: connections to the former primary closed",
-				zap.String("from", from), zap.String("to", to))
-			brk.Reset("redis primary moved to " + to)
-		},
+		Cluster: redigo.Cluster{Addrs: c.Cluster.Addrs},
 	}
 	if c.TLSCAFile != "" {
 		pem, err := os.ReadFile(c.TLSCAFile)
 		if err != nil {
-			return nil, fmt.Errorf("app: redis.tls_ca_file: %w", err)
+			return opts, fmt.Errorf("app: redis.tls_ca_file: %w", err)
 		}
 		roots := x509.NewCertPool()
 		if !roots.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("app: redis.tls_ca_file %s: no PEM certificate in it", c.TLSCAFile)
+			return opts, fmt.Errorf("app: redis.tls_ca_file %s: no PEM certificate in it", c.TLSCAFile)
 		}
 		opts.TLSConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	}
-	client, err := redigo.NewClient(opts)
-	if err != nil {
-		return nil, fmt.Errorf("app: %w", err)
+	return opts, nil
+}
+
+// onFailover logs each failover the client follows: a move to another
+// address to log, a demotion behind the URL to warnLog (sampled). A move
+// also resets brk: the failures it counted were the former primary's, and
+// the new one is tried at once instead of after the cool-down.
+func onFailover(log, warnLog *zap.Logger, brk *breaker.Breaker) func(from, to string) {
+	return func(from, to string) {
+		if from == to {
+			// A demotion behind redis.url: also what a replica named
+			// there by mistake says at every probe, hence sampled.
+			warnLog.Warn("redis failover followed: the server stopped answering as a primary; its connections closed",
+				zap.String("addr", to))
+			return
+		}
+		log.Warn("redis failover followed: connections to the former primary closed",
+			zap.String("from", from), zap.String("to", to))
+		brk.Reset("redis primary moved to " + to)
 	}
-	return client, nil
 }
 
 func pingAtStartup(ctx context.Context, client *redigo.Client, c RedisConfig, log *zap.Logger) {
@@ -266,6 +310,10 @@ func pingAtStartup(ctx context.Context, client *redigo.Client, c RedisConfig, lo
 	if err := client.Ping(ctx); err != nil {
 		log.Warn("redis unreachable at startup; failing open until it answers",
 			zap.String("redis_url", c.RedactedURL()), zap.Error(err))
+		return
+	}
+	if s := client.Cluster(); len(s.Nodes) > 0 {
+		log.Info("redis cluster connected", zap.String("redis_url", c.RedactedURL()), zap.Int("primaries", len(s.Nodes)))
 		return
 	}
 	log.Info("redis connected", zap.String("redis_url", c.RedactedURL()), zap.String("primary", client.Primary().Addr))

@@ -40,6 +40,11 @@ type RedisConfig struct {
 	// password and database still apply, and rediss:// reaches the
 	// sentinels over TLS too.
 	Sentinel SentinelConfig
+	// Cluster, when its Addrs are set, runs the module in cluster mode, on
+	// a Redis Cluster: URL's host and port are then unused; its scheme
+	// (rediss:// for TLS), user and password still apply, and its database
+	// must be 0. It excludes Sentinel.
+	Cluster ClusterConfig
 	// TLSCAFile is a PEM file of CA certificates trusted for rediss://.
 	// Empty means the system's roots.
 	TLSCAFile string
@@ -67,6 +72,15 @@ type SentinelConfig struct {
 	// empty when they require none, and always without Master. Password is
 	// a secret: never log it.
 	Username, Password string
+}
+
+// ClusterConfig runs the module on a Redis Cluster. The zero value (no
+// Addrs) means no cluster.
+type ClusterConfig struct {
+	// Addrs are seed nodes' host:port addresses (a managed service's
+	// configuration endpoint is one seed), asked in order for the slot
+	// map: none twice. Empty means no cluster.
+	Addrs []string
 }
 
 // BreakerConfig tunes the circuit breaker in front of Redis.
@@ -156,6 +170,7 @@ var keys = []config.Key{
 	{Name: "redis.sentinel.addrs", Default: []string{}},
 	{Name: "redis.sentinel.username", Default: ""},
 	{Name: "redis.sentinel.password", Default: ""},
+	{Name: "redis.cluster.addrs", Default: []string{}},
 	{Name: "redis.tls_ca_file", Default: ""},
 	{Name: "redis.dial_timeout", Default: "1s"},
 	{Name: "redis.read_timeout", Default: "500ms"},
@@ -198,12 +213,14 @@ func LoadConfig(path string) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
+	redisURL := r.RedisURL("redis.url")
 	cfg := Config{
 		Store: r.OneOf("store", StoreRedis, StoreMemory),
 		Redis: RedisConfig{
-			URL:          r.RedisURL("redis.url"),
+			URL:          redisURL,
 			Password:     r.String("redis.password"),
 			Sentinel:     readSentinel(r),
+			Cluster:      readCluster(r, redisURL),
 			TLSCAFile:    r.String("redis.tls_ca_file"),
 			DialTimeout:  r.Duration("redis.dial_timeout", config.Positive),
 			ReadTimeout:  r.Duration("redis.read_timeout", config.Positive),
@@ -279,4 +296,26 @@ func readSentinel(r *config.Reader) SentinelConfig {
 		}
 	}
 	return s
+}
+
+// readCluster reads redis.cluster.addrs: unset, or the seed nodes of a
+// Redis Cluster. Set, it excludes redis.sentinel.master, and a database
+// other than 0 in redisURL, the value read from redis.url ("" when bad).
+// Like readSentinel's, these rules look at what is set, valid or not.
+func readCluster(r *config.Reader, redisURL string) ClusterConfig {
+	const (
+		addrs  = "redis.cluster.addrs"
+		master = "redis.sentinel.master"
+	)
+	c := ClusterConfig{Addrs: r.HostPorts(addrs)}
+	if !r.IsSet(addrs) {
+		return c
+	}
+	if r.IsSet(master) {
+		r.Fail(addrs, "is set and so is %s: Redis Cluster and Sentinel exclude each other; unset one", master)
+	}
+	if db := config.RedisDB(redisURL); db != 0 {
+		r.Fail("redis.url", "names database %d, but %s is set: Redis Cluster has only database 0", db, addrs)
+	}
+	return c
 }

@@ -102,19 +102,14 @@ func TestConfigYAML_DocumentsEveryKey(t *testing.T) {
 	}
 }
 
-// overrides sets every key to a value other than its default.
+// overridesYAML sets every key to a value other than its default, with
+// %TOPOLOGY% one of sentinelYAML and clusterYAML: Sentinel and Redis
+// Cluster exclude each other.
 const overridesYAML = `
 store: memory
 redis:
-  url: rediss://user:yaml-pass@cache.internal:6380/2
+%TOPOLOGY%
   password: yaml-password
-  sentinel:
-    master: yaml-master
-    addrs:
-      - yaml-sentinel-1:26379
-      - yaml-sentinel-2:26380
-    username: yaml-sentinel-user
-    password: yaml-sentinel-password
   pipeline: false
   tls_ca_file: %CA%
   dial_timeout: 2s
@@ -145,17 +140,48 @@ log:
   level: debug
 `
 
-// writeOverrides writes a YAML file setting every key, and returns its path
-// and the configuration it describes.
-func writeOverrides(t *testing.T) (string, app.Config) {
+// sentinelYAML sets redis.url with a database and the sentinel keys.
+const sentinelYAML = `  url: rediss://user:yaml-pass@cache.internal:6380/2
+  sentinel:
+    master: yaml-master
+    addrs:
+      - yaml-sentinel-1:26379
+      - yaml-sentinel-2:26380
+    username: yaml-sentinel-user
+    password: yaml-sentinel-password`
+
+// clusterYAML sets redis.url with database 0, the only one of a Redis
+// Cluster, and the cluster keys.
+const clusterYAML = `  url: rediss://user:yaml-pass@cache.internal:6380/0
+  cluster:
+    addrs:
+      - yaml-node-1:6379
+      - yaml-node-2:6380`
+
+// topology is which of the keys that exclude each other an overrides file
+// sets.
+type topology int
+
+const (
+	withSentinel topology = iota // sentinelYAML
+	withCluster                  // clusterYAML
+)
+
+// writeOverrides writes a YAML file setting every key, those of Sentinel or
+// of Redis Cluster as top says (the others keep their defaults), and
+// returns its path and the configuration it describes.
+func writeOverrides(t *testing.T, top topology) (string, app.Config) {
 	t.Helper()
 	dir := t.TempDir()
 	ca := writeFile(t, dir, "yaml-ca.pem", "not read at load")
-	path := writeFile(t, dir, "config.yaml", strings.ReplaceAll(overridesYAML, "%CA%", ca))
-	return path, app.Config{
+	topologyYAML := sentinelYAML
+	if top == withCluster {
+		topologyYAML = clusterYAML
+	}
+	path := writeFile(t, dir, "config.yaml", strings.NewReplacer("%TOPOLOGY%", topologyYAML, "%CA%", ca).Replace(overridesYAML))
+	want := app.Config{
 		Store: app.StoreMemory,
 		Redis: app.RedisConfig{
-			URL:          "rediss://user:yaml-pass@cache.internal:6380/2",
 			Password:     "yaml-password",
 			TLSCAFile:    ca,
 			DialTimeout:  2 * time.Second,
@@ -170,12 +196,6 @@ func writeOverrides(t *testing.T) (string, app.Config) {
 				TestIdleAfter:   0,
 			},
 			Breaker: app.BreakerConfig{Failures: 3, Cooldown: 5 * time.Second, Probes: 2},
-			Sentinel: app.SentinelConfig{
-				Master:   "yaml-master",
-				Addrs:    []string{"yaml-sentinel-1:26379", "yaml-sentinel-2:26380"},
-				Username: "yaml-sentinel-user",
-				Password: "yaml-sentinel-password",
-			},
 		},
 		Token: app.TokenConfig{
 			RefreshMargin: 120 * time.Second,
@@ -191,18 +211,43 @@ func writeOverrides(t *testing.T) (string, app.Config) {
 		},
 		Log: app.LogConfig{Level: zapcore.DebugLevel},
 	}
+	switch top {
+	case withSentinel:
+		want.Redis.URL = "rediss://user:yaml-pass@cache.internal:6380/2"
+		want.Redis.Sentinel = app.SentinelConfig{
+			Master:   "yaml-master",
+			Addrs:    []string{"yaml-sentinel-1:26379", "yaml-sentinel-2:26380"},
+			Username: "yaml-sentinel-user",
+			Password: "yaml-sentinel-password",
+		}
+	case withCluster:
+		want.Redis.URL = "rediss://user:yaml-pass@cache.internal:6380/0"
+		want.Redis.Cluster = app.ClusterConfig{Addrs: []string{"yaml-node-1:6379", "yaml-node-2:6380"}}
+	}
+	return path, want
 }
 
 func TestLoadConfig_YAMLOverridesEveryDefault(t *testing.T) {
-	clearConfigEnv(t)
-	path, want := writeOverrides(t)
-
-	got, err := app.LoadConfig(path)
-	if err != nil {
-		t.Fatalf("LoadConfig: %v", err)
+	tests := []struct {
+		name string
+		give topology
+	}{
+		{name: "with Sentinel", give: withSentinel},
+		{name: "with Redis Cluster", give: withCluster},
 	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("LoadConfig =\n%+v\nwant\n%+v", got, want)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearConfigEnv(t)
+			path, want := writeOverrides(t, tt.give)
+
+			got, err := app.LoadConfig(path)
+			if err != nil {
+				t.Fatalf("LoadConfig: %v", err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("LoadConfig =\n%+v\nwant\n%+v", got, want)
+			}
+		})
 	}
 }
 
@@ -212,6 +257,9 @@ func TestLoadConfig_EnvironmentOverridesYAML(t *testing.T) {
 	tests := []struct {
 		key  string
 		give string
+		// over is the file the variable overrides: withSentinel's unless
+		// set.
+		over topology
 		// want edits the YAML file's configuration into the expected one.
 		want func(c *app.Config)
 	}{
@@ -224,6 +272,9 @@ func TestLoadConfig_EnvironmentOverridesYAML(t *testing.T) {
 		}},
 		{key: "redis.sentinel.username", give: "env-sentinel-user", want: func(c *app.Config) { c.Redis.Sentinel.Username = "env-sentinel-user" }},
 		{key: "redis.sentinel.password", give: "env-sentinel-password", want: func(c *app.Config) { c.Redis.Sentinel.Password = "env-sentinel-password" }},
+		{key: "redis.cluster.addrs", give: " env-node-1:6379, env-node-2:6379,", over: withCluster, want: func(c *app.Config) {
+			c.Redis.Cluster.Addrs = []string{"env-node-1:6379", "env-node-2:6379"}
+		}},
 		{key: "redis.tls_ca_file", give: envCA, want: func(c *app.Config) { c.Redis.TLSCAFile = envCA }},
 		{key: "redis.dial_timeout", give: "3s", want: func(c *app.Config) { c.Redis.DialTimeout = 3 * time.Second }},
 		{key: "redis.read_timeout", give: "250ms", want: func(c *app.Config) { c.Redis.ReadTimeout = 250 * time.Millisecond }},
@@ -264,7 +315,7 @@ func TestLoadConfig_EnvironmentOverridesYAML(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.key, func(t *testing.T) {
 			clearConfigEnv(t)
-			path, want := writeOverrides(t)
+			path, want := writeOverrides(t, tt.over)
 			t.Setenv(config.EnvName(tt.key), tt.give)
 			tt.want(&want)
 
@@ -322,7 +373,7 @@ func TestLoadConfig_EnvironmentIsNormalized(t *testing.T) {
 }
 
 func TestLoadConfig_RejectsInvalidEnvironment(t *testing.T) {
-	const sentinelSecret = "s3ntinel-hunter2"
+	const secret = "s3cret-hunter2"
 	tests := []struct {
 		name    string
 		giveEnv map[string]string
@@ -377,15 +428,38 @@ func TestLoadConfig_RejectsInvalidEnvironment(t *testing.T) {
 		{name: "blank master", giveEnv: map[string]string{"REDIS_SENTINEL_MASTER": "  ", "REDIS_SENTINEL_ADDRS": "s1:26379"}, wantKey: "redis.sentinel.master", want: "is blank"},
 		{name: "master of two words", giveEnv: map[string]string{"REDIS_SENTINEL_MASTER": "my master", "REDIS_SENTINEL_ADDRS": "s1:26379"}, wantKey: "redis.sentinel.master", want: `"my master" is not one word`},
 		{name: "master with a control character", giveEnv: map[string]string{"REDIS_SENTINEL_MASTER": "my\nmaster", "REDIS_SENTINEL_ADDRS": "s1:26379"}, wantKey: "redis.sentinel.master", want: "is not one word"},
-		{name: "password without master", giveEnv: map[string]string{"REDIS_SENTINEL_PASSWORD": sentinelSecret}, wantKey: "redis.sentinel.password", want: "redis.sentinel.master is not"},
-		{name: "username without master", giveEnv: map[string]string{"REDIS_SENTINEL_USERNAME": sentinelSecret}, wantKey: "redis.sentinel.username", want: "redis.sentinel.master is not"},
-		{name: "bad addrs, password set", giveEnv: map[string]string{"REDIS_SENTINEL_MASTER": "mymaster", "REDIS_SENTINEL_ADDRS": "h:0", "REDIS_SENTINEL_PASSWORD": sentinelSecret}, wantKey: "redis.sentinel.addrs", want: `"h:0"`},
+		{name: "password without master", giveEnv: map[string]string{"REDIS_SENTINEL_PASSWORD": secret}, wantKey: "redis.sentinel.password", want: "redis.sentinel.master is not"},
+		{name: "username without master", giveEnv: map[string]string{"REDIS_SENTINEL_USERNAME": secret}, wantKey: "redis.sentinel.username", want: "redis.sentinel.master is not"},
+		{name: "bad addrs, password set", giveEnv: map[string]string{"REDIS_SENTINEL_MASTER": "mymaster", "REDIS_SENTINEL_ADDRS": "h:0", "REDIS_SENTINEL_PASSWORD": secret}, wantKey: "redis.sentinel.addrs", want: `"h:0"`},
+		{name: "cluster addrs of commas only", giveEnv: map[string]string{"REDIS_CLUSTER_ADDRS": " , "}, wantKey: "redis.cluster.addrs", want: "holds no item"},
+		{name: "cluster entry without port", giveEnv: map[string]string{"REDIS_CLUSTER_ADDRS": "node-1:6379,node-2"}, wantKey: "redis.cluster.addrs", want: `"node-2"`},
+		{name: "cluster entry without host", giveEnv: map[string]string{"REDIS_CLUSTER_ADDRS": ":6379"}, wantKey: "redis.cluster.addrs", want: `":6379"`},
+		{name: "cluster port zero", giveEnv: map[string]string{"REDIS_CLUSTER_ADDRS": "node-1:0"}, wantKey: "redis.cluster.addrs", want: `"node-1:0"`},
+		{name: "cluster address listed twice", giveEnv: map[string]string{"REDIS_CLUSTER_ADDRS": "node-1:6379,node-2:6379,NODE-1:6379"}, wantKey: "redis.cluster.addrs", want: "listed twice"},
+		{
+			name:    "cluster with a sentinel master",
+			giveEnv: map[string]string{"REDIS_CLUSTER_ADDRS": "node-1:6379", "REDIS_SENTINEL_MASTER": "mymaster", "REDIS_SENTINEL_ADDRS": "s1:26379"},
+			wantKey: "redis.cluster.addrs", want: "redis.sentinel.master",
+		},
+		{
+			name:    "cluster with db 2 in the URL",
+			giveEnv: map[string]string{"REDIS_CLUSTER_ADDRS": "node-1:6379", "REDIS_URL": "redis://user:" + secret + "@node-1:6379/2"},
+			wantKey: "redis.url", want: "database 2",
+		},
+		{
+			name:    "cluster with db 2 in the URL, store memory",
+			giveEnv: map[string]string{"STORE": "memory", "REDIS_CLUSTER_ADDRS": "node-1:6379", "REDIS_URL": "redis://node-1:6379/2"},
+			wantKey: "redis.url", want: "redis.cluster.addrs",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := loadWithEnv(t, tt.giveEnv)
+			got, err := loadWithEnv(t, tt.giveEnv)
 			if err == nil {
 				t.Fatalf("LoadConfig with %v = nil error, want one naming %s", tt.giveEnv, tt.wantKey)
+			}
+			if !reflect.DeepEqual(got, app.Config{}) {
+				t.Errorf("LoadConfig with %v = %+v with its error, want the zero Config", tt.giveEnv, got)
 			}
 			if !strings.Contains(err.Error(), tt.wantKey) {
 				t.Errorf("error %q does not name the key %s", err, tt.wantKey)
@@ -396,23 +470,21 @@ func TestLoadConfig_RejectsInvalidEnvironment(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %q does not hold %q", err, tt.want)
 			}
-			if strings.Contains(err.Error(), sentinelSecret) {
-				t.Errorf("error %q echoes a sentinel credential", err)
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("error %q echoes a credential", err)
 			}
 		})
 	}
 }
 
-// loadWithEnv loads the configuration from env alone, and returns its
-// error.
-func loadWithEnv(t *testing.T, env map[string]string) error {
+// loadWithEnv loads the configuration from env alone.
+func loadWithEnv(t *testing.T, env map[string]string) (app.Config, error) {
 	t.Helper()
 	clearConfigEnv(t)
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
-	_, err := app.LoadConfig("")
-	return err
+	return app.LoadConfig("")
 }
 
 func TestLoadConfig_RejectsInvalidYAML(t *testing.T) {
@@ -433,6 +505,11 @@ func TestLoadConfig_RejectsInvalidYAML(t *testing.T) {
 		{name: "sentinel addrs as a mapping", give: "redis:\n  sentinel:\n    master: m\n    addrs: {s1: 26379}\n", wantKey: "redis.sentinel.addrs"},
 		{name: "sentinel addr not a single value", give: "redis:\n  sentinel:\n    master: m\n    addrs: [s1:26379, [s2, 26379]]\n", wantKey: "redis.sentinel.addrs"},
 		{name: "sentinel addr without port", give: "redis:\n  sentinel:\n    master: m\n    addrs: [s1]\n", wantKey: "redis.sentinel.addrs"},
+		{name: "cluster addrs as a mapping", give: "redis:\n  cluster:\n    addrs: {node-1: 6379}\n", wantKey: "redis.cluster.addrs"},
+		{name: "cluster addr without port", give: "redis:\n  cluster:\n    addrs: [node-1]\n", wantKey: "redis.cluster.addrs"},
+		{name: "cluster addr listed twice", give: "redis:\n  cluster:\n    addrs: [node-1:6379, node-1:6379]\n", wantKey: "redis.cluster.addrs"},
+		{name: "cluster and sentinel", give: "redis:\n  sentinel:\n    master: m\n    addrs: [s1:26379]\n  cluster:\n    addrs: [node-1:6379]\n", wantKey: "redis.cluster.addrs"},
+		{name: "cluster with db 2", give: "redis:\n  url: redis://node-1:6379/2\n  cluster:\n    addrs: [node-1:6379]\n", wantKey: "redis.url"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -624,7 +701,119 @@ func TestLoadConfig_SentinelErrorsOnce(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := loadWithEnv(t, tt.giveEnv)
+			_, err := loadWithEnv(t, tt.giveEnv)
+			if err == nil {
+				t.Fatalf("LoadConfig with %q = nil error", tt.giveEnv)
+			}
+			if n := strings.Count(err.Error(), "config: "); n != 1 {
+				t.Errorf("LoadConfig with %q gave %d errors, want 1:\n%v", tt.giveEnv, n, err)
+			}
+		})
+	}
+}
+
+func TestLoadConfig_Cluster(t *testing.T) {
+	tests := []struct {
+		name    string
+		give    string // YAML
+		giveEnv map[string]string
+		want    app.ClusterConfig
+		wantURL string // the default when empty
+	}{
+		{
+			name: "YAML list",
+			give: "redis:\n  cluster:\n    addrs:\n      - node-1:6379\n      - \" node-2:6379 \"\n",
+			want: app.ClusterConfig{Addrs: []string{"node-1:6379", "node-2:6379"}},
+		},
+		{
+			name: "YAML comma-separated string",
+			give: "redis:\n  cluster: {addrs: \"node-1:6379, node-2:6379\"}\n",
+			want: app.ClusterConfig{Addrs: []string{"node-1:6379", "node-2:6379"}},
+		},
+		{
+			name:    "environment, comma-separated",
+			giveEnv: map[string]string{"REDIS_CLUSTER_ADDRS": " 10.0.0.1:6379, 10.0.0.2:6379,[fd00::3]:6379,"},
+			want:    app.ClusterConfig{Addrs: []string{"10.0.0.1:6379", "10.0.0.2:6379", "[fd00::3]:6379"}},
+		},
+		{
+			name:    "a managed service's configuration endpoint, over TLS",
+			giveEnv: map[string]string{"REDIS_CLUSTER_ADDRS": "clustercfg.cache.example:6379", "REDIS_URL": "rediss://user:pass@clustercfg.cache.example:6379"},
+			want:    app.ClusterConfig{Addrs: []string{"clustercfg.cache.example:6379"}},
+			wantURL: "rediss://user:pass@clustercfg.cache.example:6379",
+		},
+		{
+			name:    "environment over the file's list",
+			give:    "redis:\n  cluster:\n    addrs: [file-node-1:6379, file-node-2:6379]\n",
+			giveEnv: map[string]string{"REDIS_CLUSTER_ADDRS": "env-node-1:6379"},
+			want:    app.ClusterConfig{Addrs: []string{"env-node-1:6379"}},
+		},
+		{
+			name:    "db 0 in the URL",
+			give:    "redis:\n  url: redis://node-1:6379/0\n  cluster:\n    addrs: [node-1:6379]\n",
+			want:    app.ClusterConfig{Addrs: []string{"node-1:6379"}},
+			wantURL: "redis://node-1:6379/0",
+		},
+		{
+			name:    "a slash and no db in the URL",
+			giveEnv: map[string]string{"REDIS_CLUSTER_ADDRS": "node-1:6379", "REDIS_URL": "redis://node-1:6379/"},
+			want:    app.ClusterConfig{Addrs: []string{"node-1:6379"}},
+			wantURL: "redis://node-1:6379/",
+		},
+		{
+			name: "sentinel keys empty in the file",
+			give: "redis:\n  sentinel:\n    master: \"\"\n    addrs: []\n  cluster:\n    addrs: [node-1:6379]\n",
+			want: app.ClusterConfig{Addrs: []string{"node-1:6379"}},
+		},
+		{
+			name:    "db 2 with no cluster",
+			giveEnv: map[string]string{"REDIS_URL": "redis://redis:6379/2"},
+			wantURL: "redis://redis:6379/2",
+		},
+		{
+			name: "empty list in the file",
+			give: "redis:\n  cluster:\n    addrs: []\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearConfigEnv(t)
+			for k, v := range tt.giveEnv {
+				t.Setenv(k, v)
+			}
+			path := ""
+			if tt.give != "" {
+				path = writeFile(t, t.TempDir(), "config.yaml", tt.give)
+			}
+			want := wantDefaults
+			want.Redis.Cluster = tt.want
+			if tt.wantURL != "" {
+				want.Redis.URL = tt.wantURL
+			}
+
+			got, err := app.LoadConfig(path)
+			if err != nil {
+				t.Fatalf("LoadConfig: %v", err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("LoadConfig =\n%+v\nwant\n%+v", got, want)
+			}
+		})
+	}
+}
+
+// TestLoadConfig_ClusterErrorsOnce checks that a bad redis.url is reported
+// as bad, not also as naming a database Redis Cluster does not have.
+func TestLoadConfig_ClusterErrorsOnce(t *testing.T) {
+	tests := []struct {
+		name    string
+		giveEnv map[string]string
+	}{
+		{name: "db not a number", giveEnv: map[string]string{"REDIS_CLUSTER_ADDRS": "node-1:6379", "REDIS_URL": "redis://node-1:6379/x"}},
+		{name: "http URL with db 2", giveEnv: map[string]string{"REDIS_CLUSTER_ADDRS": "node-1:6379", "REDIS_URL": "http://node-1:6379/2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadWithEnv(t, tt.giveEnv)
 			if err == nil {
 				t.Fatalf("LoadConfig with %q = nil error", tt.giveEnv)
 			}

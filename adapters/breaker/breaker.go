@@ -151,6 +151,14 @@ func guard[T any](b *Breaker, op string, call func() (T, error)) (T, error) {
 
 var errPanicked = errors.New("breaker: store panicked")
 
+// Run runs call unless the breaker refuses it, and tells the breaker how
+// it went: call's error is the backend's health. A refusal wraps
+// [ports.ErrUnavailable]. It guards a Redis Cluster node's commands inside
+// the client (a redigo Guard), where store calls cannot tell nodes apart.
+func (b *Breaker) Run(call func() error) error {
+	return guardErr(b, b.cb.Load().Name(), call)
+}
+
 // guardErr is guard for a call that answers only an error.
 func guardErr(b *Breaker, op string, call func() error) error {
 	_, err := guard(b, op, func() (struct{}, error) { return struct{}{}, call() })

@@ -725,3 +725,22 @@ func TestBreaker_ResetLetsTheNextCallThrough(t *testing.T) {
 	fail(t, f, claim, failures-1, errRedis)
 	wantState(t, f.brk, breaker.Closed)
 }
+
+func TestBreaker_RunGuardsACall(t *testing.T) {
+	brk := breaker.New("redis node 127.0.0.1:7001", breaker.Settings{Failures: 2, Cooldown: longCooldown}, nil)
+	calls := 0
+	failing := func() error { calls++; return errRedis }
+	for range 2 {
+		if err := brk.Run(failing); !errors.Is(err, errRedis) {
+			t.Fatalf("Run while closed = %v, want the call's error", err)
+		}
+	}
+	wantState(t, brk, breaker.Open)
+	err := brk.Run(failing)
+	if !errors.Is(err, ports.ErrUnavailable) || calls != 2 {
+		t.Fatalf("Run while open = %v after %d calls, want ErrUnavailable without a third call", err, calls)
+	}
+	if !strings.Contains(err.Error(), "127.0.0.1:7001") {
+		t.Errorf("refusal %q does not name the breaker", err)
+	}
+}

@@ -67,8 +67,8 @@ type call struct {
 	// redirect to a cluster node importing the key's slot.
 	asking bool
 	reply  any
-	err   error
-	done  chan struct{}
+	err    error
+	done   chan struct{}
 }
 
 // pipeConn is one live connection with its writer and reader.

@@ -36,6 +36,12 @@ type readiness struct {
 	RedisPrimary string `json:"redis_primary,omitempty"`
 	// RedisFailovers counts the Redis failovers followed since start.
 	RedisFailovers uint64 `json:"redis_failovers"`
+	// RedisNodes counts the primaries of a Redis Cluster's slot map;
+	// absent unless on a cluster.
+	RedisNodes int `json:"redis_nodes,omitempty"`
+	// RedisFailingNodes are the cluster primaries that did not answer the
+	// ping, by address; absent when none failed.
+	RedisFailingNodes []string `json:"redis_failing_nodes,omitempty"`
 }
 
 // pinger is the module's health check and counters.
@@ -57,6 +63,12 @@ func readyHandler(mod pinger) http.HandlerFunc {
 		}
 		for _, n := range s.FailOpen {
 			body.FailOpenEvents += n
+		}
+		body.RedisNodes = len(s.Cluster.Nodes)
+		for _, n := range s.Cluster.Nodes {
+			if n.Failing {
+				body.RedisFailingNodes = append(body.RedisFailingNodes, n.Addr)
+			}
 		}
 		if s.Store == app.StoreRedis {
 			reachable := err == nil

@@ -22,6 +22,8 @@ type moduleCollector struct {
 	poolActive, poolIdle                                   *prometheus.Desc
 	breakerState                                           *prometheus.Desc
 	failovers                                              *prometheus.Desc
+	clusterNodes, clusterFailing                           *prometheus.Desc
+	clusterRedirects, clusterRefreshes                     *prometheus.Desc
 }
 
 func newModuleCollector(stats func() app.Stats) *moduleCollector {
@@ -42,6 +44,10 @@ func newModuleCollector(stats func() app.Stats) *moduleCollector {
 		poolIdle:         d("connector_redis_pool_idle_connections", "Idle Redis connections in the pool."),
 		breakerState:     d("connector_redis_breaker_state", "1 for the Redis circuit breaker's current state, 0 for the others.", "state"),
 		failovers:        d("connector_redis_failovers_total", "Redis failovers followed: primary address changes named by Sentinel, or demotions of the server behind redis.url."),
+		clusterNodes:     d("connector_redis_cluster_nodes", "Primaries in the Redis Cluster's slot map; 0 unless on a cluster."),
+		clusterFailing:   d("connector_redis_cluster_failing_nodes", "Redis Cluster primaries that did not answer the last ping."),
+		clusterRedirects: d("connector_redis_cluster_redirects_total", "Redis Cluster redirects followed, by kind: moved or ask.", "kind"),
+		clusterRefreshes: d("connector_redis_cluster_map_refreshes_total", "Times the Redis Cluster's slot map was read."),
 	}
 }
 
@@ -51,6 +57,7 @@ func (c *moduleCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.tokenHits, c.tokenMisses, c.tokenFetches, c.tokenFetchErrors,
 		c.dedupeClaims, c.dedupeCommitted, c.dedupeReleased,
 		c.failOpen, c.poolActive, c.poolIdle, c.breakerState, c.failovers,
+		c.clusterNodes, c.clusterFailing, c.clusterRedirects, c.clusterRefreshes,
 	} {
 		ch <- d
 	}
@@ -80,6 +87,17 @@ func (c *moduleCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 
 	counter(c.failovers, s.Primary.Failovers)
+	failing := 0
+	for _, n := range s.Cluster.Nodes {
+		if n.Failing {
+			failing++
+		}
+	}
+	gauge(c.clusterNodes, float64(len(s.Cluster.Nodes)))
+	gauge(c.clusterFailing, float64(failing))
+	counter(c.clusterRedirects, s.Cluster.Moved, "moved")
+	counter(c.clusterRedirects, s.Cluster.Asked, "ask")
+	counter(c.clusterRefreshes, s.Cluster.Refreshes)
 	gauge(c.poolActive, float64(s.Pool.Active))
 	gauge(c.poolIdle, float64(s.Pool.Idle))
 	for _, st := range breakerStates {

@@ -389,6 +389,18 @@ func isDBPath(p string) bool {
 	return err == nil && n >= 0
 }
 
+// RedisDB returns the database number that redisURL, a URL
+// [Reader.RedisURL] accepted, names in its path: 0 when it names none, and
+// when redisURL is not such a URL.
+func RedisDB(redisURL string) int {
+	u, err := url.Parse(redisURL)
+	if err != nil || !isDBPath(u.Path) {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimPrefix(u.Path, "/"))
+	return n
+}
+
 // BaseURL returns key's value, an optional http(s) base URL without user
 // info, with no trailing slash; empty when unset. It is never echoed.
 func (r *Reader) BaseURL(key string) string {

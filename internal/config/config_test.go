@@ -227,6 +227,26 @@ func TestReader_URLsAreNeverEchoed(t *testing.T) {
 	}
 }
 
+func TestRedisDB(t *testing.T) {
+	tests := []struct {
+		give string
+		want int
+	}{
+		{give: "redis://cache:6379", want: 0},
+		{give: "redis://cache:6379/", want: 0},
+		{give: "redis://cache:6379/0", want: 0},
+		{give: "rediss://u:p@cache:6380/2", want: 2},
+		{give: "redis://cache:6379/15", want: 15},
+		{give: "redis://cache:6379/x", want: 0},
+		{give: "", want: 0},
+	}
+	for _, tt := range tests {
+		if got := config.RedisDB(tt.give); got != tt.want {
+			t.Errorf("RedisDB(%q) = %d, want %d", tt.give, got, tt.want)
+		}
+	}
+}
+
 func TestReader_Section(t *testing.T) {
 	const yaml = `
 tenants:
