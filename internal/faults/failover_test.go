@@ -24,10 +24,14 @@ const masterName = "connectorcache"
 const noFailover = time.Minute
 
 // topology is a primary with one replica, and the sentinels watching them
-// when the scenario has any.
+// when the scenario has any; or a primary of a Redis Cluster with its
+// replica.
 type topology struct {
 	primary, replica *redistest.Server
 	sentinels        []*redistest.Server
+	// serves, when not nil, reports whether primary serves a key: on a
+	// cluster, it serves only its slots. Nil means every key.
+	serves func(key string) bool
 }
 
 // newTopology starts a primary, a replica in sync with it and, unless
@@ -130,12 +134,17 @@ func role(srv *redistest.Server) string {
 }
 
 // landed claims fresh messages of its own tenant through e until one is
-// written on srv, and returns when.
-func landed(ctx context.Context, e *env, srv *redistest.Server) (time.Time, bool) {
+// written on srv, and returns when. Only messages whose key serves
+// accepts are claimed; nil serves accepts all.
+func landed(ctx context.Context, e *env, srv *redistest.Server, serves func(key string) bool) (time.Time, bool) {
 	var seq atomic.Int64
 	for ctx.Err() == nil {
 		id := "wamid.probe." + strconv.FormatInt(seq.Add(1), 10)
-		if _, err := e.mod.Dedupe.Claim(ctx, "probe", id); err == nil && exists(srv, "genesys:dedupe:probe:"+id) {
+		key := redigo.DedupeKey("probe", id)
+		if serves != nil && !serves(key) {
+			continue
+		}
+		if _, err := e.mod.Dedupe.Claim(ctx, "probe", id); err == nil && exists(srv, key) {
 			return time.Now(), true
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -173,20 +182,20 @@ func (f failover) note() string {
 	return fmt.Sprintf("promoted %s after the fault, writes on it %s after that", fmtDur(f.promotion), fmtDur(f.resumed))
 }
 
-// followFailover runs fault, then measures how long the replica took to
+// followFailover runs fault, then measures how long top's replica took to
 // be promoted and the module's writes to land on it.
-func followFailover(ctx context.Context, e *env, replica *redistest.Server, fault func() error) (failover, error) {
+func followFailover(ctx context.Context, e *env, top *topology, fault func() error) (failover, error) {
 	if err := fault(); err != nil {
 		return failover{}, err
 	}
 	faultAt := time.Now()
 	wait, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	promotedAt, ok := waitRole(wait, replica)
+	promotedAt, ok := waitRole(wait, top.replica)
 	if !ok {
 		return failover{}, nil
 	}
-	landedAt, ok := landed(wait, e, replica)
+	landedAt, ok := landed(wait, e, top.replica, top.serves)
 	return failover{promotion: promotedAt.Sub(faultAt), resumed: landedAt.Sub(promotedAt), done: ok}, nil
 }
 
@@ -212,7 +221,7 @@ func runFailover(t *testing.T, e *env, cfg app.Config, top *topology, name strin
 		deliver:  pace(span, messages*len(ts), workers),
 		during: func(ctx context.Context) {
 			time.Sleep(time.Second)
-			f, faultErr = followFailover(ctx, e, top.replica, fault)
+			f, faultErr = followFailover(ctx, e, top, fault)
 		},
 	})
 	if faultErr != nil {
@@ -344,7 +353,7 @@ func TestSentinelsDownThenBack(t *testing.T) {
 				wait, cancel := context.WithTimeout(ctx, 15*time.Second)
 				defer cancel()
 				var at time.Time
-				if at, back = landed(wait, e, top.primary); back {
+				if at, back = landed(wait, e, top.primary, nil); back {
 					recovery = at.Sub(relaunched)
 				}
 			},

@@ -197,12 +197,6 @@ func (e *env) run(t *testing.T, name string, r run) outcome {
 		}
 	}
 
-	slug := strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
-			return r
-		}
-		return '-'
-	}, name)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var side sync.WaitGroup
@@ -224,7 +218,7 @@ func (e *env) run(t *testing.T, name string, r run) outcome {
 				}
 				d := deliveries[i]
 				tenant := r.tenants[d.tenant]
-				took, err := e.handle(ctx, tenant, fmt.Sprintf("wamid.%s.%d", slug, d.id), r.deliver, &processed[d.tenant*r.messages+d.id])
+				took, err := e.handle(ctx, tenant, messageID(name, d.id), r.deliver, &processed[d.tenant*r.messages+d.id])
 				switch {
 				case errors.Is(err, domain.ErrClaimLost):
 					// Processed twice: counted as a duplicate below.
@@ -256,6 +250,18 @@ func (e *env) run(t *testing.T, name string, r run) outcome {
 	o.warnings = e.warnings()
 	o.authCalls = int(e.auth.calls.Load())
 	return o
+}
+
+// messageID is the id of the i-th message of each tenant in the run named
+// name.
+func messageID(name string, i int) string {
+	slug := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '-'
+	}, name)
+	return fmt.Sprintf("wamid.%s.%d", slug, i)
 }
 
 // handle is what a connector does with one delivered message: take the

@@ -41,8 +41,9 @@ type Server struct {
 	Dir string
 
 	args  []string
+	bus   int                // the cluster bus port of a cluster node, else 0
 	ready string             // the log line that says it accepts connections
-	dial  []redis.DialOption // how to reach it, when known: a sentinel's credentials and TLS
+	dial  []redis.DialOption // how to reach it, when known: a sentinel's or a cluster node's credentials and TLS
 	mu    sync.Mutex
 	cmd   *exec.Cmd
 	done  chan struct{}
@@ -103,12 +104,13 @@ type spec struct {
 	lead  []string // before the common args: a config file, "--sentinel"
 	args  []string // after them
 	tls   bool     // listen on a TLS port only
+	bus   bool     // a cluster node: its bus on a second free port
 	ready string   // "" means serverReady
 }
 
 func start(dir string, sp spec) (*Server, error) {
 	var err error
-	for range 3 { // a port found free may be taken before redis-server binds it
+	for range 3 { // a port found free may be taken before redis-server binds it (either, for a cluster node)
 		var s *Server
 		if s, err = startOnce(dir, sp); err == nil || !errors.Is(err, errExited) || !strings.Contains(err.Error(), "in use") {
 			return s, err
@@ -126,6 +128,16 @@ func startOnce(dir string, sp spec) (*Server, error) {
 	if sp.tls {
 		portArgs = []string{"--port", "0", "--tls-port", strconv.Itoa(port)}
 	}
+	var bus int
+	if sp.bus {
+		// The default, port+10000, may be above 65535 or taken.
+		for bus == 0 || bus == port {
+			if bus, err = freePort(); err != nil {
+				return nil, err
+			}
+		}
+		portArgs = append(portArgs, "--cluster-port", strconv.Itoa(bus))
+	}
 	base := []string{
 		"--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no",
 		"--daemonize", "no", "--logfile", filepath.Join(dir, "redis.log"),
@@ -139,7 +151,7 @@ func startOnce(dir string, sp spec) (*Server, error) {
 	if ready == "" {
 		ready = serverReady
 	}
-	s := &Server{Port: port, Dir: dir, ready: ready, args: slices.Concat(sp.lead, base, portArgs, sp.args)}
+	s := &Server{Port: port, Dir: dir, bus: bus, ready: ready, args: slices.Concat(sp.lead, base, portArgs, sp.args)}
 	if err := s.launch(); err != nil {
 		return nil, err
 	}
@@ -278,22 +290,37 @@ func (s *Server) Relaunch() error {
 }
 
 // Do runs one admin command on a fresh connection, with the given dial
-// options (a password, TLS), and fails tb on error. A sentinel is dialed
-// with the credentials and TLS it was started with, before opts.
+// options (a password, TLS), and fails tb on error. A sentinel or a
+// cluster node is dialed with the credentials and TLS it was started
+// with, before opts.
 func (s *Server) Do(tb testing.TB, opts []redis.DialOption, cmd string, args ...any) any {
 	tb.Helper()
+	reply, err := s.do(opts, cmd, args...)
+	if err != nil {
+		tb.Fatalf("redistest: %s on %s: %v", cmd, s.Addr(), err)
+	}
+	return reply
+}
+
+// do is Do for use outside the test's goroutine: it returns the error,
+// which does not name the command.
+func (s *Server) do(opts []redis.DialOption, cmd string, args ...any) (any, error) {
 	opts = slices.Concat([]redis.DialOption{redis.DialConnectTimeout(2 * time.Second),
 		redis.DialReadTimeout(5 * time.Second), redis.DialWriteTimeout(5 * time.Second)}, s.dial, opts)
 	c, err := redis.DialContext(context.Background(), "tcp", s.Addr(), opts...)
 	if err != nil {
-		tb.Fatalf("redistest: dial %s: %v", s.Addr(), err)
+		return nil, fmt.Errorf("dial %s: %w", s.Addr(), err)
 	}
 	defer c.Close()
-	reply, err := c.Do(cmd, args...)
-	if err != nil {
-		tb.Fatalf("redistest: %s: %v", cmd, err)
-	}
-	return reply
+	return c.Do(cmd, args...)
+}
+
+// running reports whether the server has been started and not stopped
+// or killed since.
+func (s *Server) running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd != nil
 }
 
 func freePort() (int, error) {
