@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -189,6 +190,7 @@ type host struct {
 // hostOptions vary the connector a test starts.
 type hostOptions struct {
 	redisURL      string // "" means the shared server
+	clusterAddrs  string // seed nodes of a Redis Cluster, comma-separated; "" means none
 	maxRetryAfter string
 	clientSecret  string // "" means the one the login stand-in knows
 }
@@ -208,6 +210,7 @@ func startHost(t *testing.T, opt hostOptions) *host {
 		opt.clientSecret = e2eClientSecret
 	}
 	t.Setenv("REDIS_URL", opt.redisURL)
+	t.Setenv("REDIS_CLUSTER_ADDRS", opt.clusterAddrs)
 	t.Setenv("STORE", "redis")
 	g := newGenesysAPI(t)
 	h := &host{t: t, tenant: contract.TenantID(t), genesys: g, logs: &syncBuffer{}}
@@ -536,6 +539,47 @@ func TestE2E_RedisFailoverBehindAnEndpointIsFollowed(t *testing.T) {
 	}
 	if got, ok := metricValue(h.scrape(), "connector_redis_failovers_total", nil); !ok || got != 1 {
 		t.Errorf("connector_redis_failovers_total = %v (found %v), want 1", got, ok)
+	}
+}
+
+func TestE2E_RedisClusterHealthNamesAFailingNode(t *testing.T) {
+	// The live nodes serve their slots even once the cluster marks the
+	// dead one failed.
+	cl := redistest.StartCluster(t, redistest.ClusterOptions{Args: []string{"--cluster-require-full-coverage", "no"}})
+	h := startHost(t, hostOptions{redisURL: "redis://cluster", clusterAddrs: strings.Join(cl.Addrs(), ",")})
+	for i := range 5 {
+		if status, res := h.post(textPayload(fmt.Sprintf("wamid.CLUSTER-%d", i), "hello")); status != http.StatusOK || res.Delivered != 1 {
+			t.Fatalf("POST %d = %d %+v", i, status, res)
+		}
+	}
+	r := h.readiness()
+	if r.Status != "ok" || r.RedisNodes != 3 || len(r.RedisFailingNodes) != 0 || r.RedisPrimary != "" {
+		t.Errorf("readyz on a healthy cluster = %+v, want ok, 3 nodes, none failing, no primary", r)
+	}
+	if got, ok := metricValue(h.scrape(), "connector_redis_cluster_nodes", nil); !ok || got != 3 {
+		t.Errorf("connector_redis_cluster_nodes = %v (found %v), want 3", got, ok)
+	}
+
+	dead := cl.Primaries[1]
+	dead.Kill()
+	for i := range 10 {
+		if status, res := h.post(textPayload(fmt.Sprintf("wamid.CLUSTER-DOWN-%d", i), "hello")); status != http.StatusOK || res.Delivered != 1 {
+			t.Errorf("POST %d with a node down = %d %+v, want 200, delivered", i, status, res)
+		}
+	}
+	r = h.readiness()
+	if r.Status != "degraded" || r.RedisNodes != 3 || !slices.Equal(r.RedisFailingNodes, []string{dead.Addr()}) {
+		t.Errorf("readyz with a node down = %+v, want degraded, 3 nodes, %s failing", r, dead.Addr())
+	}
+	families := h.scrape()
+	if got, ok := metricValue(families, "connector_redis_cluster_failing_nodes", nil); !ok || got != 1 {
+		t.Errorf("connector_redis_cluster_failing_nodes = %v (found %v), want 1", got, ok)
+	}
+	if got, ok := metricValue(families, "connector_redis_cluster_map_refreshes_total", nil); !ok || got < 1 {
+		t.Errorf("connector_redis_cluster_map_refreshes_total = %v (found %v), want at least 1", got, ok)
+	}
+	if _, ok := metricValue(families, "connector_redis_cluster_redirects_total", map[string]string{"kind": "moved"}); !ok {
+		t.Error("connector_redis_cluster_redirects_total{kind=moved} missing")
 	}
 }
 
