@@ -431,3 +431,30 @@ func TestCluster_CloseEndsEveryGoroutine(t *testing.T) {
 		goleak.VerifyNone(t, ignore)
 	})
 }
+
+func TestCluster_Password(t *testing.T) {
+	const password = "cluster-secret-pw"
+	cl := redistest.StartCluster(t, redistest.ClusterOptions{
+		Args: []string{"--requirepass", password, "--masterauth", password},
+		Dial: []redis.DialOption{redis.DialPassword(password)},
+	})
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		o := clusterOptions(cl, tr)
+		o.URL = "redis://:" + password + "@cluster"
+		c := newClient(t, o)
+		key := contract.TenantID(t)
+		if err := c.Set(t.Context(), key, "v", time.Minute); err != nil {
+			t.Fatalf("Set with the cluster's password: %v", err)
+		}
+		if got, found, err := c.Get(t.Context(), key); err != nil || !found || got != "v" {
+			t.Errorf("Get = %q, %v, %v", got, found, err)
+		}
+
+		o.URL = "redis://:wrong-" + password + "@cluster"
+		wrong := newClient(t, o)
+		err := wrong.Ping(t.Context())
+		if err == nil || strings.Contains(err.Error(), password) {
+			t.Errorf("Ping with a wrong password = %v, want an error without the password", err)
+		}
+	})
+}
