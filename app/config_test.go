@@ -665,18 +665,9 @@ func TestLoadConfig_Sentinel(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clearConfigEnv(t)
-			for k, v := range tt.giveEnv {
-				t.Setenv(k, v)
-			}
-			path := ""
-			if tt.give != "" {
-				path = writeFile(t, t.TempDir(), "config.yaml", tt.give)
-			}
 			want := wantDefaults
 			want.Redis.Sentinel = tt.want
-
-			got, err := app.LoadConfig(path)
+			got, err := loadGiven(t, tt.give, tt.giveEnv)
 			if err != nil {
 				t.Fatalf("LoadConfig: %v", err)
 			}
@@ -687,10 +678,26 @@ func TestLoadConfig_Sentinel(t *testing.T) {
 	}
 }
 
-// TestLoadConfig_SentinelErrorsOnce checks that a bad value is reported as
-// bad, not also as missing by the rules that tie the sentinel keys
-// together.
-func TestLoadConfig_SentinelErrorsOnce(t *testing.T) {
+// loadGiven loads the configuration file holding give ("" means no file)
+// with the variables env set, and nothing else of the environment.
+func loadGiven(t *testing.T, give string, env map[string]string) (app.Config, error) {
+	t.Helper()
+	clearConfigEnv(t)
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	path := ""
+	if give != "" {
+		path = writeFile(t, t.TempDir(), "config.yaml", give)
+	}
+	return app.LoadConfig(path)
+}
+
+// TestLoadConfig_RedisErrorsOnce checks that a bad value is reported as
+// bad, not also by the rules that tie the redis keys together: as missing
+// for the sentinel keys, as naming a database Redis Cluster does not have
+// for redis.url.
+func TestLoadConfig_RedisErrorsOnce(t *testing.T) {
 	tests := []struct {
 		name    string
 		giveEnv map[string]string
@@ -698,6 +705,8 @@ func TestLoadConfig_SentinelErrorsOnce(t *testing.T) {
 		{name: "bad master, addrs set", giveEnv: map[string]string{"REDIS_SENTINEL_MASTER": "my master", "REDIS_SENTINEL_ADDRS": "s1:26379"}},
 		{name: "bad addrs, master set", giveEnv: map[string]string{"REDIS_SENTINEL_MASTER": "mymaster", "REDIS_SENTINEL_ADDRS": "host"}},
 		{name: "bad master, password set", giveEnv: map[string]string{"REDIS_SENTINEL_MASTER": "my master", "REDIS_SENTINEL_ADDRS": "s1:26379", "REDIS_SENTINEL_PASSWORD": "pw"}},
+		{name: "cluster, db not a number", giveEnv: map[string]string{"REDIS_CLUSTER_ADDRS": "node-1:6379", "REDIS_URL": "redis://node-1:6379/x"}},
+		{name: "cluster, http URL with db 2", giveEnv: map[string]string{"REDIS_CLUSTER_ADDRS": "node-1:6379", "REDIS_URL": "http://node-1:6379/2"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -776,49 +785,17 @@ func TestLoadConfig_Cluster(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clearConfigEnv(t)
-			for k, v := range tt.giveEnv {
-				t.Setenv(k, v)
-			}
-			path := ""
-			if tt.give != "" {
-				path = writeFile(t, t.TempDir(), "config.yaml", tt.give)
-			}
 			want := wantDefaults
 			want.Redis.Cluster = tt.want
 			if tt.wantURL != "" {
 				want.Redis.URL = tt.wantURL
 			}
-
-			got, err := app.LoadConfig(path)
+			got, err := loadGiven(t, tt.give, tt.giveEnv)
 			if err != nil {
 				t.Fatalf("LoadConfig: %v", err)
 			}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("LoadConfig =\n%+v\nwant\n%+v", got, want)
-			}
-		})
-	}
-}
-
-// TestLoadConfig_ClusterErrorsOnce checks that a bad redis.url is reported
-// as bad, not also as naming a database Redis Cluster does not have.
-func TestLoadConfig_ClusterErrorsOnce(t *testing.T) {
-	tests := []struct {
-		name    string
-		giveEnv map[string]string
-	}{
-		{name: "db not a number", giveEnv: map[string]string{"REDIS_CLUSTER_ADDRS": "node-1:6379", "REDIS_URL": "redis://node-1:6379/x"}},
-		{name: "http URL with db 2", giveEnv: map[string]string{"REDIS_CLUSTER_ADDRS": "node-1:6379", "REDIS_URL": "http://node-1:6379/2"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := loadWithEnv(t, tt.giveEnv)
-			if err == nil {
-				t.Fatalf("LoadConfig with %q = nil error", tt.giveEnv)
-			}
-			if n := strings.Count(err.Error(), "config: "); n != 1 {
-				t.Errorf("LoadConfig with %q gave %d errors, want 1:\n%v", tt.giveEnv, n, err)
 			}
 		})
 	}

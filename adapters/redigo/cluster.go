@@ -89,15 +89,14 @@ type cluster struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // refreshes in progress
 
-	mu        sync.Mutex
-	nodes     map[string]*node
-	known     []string // every node of the last map, primaries first
-	next      int      // which of known a refresh asks first
-	inflight  *refresh
-	lastTry   time.Time // when the last refresh ended
-	lastErr   error     // how it failed; nil when it did not
-	closed    bool
-	retireDue []*node
+	mu       sync.Mutex
+	nodes    map[string]*node
+	known    []string // every node of the last map, primaries first
+	next     int      // which of known a refresh asks first
+	inflight *refresh
+	lastTry  time.Time // when the last refresh ended
+	lastErr  error     // how it failed; nil when it did not
+	closed   bool
 }
 
 // slotRange is one line of the slot map: slots first to last are served

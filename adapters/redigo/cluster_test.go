@@ -26,6 +26,14 @@ func clusterOptions(cl *redistest.Cluster, tr transport) redigo.Options {
 	return o
 }
 
+// clusterDedupe returns a client of cl on tr, a dedupe store on it, and a
+// tenant id of the test's own.
+func clusterDedupe(t *testing.T, cl *redistest.Cluster, tr transport) (*redigo.Client, *redigo.DedupeStore, string) {
+	t.Helper()
+	c := newClient(t, clusterOptions(cl, tr))
+	return c, redigo.NewDedupeStore(c), contract.TenantID(t)
+}
+
 // claimTTL is the claim TTL of the cluster tests: none of them outlives it.
 const claimTTL = time.Hour
 
@@ -91,9 +99,7 @@ func TestClusterContract(t *testing.T) {
 func TestCluster_RoutesEachKeyToItsPrimary(t *testing.T) {
 	cl := redistest.StartCluster(t, redistest.ClusterOptions{})
 	forEachTransport(t, func(t *testing.T, tr transport) {
-		c := newClient(t, clusterOptions(cl, tr))
-		s := redigo.NewDedupeStore(c)
-		tenant := contract.TenantID(t)
+		c, s, tenant := clusterDedupe(t, cl, tr)
 		for i := range 30 {
 			id := fmt.Sprintf("wamid.%d", i)
 			if st, err := s.Claim(t.Context(), tenant, id, "o", claimTTL); err != nil || st != ports.ClaimAcquired {
@@ -130,9 +136,7 @@ func otherPrimary(cl *redistest.Cluster, p *redistest.Server) *redistest.Server 
 func TestCluster_FollowsMovedAfterASlotMoved(t *testing.T) {
 	cl := redistest.StartCluster(t, redistest.ClusterOptions{})
 	forEachTransport(t, func(t *testing.T, tr transport) {
-		c := newClient(t, clusterOptions(cl, tr))
-		s := redigo.NewDedupeStore(c)
-		tenant := contract.TenantID(t)
+		c, s, tenant := clusterDedupe(t, cl, tr)
 		const held, done = "wamid.held", "wamid.done"
 		for _, id := range []string{held, done} {
 			if _, err := s.Claim(t.Context(), tenant, id, "o", claimTTL); err != nil {
@@ -170,12 +174,9 @@ func TestCluster_FollowsMovedAfterASlotMoved(t *testing.T) {
 func TestCluster_FollowsAskDuringAMigration(t *testing.T) {
 	cl := redistest.StartCluster(t, redistest.ClusterOptions{})
 	forEachTransport(t, func(t *testing.T, tr transport) {
-		c := newClient(t, clusterOptions(cl, tr))
-		s := redigo.NewDedupeStore(c)
-		tenant := contract.TenantID(t)
+		c, s, tenant := clusterDedupe(t, cl, tr)
 		const old, fresh = "wamid.old", "wamid.fresh"
-		// Two messages in one slot: ids differing in a hash tag's
-		// surroundings only.
+		// Two messages in one slot: their ids share the hash tag {m}.
 		oldID, freshID := "{m}"+old, "{m}"+fresh
 		if st, err := s.Claim(t.Context(), tenant, oldID, "o", claimTTL); err != nil || st != ports.ClaimAcquired {
 			t.Fatalf("Claim = %v, %v", st, err)

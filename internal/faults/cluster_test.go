@@ -64,6 +64,20 @@ func claimed(t *testing.T, e *env, tenant string, n int, pick func(key string) b
 	return ids, claims
 }
 
+// checkUntouched fails t unless the run went as on a healthy Redis: no
+// message lost, no error reaching a caller, no duplicate processed, no
+// call failed open.
+func checkUntouched(t *testing.T, e *env, o outcome) {
+	t.Helper()
+	checkNoLoss(t, o)
+	if o.duplicates != 0 {
+		t.Errorf("%s: %d duplicates processed", o.scenario, o.duplicates)
+	}
+	if n := failedOpen(e); n != 0 {
+		t.Errorf("%s: %d calls failed open", o.scenario, n)
+	}
+}
+
 // TestClusterResharding moves slots holding committed messages, claims in
 // flight and a claim held throughout from one primary to another, while 10
 // workers claim and commit: every redirect is followed, nothing fails open,
@@ -127,13 +141,7 @@ func TestClusterResharding(t *testing.T) {
 		o.note = fmt.Sprintf("%d slots moved in %s; MOVED %d, ASK %d, map read %d times; calls failed open: %d",
 			len(slots), fmtDur(moveTook), cs.Moved, cs.Asked, cs.Refreshes, failedOpen(e))
 		report(o.row)
-		checkNoLoss(t, o)
-		if o.duplicates != 0 {
-			t.Errorf("%d duplicates processed", o.duplicates)
-		}
-		if n := failedOpen(e); n != 0 {
-			t.Errorf("%d calls failed open: a redirect was not followed", n)
-		}
+		checkUntouched(t, e, o)
 		if cs.Moved+cs.Asked == 0 {
 			t.Error("no redirect followed: the move did not happen under the load")
 		}
@@ -207,13 +215,7 @@ func TestClusterSeedsDownAtStartup(t *testing.T) {
 		cs := e.mod.Stats().Cluster
 		o.note = fmt.Sprintf("map read from the third seed; %d primaries; calls failed open: %d", len(cs.Nodes), failedOpen(e))
 		report(o.row)
-		checkNoLoss(t, o)
-		if o.duplicates != 0 {
-			t.Errorf("%d duplicates processed", o.duplicates)
-		}
-		if n := failedOpen(e); n != 0 {
-			t.Errorf("%d calls failed open", n)
-		}
+		checkUntouched(t, e, o)
 		if len(cs.Nodes) != len(cl.Primaries) {
 			t.Errorf("%d primaries in the map, want %d", len(cs.Nodes), len(cl.Primaries))
 		}
