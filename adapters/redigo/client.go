@@ -202,11 +202,7 @@ func (d *dialer) dialOnce(ctx context.Context) (*serverConn, error) {
 		ctx, cancel = context.WithTimeout(ctx, d.timeout)
 		defer cancel()
 	}
-	u := *d.url
-	u.Host = addr
-	// Clipped: DialURLContext appends to the options it is given, which
-	// must not write into a backing array shared by dials.
-	conn, err := redis.DialURLContext(ctx, u.String(), slices.Clip(d.opts)...)
+	conn, err := d.connect(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -222,6 +218,16 @@ func (d *dialer) dialOnce(ctx context.Context) (*serverConn, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// connect dials the server at addr with d's URL and options, and
+// authenticates.
+func (d *dialer) connect(ctx context.Context, addr string) (redis.Conn, error) {
+	u := *d.url
+	u.Host = addr
+	// Clipped: DialURLContext appends to the options it is given, which
+	// must not write into a backing array shared by dials.
+	return redis.DialURLContext(ctx, u.String(), slices.Clip(d.opts)...)
 }
 
 // dialOptions splits the credentials off the URL, so that no error redigo

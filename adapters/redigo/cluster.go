@@ -583,9 +583,7 @@ func newClusterTransport(o Options, d *dialer) *cluster {
 func readSlots(ctx context.Context, d *dialer, addr string, timeout time.Duration) ([]slotRange, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	u := *d.url
-	u.Host = addr
-	conn, err := redis.DialURLContext(ctx, u.String(), slices.Clip(d.opts)...)
+	conn, err := d.connect(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
