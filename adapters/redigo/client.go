@@ -1,6 +1,7 @@
 // Package redigo implements the store ports on Redis through
 // github.com/gomodule/redigo: a connection pool, or a few auto-pipelined
-// connections shared by all callers.
+// connections shared by all callers, to one server, to the primary that
+// Redis Sentinel names, or to each primary of a Redis Cluster.
 //
 // [Client] owns the connections and offers the typed, context-first
 // helpers the stores are built on: Get, Set, Del and Ping. [TokenStore]
@@ -79,6 +80,7 @@ type Options struct {
 	// OnFailover, when not nil, is called after each failover the client
 	// followed: from one primary address to another with Sentinel, from
 	// an address to itself when its server was demoted. It must not block.
+	// It is not called on a cluster, whose failovers the slot map shows.
 	OnFailover func(from, to string)
 
 	// TestIdleAfter makes the pool PING a connection that sat idle at least
@@ -99,6 +101,10 @@ type Options struct {
 // [Options.Sentinel], each dial asks the sentinels where the primary is
 // and checks its ROLE, and a +switch-master announcement closes every
 // connection to the former primary at once.
+//
+// With [Options.Cluster], it routes each command to the primary serving
+// its key's slot, over a pool or pipeline of that node's own, and follows
+// the cluster's redirects, failovers and resharding; see [Cluster].
 type Client struct {
 	t transport
 	// primary follows the primary; nil on a cluster.

@@ -19,6 +19,16 @@ import (
 
 // Cluster runs a [Client] on a Redis Cluster. The zero value (no Addrs)
 // means one server, named by the URL or found through Sentinel.
+//
+// Each command goes to the primary serving its key's slot ([Slot]); the
+// first key of a script. The client reads the slot map (CLUSTER SLOTS) on
+// first use, from the seeds in turn; again after a MOVED reply, after a
+// node failed, for a slot no primary serves, and once it is 5s old, from
+// the nodes of the last map and then the seeds. Reads share the one in
+// progress, and those a failure triggers are at least 250ms apart. A
+// MOVED reply updates the slot and sends the command to the node it
+// names, once; an ASK reply sends ASKING and the command there, once.
+// Replicas are not read from.
 type Cluster struct {
 	// Addrs are seed nodes' host:port addresses, asked in turn for the
 	// slot map until one answers; a managed service's configuration
