@@ -37,22 +37,29 @@ type Cluster struct {
 	// must be 0.
 	Addrs []string
 	// Guard, when not nil, is called once for each node the client sends
-	// commands to, and returns what runs each of that node's commands:
-	// typically a circuit breaker, so that an unhealthy node stops being
-	// tried while the others go on. Nil runs every command.
+	// commands to, under the client's lock (it must not block), and
+	// returns what runs each of that node's commands: typically a circuit
+	// breaker, so that an unhealthy node stops being tried while the
+	// others go on. Nil runs every command.
 	Guard func(addr string) Guard
 }
 
-// Guard runs call, or refuses to and returns an error saying why without
-// calling it. The error call returns is the node's health, not the
-// command's answer: nil for any reply, including error replies such as a
-// redirect, and an error only when the node failed (a broken connection,
-// a timeout, a READONLY, LOADING, MASTERDOWN, CLUSTERDOWN or TRYAGAIN
-// reply). A Guard must be safe for concurrent use.
+// Guard runs call on the calling goroutine, or refuses to and returns an
+// error saying why, naming the node, without calling it. The error call
+// returns is the node's health, not the command's answer: nil for any
+// reply, including error replies such as a redirect, and an error when
+// the node failed (a broken connection, a timeout, a READONLY, LOADING,
+// MASTERDOWN, CLUSTERDOWN or TRYAGAIN reply) or the call could not reach
+// it (the caller's deadline, no free connection). A Guard must be safe for
+// concurrent use.
 type Guard func(call func() error) error
 
-// Cluster timings.
+// Cluster timings and limits.
 const (
+	// maxRedirects is how many redirects in a row a command follows: a
+	// stale map's MOVED, then the ASK of a slot being migrated, then one
+	// more.
+	maxRedirects = 3
 	// refreshMinInterval spaces out the slot map refreshes that redirects
 	// and failures trigger: however many commands fail at once, the map
 	// is read at most this often.
@@ -90,8 +97,9 @@ type cluster struct {
 	// owners maps each slot to its primary; nil for a slot not served.
 	owners [numSlots]atomic.Pointer[node]
 	loaded atomic.Bool
-	// readAt is when the map was last read, in Unix nanoseconds.
+	// readAt is when the map was last read, as a time since born.
 	readAt atomic.Int64
+	born   time.Time
 
 	moved, asked, refreshes atomic.Uint64
 
@@ -137,13 +145,14 @@ func newCluster(seeds []string, newNode func(string) *node, readMap func(context
 	ctx, cancel := context.WithCancel(context.Background())
 	return &cluster{
 		seeds: seeds, newNode: newNode, readMap: readMap,
-		ctx: ctx, cancel: cancel, nodes: make(map[string]*node),
+		ctx: ctx, cancel: cancel, nodes: make(map[string]*node), born: time.Now(),
 	}
 }
 
 // do runs one command at the primary serving its key's slot. A MOVED
-// reply updates that slot and sends the command to the node it names,
-// once; an ASK reply sends it there once after ASKING, the map unchanged.
+// reply updates that slot and sends the command to the node it names; an
+// ASK reply sends it there after ASKING, the map unchanged; up to
+// maxRedirects in a row, after which the last redirect is the answer.
 func (c *cluster) do(ctx context.Context, cmd string, args ...any) (any, error) {
 	key, err := commandKey(cmd, args)
 	if err != nil {
@@ -155,19 +164,25 @@ func (c *cluster) do(ctx context.Context, cmd string, args ...any) (any, error) 
 		return nil, err
 	}
 	reply, err := c.run(ctx, n, false, cmd, args)
-	if r, ok := redirectOf(err, n.addr); ok {
-		target := c.node(r.addr)
+	for range maxRedirects {
+		r, ok := redirectOf(err, n.addr)
+		if !ok {
+			break
+		}
+		n = c.node(r.addr)
 		if r.ask {
 			c.asked.Add(1)
 		} else {
 			c.moved.Add(1)
-			c.owners[r.slot].Store(target)
+			c.owners[r.slot].Store(n)
 			c.trigger()
 		}
-		reply, err = c.run(ctx, target, r.ask, cmd, args)
+		reply, err = c.run(ctx, n, r.ask, cmd, args)
 	}
-	if err != nil && !isReply(err) && ctx.Err() == nil {
-		c.trigger() // the node failed or was refused: it may have been replaced
+	if _, redirected := redirectOf(err, n.addr); redirected || (err != nil && !isReply(err) && ctx.Err() == nil) {
+		// Redirected once too often, or the node failed or was refused:
+		// the map is out of date, or the node was replaced.
+		c.trigger()
 	}
 	return reply, err
 }
@@ -194,7 +209,7 @@ func (c *cluster) run(ctx context.Context, n *node, asking bool, cmd string, arg
 		return reply, err
 	}
 	if gerr := n.guard(call); !ran {
-		return nil, fmt.Errorf("redis %s: node %s: %w", cmd, n.addr, gerr)
+		return nil, gerr // names the node, as Guard says
 	}
 	return reply, err
 }
@@ -256,8 +271,13 @@ func redirectOf(err error, from string) (redirect, bool) {
 	if err != nil || slot < 0 || slot >= numSlots {
 		return redirect{}, false
 	}
-	host, port, err := net.SplitHostPort(f[2])
-	if err != nil {
+	// host:port, unbracketed even for an IPv6 host (::1:7001).
+	i := strings.LastIndexByte(f[2], ':')
+	if i < 0 {
+		return redirect{}, false
+	}
+	host, port := strings.Trim(f[2][:i], "[]"), f[2][i+1:]
+	if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
 		return redirect{}, false
 	}
 	if host == "" {
@@ -273,7 +293,7 @@ func (c *cluster) owner(ctx context.Context, slot int) (*node, error) {
 		if err := c.load(ctx); err != nil {
 			return nil, err
 		}
-	} else if time.Since(time.Unix(0, c.readAt.Load())) > refreshEvery {
+	} else if time.Since(c.born) > time.Duration(c.readAt.Load())+refreshEvery {
 		c.trigger()
 	}
 	n := c.owners[slot].Load()
@@ -284,13 +304,18 @@ func (c *cluster) owner(ctx context.Context, slot int) (*node, error) {
 	return n, nil
 }
 
-// load reads the map for a caller that has none: it joins the refresh in
-// progress or starts one, unless one failed moments ago, whose error it
-// returns at once.
+// load reads the map for a caller that has none: it joins the first
+// reading in progress, or starts it. Once a reading failed, it returns
+// that failure at once, and a new reading runs in the background: while
+// no seed answers, calls fail fast instead of each waiting for the seeds'
+// timeouts.
 func (c *cluster) load(ctx context.Context) error {
 	r, err := c.start()
-	if r == nil {
+	switch {
+	case err != nil:
 		return err
+	case r == nil: // cannot be: a reading that did not fail loaded the map
+		return ErrNoClusterMap
 	}
 	select {
 	case <-r.done:
@@ -304,23 +329,19 @@ func (c *cluster) load(ctx context.Context) error {
 // or ended moments ago.
 func (c *cluster) trigger() { _, _ = c.start() }
 
-// start returns the refresh in progress, or starts one. It starts none
-// when the last ended less than refreshMinInterval ago, and returns nil
-// with that refresh's error, or when the cluster is closed.
+// start returns the refresh in progress, or starts one unless the last
+// ended less than refreshMinInterval ago; the error is the last
+// refresh's, or errClosed once the cluster is closed (and no refresh).
 func (c *cluster) start() (*refresh, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	switch {
-	case c.closed:
+	if c.closed {
 		return nil, errClosed
-	case c.inflight != nil:
-		return c.inflight, nil
-	case time.Since(c.lastTry) < refreshMinInterval:
-		if c.lastErr == nil && !c.loaded.Load() {
-			return nil, ErrNoClusterMap
-		}
-		return nil, c.lastErr
 	}
+	if c.inflight != nil || time.Since(c.lastTry) < refreshMinInterval {
+		return c.inflight, c.lastErr
+	}
+	last := c.lastErr
 	r := &refresh{done: make(chan struct{})}
 	c.inflight = r
 	c.wg.Add(1)
@@ -340,20 +361,20 @@ func (c *cluster) start() (*refresh, error) {
 			_ = n.t.close()
 		}
 	}()
-	return r, nil
+	return r, last
 }
 
 // refresh reads the map from the nodes of the last map, then the seeds,
 // until one answers, and applies it.
 func (c *cluster) refresh() error {
-	var errs []error
+	var errs []string
 	for _, addr := range c.candidates() {
 		ranges, err := c.readMap(c.ctx, addr)
 		if err == nil && len(ranges) == 0 {
 			err = errors.New("no slot is served")
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+			errs = append(errs, addr+": "+err.Error())
 			if c.ctx.Err() != nil {
 				break
 			}
@@ -363,7 +384,7 @@ func (c *cluster) refresh() error {
 		c.refreshes.Add(1)
 		return nil
 	}
-	return fmt.Errorf("%w: %w", ErrNoClusterMap, errors.Join(errs...))
+	return fmt.Errorf("%w: %s", ErrNoClusterMap, strings.Join(errs, "; "))
 }
 
 // candidates are the addresses to ask for the map: those of the last map,
@@ -413,7 +434,7 @@ func (c *cluster) apply(ranges []slotRange) {
 	for s := range owners {
 		c.owners[s].Store(owners[s])
 	}
-	c.readAt.Store(now.UnixNano())
+	c.readAt.Store(int64(now.Sub(c.born)))
 	c.loaded.Store(true)
 }
 
@@ -430,11 +451,14 @@ func (c *cluster) retireLocked() []*node {
 	return retire
 }
 
-// node returns the node at addr, made on first use.
+// node returns the node at addr, made on first use, for a redirect to it:
+// it counts as listed in the map now.
 func (c *cluster) node(addr string) *node {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.nodeLocked(addr)
+	n := c.nodeLocked(addr)
+	n.seen = time.Now()
+	return n
 }
 
 func (c *cluster) nodeLocked(addr string) *node {
@@ -608,14 +632,14 @@ func readSlots(ctx context.Context, d *dialer, addr string, timeout time.Duratio
 
 // parseSlots parses a CLUSTER SLOTS reply: for each range, its first and
 // last slot, then its primary and replicas as [host, port, id, …]. A node
-// listed without a host is at asked's; one whose address is unknown ("?")
-// is left out, and so is a range without a known primary.
+// listed without a host ("" or NULL) is at asked's; one whose address is
+// unknown ("?") is left out, and so is a range without a known primary.
 func parseSlots(reply []any, asked string) ([]slotRange, error) {
 	var ranges []slotRange
 	for _, item := range reply {
 		r, err := redis.Values(item, nil)
 		if err != nil || len(r) < 3 {
-			return nil, fmt.Errorf("redis CLUSTER SLOTS: malformed range %v", item)
+			return nil, fmt.Errorf("redis CLUSTER SLOTS: malformed range %q", item)
 		}
 		first, err1 := redis.Int(r[0], nil)
 		last, err2 := redis.Int(r[1], nil)
@@ -623,16 +647,15 @@ func parseSlots(reply []any, asked string) ([]slotRange, error) {
 			return nil, fmt.Errorf("redis CLUSTER SLOTS: malformed slots %v-%v", r[0], r[1])
 		}
 		sr := slotRange{first: first, last: last}
-		for i, nodeItem := range r[2:] {
-			addr, err := nodeAddr(nodeItem, asked)
-			if err != nil {
-				return nil, err
-			}
-			switch {
-			case addr == "":
-			case i == 0:
-				sr.primary = addr
-			default:
+		primary, err := nodeAddr(r[2], asked)
+		if err != nil {
+			return nil, err
+		}
+		sr.primary = primary
+		for _, item := range r[3:] {
+			// A replica is only ever asked for the map: one the reply
+			// does not describe well is left out.
+			if addr, err := nodeAddr(item, asked); err == nil && addr != "" {
 				sr.replicas = append(sr.replicas, addr)
 			}
 		}
@@ -648,12 +671,15 @@ func parseSlots(reply []any, asked string) ([]slotRange, error) {
 func nodeAddr(item any, asked string) (string, error) {
 	n, err := redis.Values(item, nil)
 	if err != nil || len(n) < 2 {
-		return "", fmt.Errorf("redis CLUSTER SLOTS: malformed node %v", item)
+		return "", fmt.Errorf("redis CLUSTER SLOTS: malformed node %q", item)
 	}
 	host, err1 := redis.String(n[0], nil)
+	if errors.Is(err1, redis.ErrNil) {
+		host, err1 = "", nil // cluster-preferred-endpoint-type unknown-endpoint
+	}
 	port, err2 := redis.Int(n[1], nil)
 	if err1 != nil || err2 != nil || port <= 0 || port > 65535 {
-		return "", fmt.Errorf("redis CLUSTER SLOTS: malformed node %v", item)
+		return "", fmt.Errorf("redis CLUSTER SLOTS: malformed node %q", item)
 	}
 	switch host {
 	case "?":
@@ -666,8 +692,10 @@ func nodeAddr(item any, asked string) (string, error) {
 
 // clusterURL checks that u suits a cluster: no database but 0.
 func clusterURL(u *url.URL) error {
-	if db := strings.TrimPrefix(u.Path, "/"); db != "" && db != "0" {
-		return fmt.Errorf("redis url: database %q: a cluster has only database 0", db)
+	if db := strings.TrimPrefix(u.Path, "/"); db != "" {
+		if n, err := strconv.Atoi(db); err != nil || n != 0 {
+			return fmt.Errorf("redis url: database %q: a cluster has only database 0", db)
+		}
 	}
 	return nil
 }

@@ -459,3 +459,77 @@ func TestCluster_Password(t *testing.T) {
 		}
 	})
 }
+
+// TestCluster_FailsFastOnceNoSeedAnswered: once a reading of the map
+// failed, calls fail at once while the next reading waits on a hung seed,
+// instead of each waiting for the seed's timeouts.
+func TestCluster_FailsFastOnceNoSeedAnswered(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		seed := redistest.NewProxy(t, redistest.ClosedAddr(t))
+		o := options("redis://", tr)
+		o.DialTimeout, o.ReadTimeout = time.Minute, time.Minute
+		o.Cluster.Addrs = []string{seed.Addr()}
+		c := newClient(t, o)
+		if err := c.Set(t.Context(), "k", "v", time.Minute); !errors.Is(err, redigo.ErrNoClusterMap) {
+			t.Fatalf("Set with the seed refusing = %v, want ErrNoClusterMap", err)
+		}
+		// From now on the seed accepts and never answers: a reading
+		// takes the timeouts, minutes.
+		seed.Hang()
+		time.Sleep(300 * time.Millisecond) // past the spacing of readings: the next call starts one
+		for range 3 {
+			start := time.Now()
+			err := c.Set(t.Context(), "k", "v", time.Minute)
+			if !errors.Is(err, redigo.ErrNoClusterMap) {
+				t.Errorf("Set during a reading from a hung seed = %v, want the last reading's ErrNoClusterMap", err)
+			}
+			if took := time.Since(start); took > 10*time.Second {
+				t.Fatalf("Set took %v: it waited for the reading", took)
+			}
+		}
+	})
+}
+
+// TestCluster_FollowsMovedThenAsk: a stale map sends a command to the
+// slot's former owner, which answers MOVED to the new one, which is
+// migrating the slot on and answers ASK.
+func TestCluster_FollowsMovedThenAsk(t *testing.T) {
+	cl := redistest.StartCluster(t, redistest.ClusterOptions{})
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		c, s, tenant := clusterDedupe(t, cl, tr)
+		if err := c.Ping(t.Context()); err != nil { // the map, as it is now
+			t.Fatal(err)
+		}
+		id := "wamid.moved-then-asked"
+		slot := redigo.Slot(redigo.DedupeKey(tenant, id))
+		first := cl.Owner(t, slot)
+		second := otherPrimary(cl, first)
+		var third *redistest.Server
+		for _, p := range cl.Primaries {
+			if p != first && p != second {
+				third = p
+			}
+		}
+		if err := cl.MoveSlots([]int{slot}, first, second); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.BeginMigration(slot, second, third); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := cl.MoveSlots([]int{slot}, second, third); err != nil {
+				t.Error(err)
+			}
+		})
+
+		if st, err := s.Claim(t.Context(), tenant, id, "o", claimTTL); err != nil || st != ports.ClaimAcquired {
+			t.Fatalf("Claim = %v, %v; want acquired after MOVED then ASK", st, err)
+		}
+		if n, _ := redis.Int(third.Do(t, nil, "CLUSTER", "COUNTKEYSINSLOT", slot), nil); n != 1 {
+			t.Errorf("the importing node holds %d keys of the slot, want the claim", n)
+		}
+		if st := c.Cluster(); st.Moved != 1 || st.Asked != 1 {
+			t.Errorf("Cluster() = %+v, want one MOVED, one ASK", st)
+		}
+	})
+}

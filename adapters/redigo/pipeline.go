@@ -292,8 +292,7 @@ func (pc *pipeConn) write() {
 }
 
 // read matches replies to the commands sent, in order. A Redis error reply
-// is that command's answer (an ASKING refused is its command's answer);
-// any other error breaks the connection.
+// is that command's answer; any other error breaks the connection.
 func (pc *pipeConn) read() {
 	for {
 		var c *call
@@ -302,18 +301,16 @@ func (pc *pipeConn) read() {
 		case <-pc.broken:
 			return
 		}
-		var askErr error
 		if c.asking {
-			if _, askErr = pc.receive(); askErr != nil && !isReply(askErr) {
+			// The command was sent right behind it: its answer is the
+			// call's, an ASKING refused included (a redirect back).
+			if _, err := pc.receive(); err != nil && !isReply(err) {
 				return
 			}
 		}
 		reply, err := pc.receive()
 		if err != nil && !isReply(err) {
 			return
-		}
-		if askErr != nil {
-			reply, err = nil, askErr
 		}
 		c.reply, c.err = reply, err
 		close(c.done)
