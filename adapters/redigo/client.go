@@ -64,8 +64,8 @@ type Options struct {
 	// whatever is queued in one batch, and one reader that matches the
 	// replies in order. The pool fields below are then unused.
 	Pipeline bool
-	// PipelineConns is how many connections a pipelining client uses.
-	// Zero means 2.
+	// PipelineConns is how many connections a pipelining client uses, to
+	// each node on a cluster. Zero means 2, and 1 per node on a cluster.
 	PipelineConns int
 
 	// Sentinel, when its Master is set, finds the primary through Redis

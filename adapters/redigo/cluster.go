@@ -314,7 +314,9 @@ func (c *cluster) load(ctx context.Context) error {
 	switch {
 	case err != nil:
 		return err
-	case r == nil: // cannot be: a reading that did not fail loaded the map
+	case r == nil && c.loaded.Load(): // read since the caller looked
+		return nil
+	case r == nil:
 		return ErrNoClusterMap
 	}
 	select {
@@ -583,6 +585,12 @@ func (c *cluster) close() error {
 // a pipeline per node, dialed as d would but to the node's address.
 func newClusterTransport(o Options, d *dialer) *cluster {
 	var c *cluster
+	// One pipelined connection per node batches best: the nodes already
+	// share the load.
+	conns := o.PipelineConns
+	if conns <= 0 {
+		conns = 1
+	}
 	newNode := func(addr string) *node {
 		nd := *d
 		u := *d.url
@@ -593,7 +601,7 @@ func newClusterTransport(o Options, d *dialer) *cluster {
 		nd.primary = newPrimary(addr, false, func(string, string) { c.trigger() })
 		n := &node{addr: addr}
 		if o.Pipeline {
-			n.t = newPipeline(nd.dial, o.PipelineConns)
+			n.t = newPipeline(nd.dial, conns)
 		} else {
 			n.t = newPool(nd.dial, o)
 		}

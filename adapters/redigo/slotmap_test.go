@@ -1,6 +1,7 @@
 package redigo
 
 import (
+	"context"
 	"reflect"
 	"testing"
 
@@ -92,5 +93,33 @@ func TestParseSlots(t *testing.T) {
 				t.Errorf("parseSlots = %+v, want %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// idleTransport is a node's transport for tests that never send a command.
+type idleTransport struct{}
+
+func (idleTransport) do(context.Context, string, ...any) (any, error)       { return nil, errClosed }
+func (idleTransport) doAsking(context.Context, string, ...any) (any, error) { return nil, errClosed }
+func (idleTransport) stats() PoolStats                                      { return PoolStats{} }
+func (idleTransport) close() error                                          { return nil }
+
+// TestCluster_LoadRightAfterAReading: a caller that found no map, and asks
+// for one just after a reading ended, within the spacing of readings, gets
+// the map that reading loaded.
+func TestCluster_LoadRightAfterAReading(t *testing.T) {
+	c := newCluster([]string{"seed:1"},
+		func(addr string) *node { return &node{addr: addr, t: idleTransport{}} },
+		func(context.Context, string) ([]slotRange, error) {
+			return []slotRange{{first: 0, last: numSlots - 1, primary: "node:1"}}, nil
+		})
+	defer c.close()
+	for i := range 2 {
+		if err := c.load(t.Context()); err != nil {
+			t.Fatalf("load #%d = %v", i+1, err)
+		}
+	}
+	if n, err := c.owner(t.Context(), 42); err != nil || n.addr != "node:1" {
+		t.Errorf("owner of slot 42 = %v, %v; want node:1", n, err)
 	}
 }
