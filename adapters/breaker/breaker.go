@@ -55,9 +55,31 @@ const (
 
 // Breaker is a circuit breaker for one backend. It is safe for concurrent use.
 type Breaker struct {
-	cb    atomic.Pointer[gobreaker.TwoStepCircuitBreaker[struct{}]]
+	cur   atomic.Pointer[generation]
 	fresh func() *gobreaker.TwoStepCircuitBreaker[struct{}]
 	log   *zap.Logger
+}
+
+// generation is one gobreaker breaker, from New or a Reset to the next
+// Reset.
+type generation struct {
+	cb *gobreaker.TwoStepCircuitBreaker[struct{}]
+	// clean is true while cb is closed and counts no failure since its
+	// last success: a call that succeeds then changes nothing, and runs
+	// without taking cb's lock (twice) on the way in and out. It is
+	// updated after each call that reached cb.
+	clean atomic.Bool
+}
+
+func (b *Breaker) newGeneration() *generation {
+	g := &generation{cb: b.fresh()}
+	g.clean.Store(true)
+	return g
+}
+
+// settle notes whether g is clean after a call it counted.
+func (g *generation) settle() {
+	g.clean.Store(g.cb.State() == gobreaker.StateClosed && g.cb.Counts().ConsecutiveFailures == 0)
 }
 
 // New returns a closed Breaker. It logs one warning each time it opens and
@@ -98,18 +120,18 @@ func New(name string, s Settings, log *zap.Logger) *Breaker {
 		},
 		log: log,
 	}
-	b.cb.Store(b.fresh())
+	b.cur.Store(b.newGeneration())
 	return b
 }
 
 // State returns the breaker's current state.
-func (b *Breaker) State() State { return stateOf(b.cb.Load().State()) }
+func (b *Breaker) State() State { return stateOf(b.cur.Load().cb.State()) }
 
 // Reset closes the breaker and forgets the failures it counted, because
 // the backend they came from was replaced (a new Redis primary): the next
 // call goes through rather than waiting for the cool-down.
 func (b *Breaker) Reset(reason string) {
-	old := b.cb.Swap(b.fresh())
+	old := b.cur.Swap(b.newGeneration()).cb
 	if st := stateOf(old.State()); st != Closed {
 		b.log.Info("circuit breaker reset", zap.String("breaker", old.Name()),
 			zap.String("from", st.String()), zap.String("reason", reason))
@@ -132,8 +154,29 @@ func stateOf(s gobreaker.State) State {
 // it went. A refusal wraps [ports.ErrUnavailable]. A call that panics is a
 // failure (and panics on): were it not reported, a probe would hold its
 // half-open slot for good.
+//
+// While the breaker is clean (closed, no failure counted since the last
+// success), a call runs without asking the breaker, which would let it
+// through, and only a failure is reported, after the fact, as if it had
+// asked: a success would change nothing. A success that ends while
+// another call's failure is reported may then go uncounted, as if it had
+// finished just before that failure.
 func guard[T any](b *Breaker, op string, call func() (T, error)) (T, error) {
-	done, err := b.cb.Load().Allow()
+	g := b.cur.Load()
+	if g.clean.Load() {
+		defer func() {
+			if v := recover(); v != nil {
+				g.report(errPanicked)
+				panic(v)
+			}
+		}()
+		v, err := call()
+		if err != nil {
+			g.report(err)
+		}
+		return v, err
+	}
+	done, err := g.cb.Allow()
 	if err != nil {
 		var zero T
 		return zero, fmt.Errorf("%s: breaker %s: %w", op, b.State(), ports.ErrUnavailable)
@@ -141,12 +184,22 @@ func guard[T any](b *Breaker, op string, call func() (T, error)) (T, error) {
 	defer func() {
 		if v := recover(); v != nil {
 			done(errPanicked)
+			g.settle()
 			panic(v)
 		}
 	}()
 	v, err := call()
 	done(err)
+	g.settle()
 	return v, err
+}
+
+// report counts err, the failure of a call that ran without asking g.
+func (g *generation) report(err error) {
+	if done, refused := g.cb.Allow(); refused == nil {
+		done(err)
+	}
+	g.settle()
 }
 
 var errPanicked = errors.New("breaker: store panicked")
@@ -156,7 +209,7 @@ var errPanicked = errors.New("breaker: store panicked")
 // [ports.ErrUnavailable]. It guards a Redis Cluster node's commands inside
 // the client (a redigo Guard), where store calls cannot tell nodes apart.
 func (b *Breaker) Run(call func() error) error {
-	return guardErr(b, b.cb.Load().Name(), call)
+	return guardErr(b, b.cur.Load().cb.Name(), call)
 }
 
 // guardErr is guard for a call that answers only an error.

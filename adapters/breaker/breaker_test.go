@@ -744,3 +744,18 @@ func TestBreaker_RunGuardsACall(t *testing.T) {
 		t.Errorf("refusal %q does not name the breaker", err)
 	}
 }
+
+// TestBreaker_PanicWhileClosedIsAFailure: a call that panics while the
+// breaker is closed, and clean, counts as a failure all the same.
+func TestBreaker_PanicWhileClosedIsAFailure(t *testing.T) {
+	brk := breaker.New("redis", breaker.Settings{Failures: 1, Cooldown: longCooldown}, nil)
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the panic did not reach the caller")
+			}
+		}()
+		_ = brk.Run(func() error { panic("store bug") })
+	}()
+	wantState(t, brk, breaker.Open)
+}

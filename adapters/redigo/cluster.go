@@ -164,6 +164,9 @@ func (c *cluster) do(ctx context.Context, cmd string, args ...any) (any, error) 
 		return nil, err
 	}
 	reply, err := c.run(ctx, n, false, cmd, args)
+	if err == nil {
+		return reply, nil
+	}
 	for range maxRedirects {
 		r, ok := redirectOf(err, n.addr)
 		if !ok {
@@ -193,30 +196,48 @@ func (c *cluster) doAsking(ctx context.Context, cmd string, args ...any) (any, e
 }
 
 // run sends one command to n through n's guard.
-func (c *cluster) run(ctx context.Context, n *node, asking bool, cmd string, args []any) (reply any, err error) {
-	ran := false
-	call := func() error {
-		ran = true
-		if asking {
-			reply, err = n.t.doAsking(ctx, cmd, args...)
-		} else {
-			reply, err = n.t.do(ctx, cmd, args...)
-		}
-		return nodeFailure(err)
-	}
+func (c *cluster) run(ctx context.Context, n *node, asking bool, cmd string, args []any) (any, error) {
+	a := &attempt{ctx: ctx, t: n.t, asking: asking, cmd: cmd, args: args}
 	if n.guard == nil {
-		_ = call()
-		return reply, err
+		_ = a.run()
+		return a.reply, a.err
 	}
-	if gerr := n.guard(call); !ran {
-		return nil, gerr // names the node, as Guard says
+	if err := n.guard(a.run); !a.ran {
+		return nil, err // names the node, as Guard says
 	}
-	return reply, err
+	return a.reply, a.err
+}
+
+// attempt is one command sent to one node, and its answer.
+type attempt struct {
+	ctx    context.Context
+	t      transport
+	asking bool
+	cmd    string
+	args   []any
+
+	ran   bool
+	reply any
+	err   error
+}
+
+// run sends the command and returns the node's health: see [Guard].
+func (a *attempt) run() error {
+	a.ran = true
+	if a.asking {
+		a.reply, a.err = a.t.doAsking(a.ctx, a.cmd, a.args...)
+	} else {
+		a.reply, a.err = a.t.do(a.ctx, a.cmd, a.args...)
+	}
+	return nodeFailure(a.err)
 }
 
 // nodeFailure is err when it says the node failed, nil when the node
 // answered.
 func nodeFailure(err error) error {
+	if err == nil {
+		return nil
+	}
 	var e redis.Error
 	if !errors.As(err, &e) {
 		return err
