@@ -43,7 +43,10 @@ type contender struct {
 	// failOpen counts the calls answered without Redis; nil when the
 	// contender does not fail open.
 	failOpen func() uint64
-	close    func()
+	// redirects counts the MOVED and ASK replies a module on a Redis
+	// Cluster followed; nil for the other contenders.
+	redirects func() uint64
+	close     func()
 }
 
 // ids hands out message id prefixes unique over the run, so that no claim
@@ -61,12 +64,14 @@ func (g *ids) prefixes(tag string, callers int) []string {
 }
 
 // moduleContender claims through the full module: app.New with the Redis
-// store, Deduplicator.Claim with a fresh message id each call.
-func moduleContender(ctx context.Context, url string, pipeline bool, g *ids) (*contender, app.Config, error) {
+// store at url, in cluster mode on the seeds when there are any,
+// Deduplicator.Claim with a fresh message id each call.
+func moduleContender(ctx context.Context, url string, seeds []string, pipeline bool, g *ids) (*contender, app.Config, error) {
 	cfg, err := moduleConfig(app.StoreRedis, url, pipeline)
 	if err != nil {
 		return nil, cfg, err
 	}
+	cfg.Redis.Cluster.Addrs = seeds
 	cfg.Redis.Pool.MaxActive = 0
 	cfg.Redis.Pool.MaxIdle = benchPoolIdle
 	mod, err := newModule(ctx, cfg, refusingFetcher{})
@@ -99,14 +104,20 @@ func moduleContender(ctx context.Context, url string, pipeline bool, g *ids) (*c
 			return claim(ctx, "wamid."+tag+".lat."+strconv.FormatUint(g.n.Add(1), 10))
 		},
 		failOpen: func() uint64 { return failOpenEvents(mod) },
-		close:    func() { mod.Close() },
+		redirects: func() uint64 {
+			s := mod.Stats().Cluster
+			return s.Moved + s.Asked
+		},
+		close: func() { mod.Close() },
 	}, cfg, nil
 }
 
 // rueidisContender sends the module's claim command, SET key claim:<owner>
-// NX GET EX 300, through rueidis with its default auto-pipelining.
-func rueidisContender(addr string, g *ids) (*contender, error) {
-	client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, DisableCache: true})
+// NX GET EX 300, through rueidis with its default auto-pipelining, to the
+// server at addrs, or to the Redis Cluster of those nodes: rueidis tells
+// which itself.
+func rueidisContender(addrs []string, g *ids) (*contender, error) {
+	client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs, DisableCache: true})
 	if err != nil {
 		return nil, fmt.Errorf("rueidis: %w", err)
 	}

@@ -51,8 +51,12 @@ func (e *env) flush() error {
 
 // clients is the number of connections open to Redis, the admin one
 // excluded.
-func (e *env) clients() (int, error) {
-	info, err := redis.String(e.admin.Do("INFO", "clients"))
+func (e *env) clients() (int, error) { return otherClients(e.admin) }
+
+// otherClients is the number of connections open to the server of admin,
+// admin excluded.
+func otherClients(admin redis.Conn) (int, error) {
+	info, err := redis.String(admin.Do("INFO", "clients"))
 	if err != nil {
 		return 0, fmt.Errorf("INFO clients: %w", err)
 	}
@@ -91,10 +95,13 @@ func (e *env) commandCalls(cmd string) (uint64, error) {
 
 // awaitClients waits until at most want connections besides the admin one
 // are open, so that a count that follows sees only new ones.
-func (e *env) awaitClients(want int) error {
+func (e *env) awaitClients(want int) error { return awaitConnections(e.clients, want) }
+
+// awaitConnections waits until count reports at most want connections.
+func awaitConnections(count func() (int, error), want int) error {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		n, err := e.clients()
+		n, err := count()
 		if err != nil || n <= want {
 			return err
 		}

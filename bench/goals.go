@@ -9,6 +9,7 @@ import (
 // The module's performance goals, as ratios and counts from one run.
 const (
 	goalVsRueidis        = 1.0
+	goalClusterVsRueidis = 1.0
 	goalVsRedisBenchmark = 1.5
 	goalLatencyRatio     = 1.1
 	goalTokenNs          = 30.0
@@ -52,6 +53,20 @@ func (g *goals) throughput(res *throughputResult, o options) {
 		r := median(ratios(res.rates[mode][ci], res.rates[cRedisBenchmark][ci]))
 		g.add(what+" ÷ redis-benchmark", shortName(mode), fmtRatio(r), fmt.Sprintf("≥ %.1f×", goalVsRedisBenchmark), r >= goalVsRedisBenchmark)
 	}
+}
+
+// cluster checks the pipeline's claim throughput on the Redis Cluster
+// against rueidis at the largest concurrency measured.
+func (g *goals) cluster(res *clusterResult, o options) {
+	ci := 0
+	for i, c := range o.callers {
+		if c > o.callers[ci] {
+			ci = i
+		}
+	}
+	r := median(ratios(res.rates[cPipeline][ci], res.rates[cRueidis][ci]))
+	g.add(fmt.Sprintf("claim throughput on a %d-primary Redis Cluster, %d callers ÷ rueidis", len(clusterRanges), o.callers[ci]),
+		shortName(cPipeline), fmtRatio(r), fmt.Sprintf("≥ %.1f×", goalClusterVsRueidis), r >= goalClusterVsRueidis)
 }
 
 func (g *goals) latency(res *latencyResult) {

@@ -36,7 +36,7 @@ func runLatency(ctx context.Context, e *env) (*latencyResult, error) {
 		}
 	}()
 	for _, pipeline := range []bool{false, true} {
-		c, _, err := moduleContender(ctx, e.srv.url(), pipeline, e.ids)
+		c, _, err := moduleContender(ctx, e.srv.url(), nil, pipeline, e.ids)
 		if err != nil {
 			return nil, errorf(err, "%s", modeName(pipeline))
 		}

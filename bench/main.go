@@ -5,6 +5,8 @@
 //   - claim throughput at several concurrencies: the module (redis.pipeline
 //     false and true) against rueidis with auto-pipelining and against
 //     redis-benchmark, in interleaved rounds, with per-round ratios;
+//   - the same claim throughput on a 3-primary Redis Cluster it starts
+//     too: the module in cluster mode against rueidis' cluster client;
 //   - claim latency with one caller against a bare connection's round trip;
 //   - a token cache hit against golang.org/x/oauth2's ReuseTokenSource, at
 //     several GOMAXPROCS;
@@ -119,7 +121,8 @@ func main() {
 
 // run starts redis-server, runs every measurement, prints the tables to
 // out and progress to progress, and stops the server, also when ctx ends
-// or a measurement fails.
+// or a measurement fails; likewise the Redis Cluster of the cluster
+// measurement, for its duration.
 func run(ctx context.Context, o options, args []string, out, progress io.Writer) error {
 	started := time.Now()
 	serverBin, err := findBinary(o.redisServer, "redis-server", "redis-server")
@@ -155,6 +158,13 @@ func run(ctx context.Context, o options, args []string, out, progress io.Writer)
 	tp.tables(o).write(out)
 	tp.detail(o).write(out)
 	g.throughput(tp, o)
+
+	cl, err := runClusterThroughput(ctx, e, serverBin)
+	if err != nil {
+		return err
+	}
+	cl.table(o).write(out)
+	g.cluster(cl, o)
 
 	lat, err := runLatency(ctx, e)
 	if err != nil {

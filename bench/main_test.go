@@ -257,8 +257,9 @@ func TestTableWrite(t *testing.T) {
 	}
 }
 
-// TestRun runs the whole harness, briefly, against its own redis-server:
-// every table is printed with figures, and the server is gone afterwards.
+// TestRun runs the whole harness, briefly, against its own redis-server
+// and Redis Cluster: every table is printed with figures, and the server
+// and the cluster's nodes are gone afterwards.
 func TestRun(t *testing.T) {
 	prev := flag.Lookup("test.benchtime").Value.String()
 	if err := flag.Set("test.benchtime", "20ms"); err != nil {
@@ -277,6 +278,7 @@ func TestRun(t *testing.T) {
 	for _, want := range []string{
 		"### Machine and run", "`cd bench && go run . -rounds 2`",
 		"### Claim throughput: claims/s", "### Claim throughput, every round",
+		"### Claim throughput on a 3-primary Redis Cluster: claims/s",
 		"### Claim latency, one caller", "### Token hit, warm cache, parallel",
 		"### Auth calls, cold start: 2 replicas × 3 tenants × 20 concurrent lookups", "### Goals, from this run",
 	} {
@@ -296,8 +298,14 @@ func TestRun(t *testing.T) {
 	if addr == nil {
 		t.Fatalf("progress does not name the server:\n%s", progress.String())
 	}
-	if c, err := net.DialTimeout("tcp", addr[1], time.Second); err == nil {
-		c.Close()
-		t.Fatalf("redis-server at %s still accepts connections after run", addr[1])
+	nodes := regexp.MustCompile(`redis cluster at (.+)`).FindStringSubmatch(progress.String())
+	if nodes == nil {
+		t.Fatalf("progress does not name the cluster's nodes:\n%s", progress.String())
+	}
+	for _, a := range append([]string{addr[1]}, strings.Split(nodes[1], ", ")...) {
+		if c, err := net.DialTimeout("tcp", a, time.Second); err == nil {
+			c.Close()
+			t.Errorf("redis-server at %s still accepts connections after run", a)
+		}
 	}
 }

@@ -58,7 +58,11 @@ func binaryVersion(ctx context.Context, bin string) string {
 
 // startServer starts redis-server from bin with --save "" --appendonly no
 // on a free loopback port and waits until it accepts connections.
-func startServer(bin string) (*server, error) {
+func startServer(bin string) (*server, error) { return startRedis(bin, nil) }
+
+// startRedis is startServer with more args for the server: extra, when not
+// nil, returns them given the server's folder and port.
+func startRedis(bin string, extra func(dir string, port int) ([]string, error)) (*server, error) {
 	dir, err := os.MkdirTemp("", "connectorcache-bench-")
 	if err != nil {
 		return nil, err
@@ -68,11 +72,21 @@ func startServer(bin string) (*server, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	s := &server{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: dir, done: make(chan struct{})}
-	s.cmd = exec.Command(bin,
+	args := []string{
 		"--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", dir,
 		"--save", "", "--appendonly", "no", "--daemonize", "no",
-		"--logfile", filepath.Join(dir, "redis.log"))
+		"--logfile", filepath.Join(dir, "redis.log"),
+	}
+	if extra != nil {
+		more, err := extra(dir, port)
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		args = append(args, more...)
+	}
+	s := &server{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: dir, done: make(chan struct{})}
+	s.cmd = exec.Command(bin, args...)
 	// The server dies with the harness, even when the harness is killed.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {

@@ -106,14 +106,14 @@ func claimContenders(ctx context.Context, e *env, benchBin string) ([]*contender
 		return nil, nil, err
 	}
 	for _, pipeline := range []bool{false, true} {
-		c, cfg, err := moduleContender(ctx, e.srv.url(), pipeline, e.ids)
+		c, cfg, err := moduleContender(ctx, e.srv.url(), nil, pipeline, e.ids)
 		if err != nil {
 			return fail(errorf(err, "%s", modeName(pipeline)))
 		}
 		res.poolConfig = cfg.Redis.Pool
 		cs = append(cs, c)
 	}
-	rc, err := rueidisContender(e.srv.addr, e.ids)
+	rc, err := rueidisContender([]string{e.srv.addr}, e.ids)
 	if err != nil {
 		return fail(err)
 	}
@@ -131,14 +131,14 @@ func countConnections(ctx context.Context, e *env, res *throughputResult) error 
 	}
 	build := []func() (*contender, error){
 		func() (*contender, error) {
-			c, _, err := moduleContender(ctx, e.srv.url(), false, e.ids)
+			c, _, err := moduleContender(ctx, e.srv.url(), nil, false, e.ids)
 			return c, err
 		},
 		func() (*contender, error) {
-			c, _, err := moduleContender(ctx, e.srv.url(), true, e.ids)
+			c, _, err := moduleContender(ctx, e.srv.url(), nil, true, e.ids)
 			return c, err
 		},
-		func() (*contender, error) { return rueidisContender(e.srv.addr, e.ids) },
+		func() (*contender, error) { return rueidisContender([]string{e.srv.addr}, e.ids) },
 	}
 	for i, b := range build {
 		if err := e.awaitClients(0); err != nil {
