@@ -331,36 +331,22 @@ func runClusterThroughput(ctx context.Context, e *env, serverBin string) (*clust
 	failOpen := func(c *contender) uint64 { return c.failOpen() }
 	redirects := func(c *contender) uint64 { return c.redirects() }
 	failOpenBefore, redirectsBefore := moduleCount(failOpen), moduleCount(redirects)
-	for ci, callers := range e.o.callers {
-		for _, c := range cs {
-			if _, err := c.rate(ctx, callers, warmup); err != nil {
-				return nil, errorf(err, "cluster: warm-up of %s at %d callers", c.name, callers)
-			}
-			if _, _, err := cl.flush(); err != nil {
-				return nil, err
-			}
+	// After each measurement, every node is flushed; its keys and reads
+	// are counted to the contender that ran, not to a warm-up (i < 0).
+	err = interleave(ctx, e, cs, "cluster claims", res.rates[:], func(i, ci int) error {
+		keys, reads, err := cl.flush()
+		if err != nil || i < 0 {
+			return err
 		}
-		for r := range e.o.rounds {
-			var line []string
-			for _, i := range rotation(len(cs), r) {
-				rate, err := cs[i].rate(ctx, callers, e.o.duration)
-				if err != nil {
-					return nil, errorf(err, "cluster: %s at %d callers, round %d", cs[i].name, callers, r+1)
-				}
-				res.rates[i][ci] = append(res.rates[i][ci], rate)
-				line = append(line, fmt.Sprintf("%s %s", shortName(i), fmtRate(rate)))
-				keys, reads, err := cl.flush()
-				if err != nil {
-					return nil, err
-				}
-				for n := range keys {
-					res.keys[i][n] += keys[n]
-					res.claims[i][ci] += keys[n]
-					res.reads[i][ci] += reads[n]
-				}
-			}
-			e.progress("cluster claims, %d callers, round %d/%d: %s", callers, r+1, e.o.rounds, strings.Join(line, ", "))
+		for n := range keys {
+			res.keys[i][n] += keys[n]
+			res.claims[i][ci] += keys[n]
+			res.reads[i][ci] += reads[n]
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	failOpenAfter, redirectsAfter := moduleCount(failOpen), moduleCount(redirects)
 	for m := range res.failOpen {

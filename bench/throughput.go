@@ -59,30 +59,9 @@ func runThroughput(ctx context.Context, e *env, benchBin string) (*throughputRes
 		res.rates[i] = make([][]float64, len(e.o.callers))
 	}
 	before := [2]uint64{cs[cPool].failOpen(), cs[cPipeline].failOpen()}
-	for ci, callers := range e.o.callers {
-		for _, c := range cs {
-			if _, err := c.rate(ctx, callers, warmup); err != nil {
-				return nil, errorf(err, "warm-up of %s at %d callers", c.name, callers)
-			}
-			if err := e.flush(); err != nil {
-				return nil, err
-			}
-		}
-		for r := range e.o.rounds {
-			var line []string
-			for _, i := range rotation(len(cs), r) {
-				rate, err := cs[i].rate(ctx, callers, e.o.duration)
-				if err != nil {
-					return nil, errorf(err, "%s at %d callers, round %d", cs[i].name, callers, r+1)
-				}
-				res.rates[i][ci] = append(res.rates[i][ci], rate)
-				line = append(line, fmt.Sprintf("%s %s", shortName(i), fmtRate(rate)))
-				if err := e.flush(); err != nil {
-					return nil, err
-				}
-			}
-			e.progress("claims, %d callers, round %d/%d: %s", callers, r+1, e.o.rounds, strings.Join(line, ", "))
-		}
+	err = interleave(ctx, e, cs, "claims", res.rates[:], func(int, int) error { return e.flush() })
+	if err != nil {
+		return nil, err
 	}
 	res.failOpen = [2]uint64{cs[cPool].failOpen() - before[0], cs[cPipeline].failOpen() - before[1]}
 	for _, c := range cs {
@@ -93,6 +72,40 @@ func runThroughput(ctx context.Context, e *env, benchBin string) (*throughputRes
 		return nil, err
 	}
 	return res, nil
+}
+
+// interleave measures the claim rate of each contender of cs at each of
+// e.o.callers: a warm-up of each, then e.o.rounds rounds in which each runs
+// once, in rotating order. It appends each rate to rates[contender][callers
+// index], and calls after, which flushes Redis, after every measurement.
+// what names the measurement in errors and progress lines.
+func interleave(ctx context.Context, e *env, cs []*contender, what string, rates [][][]float64, after func(i, ci int) error) error {
+	for ci, callers := range e.o.callers {
+		for _, c := range cs {
+			if _, err := c.rate(ctx, callers, warmup); err != nil {
+				return errorf(err, "%s: warm-up of %s at %d callers", what, c.name, callers)
+			}
+			if err := after(-1, ci); err != nil {
+				return err
+			}
+		}
+		for r := range e.o.rounds {
+			var line []string
+			for _, i := range rotation(len(cs), r) {
+				rate, err := cs[i].rate(ctx, callers, e.o.duration)
+				if err != nil {
+					return errorf(err, "%s: %s at %d callers, round %d", what, cs[i].name, callers, r+1)
+				}
+				rates[i][ci] = append(rates[i][ci], rate)
+				line = append(line, fmt.Sprintf("%s %s", shortName(i), fmtRate(rate)))
+				if err := after(i, ci); err != nil {
+					return err
+				}
+			}
+			e.progress("%s, %d callers, round %d/%d: %s", what, callers, r+1, e.o.rounds, strings.Join(line, ", "))
+		}
+	}
+	return nil
 }
 
 // claimContenders builds the four contenders, in table order.
