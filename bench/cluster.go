@@ -320,7 +320,6 @@ func runClusterThroughput(ctx context.Context, e *env, serverBin string) (*clust
 	}()
 	for i, c := range cs {
 		res.names = append(res.names, c.name)
-		res.rates[i] = make([][]float64, len(e.o.callers))
 		res.keys[i] = make([]int64, len(cl.nodes))
 		res.claims[i] = make([]int64, len(e.o.callers))
 		res.reads[i] = make([]int64, len(e.o.callers))

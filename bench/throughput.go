@@ -54,9 +54,8 @@ func runThroughput(ctx context.Context, e *env, benchBin string) (*throughputRes
 			c.close()
 		}
 	}()
-	for i, c := range cs {
+	for _, c := range cs {
 		res.names = append(res.names, c.name)
-		res.rates[i] = make([][]float64, len(e.o.callers))
 	}
 	before := [2]uint64{cs[cPool].failOpen(), cs[cPipeline].failOpen()}
 	err = interleave(ctx, e, cs, "claims", res.rates[:], func(int, int) error { return e.flush() })
@@ -76,10 +75,13 @@ func runThroughput(ctx context.Context, e *env, benchBin string) (*throughputRes
 
 // interleave measures the claim rate of each contender of cs at each of
 // e.o.callers: a warm-up of each, then e.o.rounds rounds in which each runs
-// once, in rotating order. It appends each rate to rates[contender][callers
-// index], and calls after, which flushes Redis, after every measurement.
+// once, in rotating order. It makes rates[contender][callers index] hold
+// the rates in round order, and calls after, which flushes Redis, after every measurement.
 // what names the measurement in errors and progress lines.
 func interleave(ctx context.Context, e *env, cs []*contender, what string, rates [][][]float64, after func(i, ci int) error) error {
+	for i := range cs {
+		rates[i] = make([][]float64, len(e.o.callers))
+	}
 	for ci, callers := range e.o.callers {
 		for _, c := range cs {
 			if _, err := c.rate(ctx, callers, warmup); err != nil {
