@@ -39,8 +39,8 @@ type Module struct {
 	pool     func() PoolStats
 	primary  func() PrimaryStats
 	cluster  func() ClusterStats
-	breaker  func() BreakerState
-	client   *redigo.Client // nil for the memory store
+	// breaker is the breakers' state, on a cluster from its nodes'.
+	breaker func(ClusterStats) BreakerState
 }
 
 // Stats is a snapshot of the module's counters, for metrics and health.
@@ -94,7 +94,7 @@ const (
 
 // Stats returns a snapshot of the module's counters.
 func (m *Module) Stats() Stats {
-	return Stats{
+	s := Stats{
 		Store:    m.store,
 		Tokens:   m.Tokens.Stats(),
 		Dedupe:   m.Dedupe.Stats(),
@@ -102,8 +102,9 @@ func (m *Module) Stats() Stats {
 		Pool:     m.pool(),
 		Primary:  m.primary(),
 		Cluster:  m.cluster(),
-		Breaker:  m.breaker(),
 	}
+	s.Breaker = m.breaker(s.Cluster)
+	return s
 }
 
 // New builds the module that cfg describes. Tokens missing from the store
@@ -132,7 +133,7 @@ func New(ctx context.Context, cfg Config, logger *zap.Logger, fetcher ports.Toke
 		m.pool = func() PoolStats { return PoolStats{} }
 		m.primary = func() PrimaryStats { return PrimaryStats{} }
 		m.cluster = func() ClusterStats { return ClusterStats{} }
-		m.breaker = func() BreakerState { return BreakerClosed }
+		m.breaker = func(ClusterStats) BreakerState { return BreakerClosed }
 	case StoreRedis:
 		var err error
 		if tokens, lock, dedupe, err = m.wireRedis(ctx, cfg, logger); err != nil {
@@ -169,23 +170,24 @@ func (m *Module) wireRedis(ctx context.Context, cfg Config, logger *zap.Logger) 
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	var brk *breaker.Breaker
+	var (
+		brk    *breaker.Breaker
+		client *redigo.Client // set below, before any Stats
+	)
 	if len(cfg.Redis.Cluster.Addrs) > 0 {
 		nodes := newNodeBreakers(settings, logger)
 		opts.Cluster.Guard = nodes.guard
-		m.cluster = func() ClusterStats { return nodes.clusterStats(m.client.Cluster()) }
-		m.breaker = func() BreakerState { return worst(m.cluster().Nodes) }
+		m.cluster = func() ClusterStats { return nodes.clusterStats(client.Cluster()) }
+		m.breaker = func(c ClusterStats) BreakerState { return worst(c.Nodes) }
 	} else {
 		brk = breaker.New("redis", settings, logger)
 		opts.OnFailover = onFailover(logger, warnLog, brk)
 		m.cluster = func() ClusterStats { return ClusterStats{} }
-		m.breaker = func() BreakerState { return BreakerState(brk.State()) }
+		m.breaker = func(ClusterStats) BreakerState { return BreakerState(brk.State()) }
 	}
-	client, err := redigo.NewClient(opts)
-	if err != nil {
+	if client, err = redigo.NewClient(opts); err != nil {
 		return nil, nil, nil, fmt.Errorf("app: %w", err)
 	}
-	m.client = client
 	m.ping, m.close = client.Ping, client.Close
 	m.pool = func() PoolStats { s := client.Stats(); return PoolStats{Active: s.Active, Idle: s.Idle} }
 	m.primary = func() PrimaryStats { s := client.Primary(); return PrimaryStats{Addr: s.Addr, Failovers: s.Failovers} }
@@ -208,8 +210,8 @@ func sampled(logger *zap.Logger) *zap.Logger {
 }
 
 // redisStores stacks the Redis stores: the circuit breaker brk right on
-// Redis (nil on a cluster), the near caches above it (a token copy, a bounded record of this
-// process's claims), fail-open on top.
+// Redis (nil on a cluster), the near caches above it (a token copy, a
+// bounded record of this process's claims), fail-open on top.
 func redisStores(client *redigo.Client, brk *breaker.Breaker, cfg Config, warnLog *zap.Logger, m *Module) (ports.TokenStore, ports.TokenLock, ports.DedupeStore) {
 	failOpen := failopen.NewReporter(warnLog, m.failOpen)
 	redisTokens := redigo.NewTokenStore(client)

@@ -24,7 +24,6 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -120,11 +119,17 @@ type Client struct {
 // batches them over shared connections.
 type transport interface {
 	do(ctx context.Context, cmd string, args ...any) (any, error)
+	stats() PoolStats
+	close() error
+}
+
+// nodeTransport is the transport to one server, which a cluster also
+// sends redirected commands through.
+type nodeTransport interface {
+	transport
 	// doAsking runs cmd right after ASKING, on the same connection: the
 	// one-time redirect to a cluster node importing the key's slot.
 	doAsking(ctx context.Context, cmd string, args ...any) (any, error)
-	stats() PoolStats
-	close() error
 }
 
 // NewClient returns a Client for o. It connects to Redis lazily: no
@@ -335,7 +340,7 @@ func newScript(src string) *script {
 // eval runs s on one key with args.
 func (c *Client) eval(ctx context.Context, s *script, key string, args ...any) (any, error) {
 	reply, err := c.do(ctx, "EVALSHA", append([]any{s.hash, 1, key}, args...)...)
-	if e, ok := err.(redis.Error); ok && strings.HasPrefix(string(e), "NOSCRIPT ") {
+	if replyWith(err, "NOSCRIPT ") {
 		reply, err = c.do(ctx, "EVAL", append([]any{s.src, 1, key}, args...)...)
 	}
 	return reply, err

@@ -135,7 +135,7 @@ type refresh struct {
 // node is one primary the client talks to.
 type node struct {
 	addr    string
-	t       transport
+	t       nodeTransport
 	guard   Guard
 	seen    time.Time // when a map last listed it (under cluster.mu)
 	failing atomic.Bool
@@ -190,11 +190,6 @@ func (c *cluster) do(ctx context.Context, cmd string, args ...any) (any, error) 
 	return reply, err
 }
 
-// doAsking is not used on a cluster: redirects are followed within do.
-func (c *cluster) doAsking(ctx context.Context, cmd string, args ...any) (any, error) {
-	return c.do(ctx, cmd, args...)
-}
-
 // run sends one command to n through n's guard.
 func (c *cluster) run(ctx context.Context, n *node, asking bool, cmd string, args []any) (any, error) {
 	a := &attempt{ctx: ctx, t: n.t, asking: asking, cmd: cmd, args: args}
@@ -211,7 +206,7 @@ func (c *cluster) run(ctx context.Context, n *node, asking bool, cmd string, arg
 // attempt is one command sent to one node, and its answer.
 type attempt struct {
 	ctx    context.Context
-	t      transport
+	t      nodeTransport
 	asking bool
 	cmd    string
 	args   []any
@@ -233,22 +228,14 @@ func (a *attempt) run() error {
 }
 
 // nodeFailure is err when it says the node failed, nil when the node
-// answered.
+// answered: with a value, or with an error reply other than one only an
+// unusable node gives.
 func nodeFailure(err error) error {
-	if err == nil {
+	if err == nil || (isReply(err) && !notPrimary(err) && !replyWith(err, "CLUSTERDOWN ", "TRYAGAIN ")) {
 		return nil
 	}
-	var e redis.Error
-	if !errors.As(err, &e) {
-		return err
-	}
-	if notPrimary(err) || hasPrefix(e, "CLUSTERDOWN ") || hasPrefix(e, "TRYAGAIN ") {
-		return err
-	}
-	return nil
+	return err
 }
-
-func hasPrefix(e redis.Error, prefix string) bool { return strings.HasPrefix(string(e), prefix) }
 
 // commandKey returns the key a command touches: the first argument, or
 // the first key of a script.

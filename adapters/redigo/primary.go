@@ -23,11 +23,17 @@ var errDropped = fmt.Errorf("redigo: connection to a former primary dropped: %w"
 // (READONLY), a server still loading its data set (LOADING), a replica
 // whose link to its primary is down (MASTERDOWN).
 func notPrimary(err error) bool {
+	return replyWith(err, "READONLY ", "LOADING ", "MASTERDOWN ")
+}
+
+// replyWith reports whether err is an error reply from Redis that starts
+// with one of prefixes.
+func replyWith(err error, prefixes ...string) bool {
 	var e redis.Error
 	if !errors.As(err, &e) {
 		return false
 	}
-	for _, prefix := range []string{"READONLY ", "LOADING ", "MASTERDOWN "} {
+	for _, prefix := range prefixes {
 		if strings.HasPrefix(string(e), prefix) {
 			return true
 		}
