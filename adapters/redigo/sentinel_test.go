@@ -179,7 +179,7 @@ func TestClient_SentinelSwitchIsFollowedWithoutACommand(t *testing.T) {
 // sentinels' and the one asking.
 func clients(t *testing.T, srv *redistest.Server) int {
 	t.Helper()
-	list, err := redis.String(srv.Do(t, nil, "CLIENT", "LIST", "TYPE", "normal"), nil)
+	list, err := redis.String(srv.Read(t, nil, "CLIENT", "LIST", "TYPE", "normal"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

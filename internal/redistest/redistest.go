@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -300,6 +301,37 @@ func (s *Server) Do(tb testing.TB, opts []redis.DialOption, cmd string, args ...
 		tb.Fatalf("redistest: %s on %s: %v", cmd, s.Addr(), err)
 	}
 	return reply
+}
+
+// Read is [Server.Do] for a command that only reads, such as ROLE or
+// CLIENT LIST: one that s closes the connection under is sent again on a
+// new one, up to 5 times. A sentinel promoting or reconfiguring s closes
+// its client connections (CLIENT KILL TYPE normal in the transaction that
+// sends SLAVEOF), so a test watching s through a failover needs this.
+func (s *Server) Read(tb testing.TB, opts []redis.DialOption, cmd string, args ...any) any {
+	tb.Helper()
+	var (
+		reply any
+		err   error
+	)
+	for range 5 {
+		if reply, err = s.do(opts, cmd, args...); !closedUnder(err) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		tb.Fatalf("redistest: %s on %s: %v", cmd, s.Addr(), err)
+	}
+	return reply
+}
+
+// closedUnder reports whether err is the server closing the connection
+// under a command (an EOF, a reset, a broken pipe), as opposed to a
+// refused dial or an error reply.
+func closedUnder(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // do is Do for use outside the test's goroutine: it returns the error,

@@ -200,11 +200,11 @@ func StartReplica(tb testing.TB, primary *Server, args ...string) *Server {
 }
 
 // Role returns the first element of s's ROLE reply: "master", "slave" or
-// "sentinel". It dials s as [Server.Do] does with opts, and fails tb if s
-// does not answer.
+// "sentinel". It dials s as [Server.Read] does with opts, and fails tb if
+// s does not answer.
 func (s *Server) Role(tb testing.TB, opts ...redis.DialOption) string {
 	tb.Helper()
-	reply, err := redis.Values(s.Do(tb, opts, "ROLE"), nil)
+	reply, err := redis.Values(s.Read(tb, opts, "ROLE"), nil)
 	if err != nil || len(reply) == 0 {
 		tb.Fatalf("redistest: ROLE on %s: %v, %v", s.Addr(), reply, err)
 	}
