@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -49,8 +50,44 @@ type TokenCacheConfig struct {
 	// it delays the others by at most this long. Zero means
 	// DefaultLockTTL.
 	LockTTL time.Duration
+	// RefreshAhead is how long before a token's refresh point a hit starts
+	// a refresh in the background: the caller gets the cached token at
+	// once, and one refresh per tenant slot runs (across processes through
+	// Lock). Zero disables it: the first caller after the refresh point
+	// waits for the fetch.
+	RefreshAhead time.Duration
+	// StaleMinValidity: when a fetch fails, the last token this process
+	// held for the tenant slot is returned instead of the error while it
+	// has at least this long to live, and counted in TokenStats.StaleServed.
+	// A token rejected with Reject is never served so. Zero disables it.
+	StaleMinValidity time.Duration
+	// PoolSize is how many tokens each tenant has, each cached, locked,
+	// fetched and refreshed on its own, handed out in turn: Genesys limits
+	// the requests per token. Zero means 1; at most MaxPoolSize.
+	PoolSize int
+	// PoolSizes overrides PoolSize for the tenants it names.
+	PoolSizes map[string]int
+	// StaleServed, when set, is called each time a token is served stale,
+	// with the fetch's error: for a (sampled) warning.
+	StaleServed func(tenantID string, err error)
+	// RefreshFailed, when set, is called each time a refresh ahead fails:
+	// no caller sees that error.
+	RefreshFailed func(tenantID string, err error)
 	// Now returns the current time. Nil means time.Now.
 	Now func() time.Time
+}
+
+// MaxPoolSize bounds [TokenCacheConfig.PoolSize].
+const MaxPoolSize = 64
+
+// TokenSlotID is the id a store keeps slot of tenantID's token pool under:
+// tenantID itself for slot 0 (so that a pool of one is keyed as a lone
+// token), tenantID:slot for the others. Tenant ids hold no colon.
+func TokenSlotID(tenantID string, slot int) string {
+	if slot == 0 {
+		return tenantID
+	}
+	return tenantID + ":" + strconv.Itoa(slot)
 }
 
 // TokenCache hands out one access token per tenant, cached in a
@@ -77,6 +114,11 @@ type TokenStats struct {
 	Hits, Misses uint64
 	// Fetches counts calls to the auth service; FetchErrors those that failed.
 	Fetches, FetchErrors uint64
+	// Refreshes counts refreshes ahead started in the background;
+	// RefreshErrors those that failed.
+	Refreshes, RefreshErrors uint64
+	// StaleServed counts tokens returned after a failed fetch.
+	StaleServed uint64
 }
 
 // Stats returns the cache's counters.

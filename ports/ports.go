@@ -35,14 +35,23 @@ type TokenFetcher interface {
 	FetchToken(ctx context.Context, tenantID string) (Token, error)
 }
 
-// CachedToken is a token as a [TokenStore] holds it: the token and the
-// absolute time it expires.
+// CachedToken is a token as a [TokenStore] holds it: the token, the
+// absolute time it expires, and the time it stops being served.
 type CachedToken struct {
 	AccessToken string
 	ExpiresAt   time.Time
+	// RefreshAt is the token's refresh point: when the TTL it was cached
+	// with ends and a fresh token is fetched. Zero for a token cached
+	// without one (by an older version), which readers take to be
+	// ExpiresAt less their refresh margin.
+	RefreshAt time.Time
 }
 
 // TokenStore caches one access token per tenant.
+//
+// The tenant id a store is given may also name one slot of a tenant's pool
+// of tokens (see domain.TokenSlotID): the tenant id, a colon and the slot
+// number. Tenant ids hold no colon, so stores may treat both alike.
 type TokenStore interface {
 	// GetToken returns the tenant's cached token. found is false on a miss,
 	// which is not an error, and once the TTL the token was put with has
@@ -53,6 +62,10 @@ type TokenStore interface {
 	// DeleteToken removes the tenant's cached token. Deleting a token that
 	// is not there is not an error.
 	DeleteToken(ctx context.Context, tenantID string) error
+	// DeleteTokenIf removes the tenant's cached token if its access token
+	// is accessToken, in one atomic step: a token cached in its place
+	// meanwhile is left alone. deleted says whether a token was removed.
+	DeleteTokenIf(ctx context.Context, tenantID, accessToken string) (deleted bool, err error)
 }
 
 // TokenLock serializes token fetches for a tenant across processes, so

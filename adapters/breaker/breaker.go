@@ -244,6 +244,10 @@ func (s *tokenStore) DeleteToken(ctx context.Context, tenantID string) error {
 	return guardErr(s.b, storeop.DeleteToken, func() error { return s.next.DeleteToken(ctx, tenantID) })
 }
 
+func (s *tokenStore) DeleteTokenIf(ctx context.Context, tenantID, accessToken string) (bool, error) {
+	return guard(s.b, storeop.DeleteTokenIf, func() (bool, error) { return s.next.DeleteTokenIf(ctx, tenantID, accessToken) })
+}
+
 // NewTokenLock returns next guarded by b.
 func NewTokenLock(next ports.TokenLock, b *Breaker) ports.TokenLock {
 	return &tokenLock{next: next, b: b}

@@ -5,7 +5,7 @@
 //
 // The safe defaults:
 //   - GetToken: a miss (the token is fetched from the auth service);
-//   - PutToken, DeleteToken: skipped;
+//   - PutToken, DeleteToken, DeleteTokenIf: skipped;
 //   - LockToken: acquired (this process fetches; others may too);
 //   - UnlockToken: skipped;
 //   - Claim: acquired (a duplicate may be processed; no message is lost);
@@ -146,6 +146,11 @@ func (s *tokenStore) PutToken(ctx context.Context, tenantID string, tok ports.Ca
 func (s *tokenStore) DeleteToken(ctx context.Context, tenantID string) error {
 	s.r.failed(storeop.DeleteToken, tenantID, "", s.next.DeleteToken(ctx, tenantID))
 	return nil
+}
+
+func (s *tokenStore) DeleteTokenIf(ctx context.Context, tenantID, accessToken string) (bool, error) {
+	deleted, err := s.next.DeleteTokenIf(ctx, tenantID, accessToken)
+	return orSafe(s.r, storeop.DeleteTokenIf, tenantID, "", deleted, err, false)
 }
 
 // NewTokenLock returns a TokenLock that never fails: errors from next are

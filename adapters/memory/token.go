@@ -40,6 +40,17 @@ func (s *TokenStore) PutToken(_ context.Context, tenantID string, tok ports.Cach
 	return nil
 }
 
+// DeleteTokenIf implements [ports.TokenStore].
+func (s *TokenStore) DeleteTokenIf(_ context.Context, tenantID, accessToken string) (bool, error) {
+	s.tokens.mu.Lock()
+	defer s.tokens.mu.Unlock()
+	if tok, ok := s.tokens.get(tenantID); !ok || tok.AccessToken != accessToken {
+		return false, nil
+	}
+	s.tokens.del(tenantID)
+	return true, nil
+}
+
 // DeleteToken implements [ports.TokenStore].
 func (s *TokenStore) DeleteToken(_ context.Context, tenantID string) error {
 	s.tokens.mu.Lock()

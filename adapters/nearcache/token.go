@@ -131,6 +131,26 @@ func (s *store) DeleteToken(ctx context.Context, tenantID string) error {
 	return err
 }
 
+// DeleteTokenIf drops the local copy if it holds accessToken, then deletes
+// from next if next holds it. The local copy goes even when next fails:
+// accessToken was rejected.
+func (s *store) DeleteTokenIf(ctx context.Context, tenantID, accessToken string) (bool, error) {
+	s.version.Add(1)
+	s.dropIf(tenantID, accessToken)
+	deleted, err := s.next.DeleteTokenIf(ctx, tenantID, accessToken)
+	s.version.Add(1) // a read overlapping the delete may have seen the old value
+	return deleted, err
+}
+
+// dropIf drops the tenant's local copy if it holds accessToken.
+func (s *store) dropIf(tenantID, accessToken string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := (*s.local.Load())[tenantID]; e != nil && e.tok.AccessToken == accessToken {
+		s.setLocked(tenantID, nil)
+	}
+}
+
 // entry returns the local copy of tok, or nil when it should not be kept.
 func (s *store) entry(tok ports.CachedToken, staleAt, now time.Duration) *entry {
 	if now >= staleAt {

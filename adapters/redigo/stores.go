@@ -41,8 +41,10 @@ func NewTokenStore(c *Client) *TokenStore { return &TokenStore{c: c} }
 
 type storedToken struct {
 	AccessToken string `json:"access_token"`
-	// ExpiresAt is in Unix milliseconds.
+	// ExpiresAt and RefreshAt are in Unix milliseconds; RefreshAt is left
+	// out when zero, as older versions wrote it.
 	ExpiresAt int64 `json:"expires_at"`
+	RefreshAt int64 `json:"refresh_at,omitempty"`
 }
 
 // GetToken implements [ports.TokenStore].
@@ -57,14 +59,22 @@ func (s *TokenStore) GetToken(ctx context.Context, tenantID string) (ports.Cache
 		// Never echo the value: it holds a token.
 		return ports.CachedToken{}, false, fmt.Errorf("redis GET %s: %w", key, errMalformedToken)
 	}
-	return ports.CachedToken{AccessToken: st.AccessToken, ExpiresAt: time.UnixMilli(st.ExpiresAt)}, true, nil
+	tok := ports.CachedToken{AccessToken: st.AccessToken, ExpiresAt: time.UnixMilli(st.ExpiresAt)}
+	if st.RefreshAt != 0 {
+		tok.RefreshAt = time.UnixMilli(st.RefreshAt)
+	}
+	return tok, true, nil
 }
 
 var errMalformedToken = errors.New("stored value is not a token")
 
 // PutToken implements [ports.TokenStore].
 func (s *TokenStore) PutToken(ctx context.Context, tenantID string, tok ports.CachedToken, ttl time.Duration) error {
-	raw, err := json.Marshal(storedToken{AccessToken: tok.AccessToken, ExpiresAt: tok.ExpiresAt.UnixMilli()})
+	st := storedToken{AccessToken: tok.AccessToken, ExpiresAt: tok.ExpiresAt.UnixMilli()}
+	if !tok.RefreshAt.IsZero() {
+		st.RefreshAt = tok.RefreshAt.UnixMilli()
+	}
+	raw, err := json.Marshal(st)
 	if err != nil {
 		return fmt.Errorf("encode token: %w", err)
 	}
@@ -75,6 +85,27 @@ func (s *TokenStore) PutToken(ctx context.Context, tenantID string, tok ports.Ca
 func (s *TokenStore) DeleteToken(ctx context.Context, tenantID string) error {
 	return s.c.Del(ctx, TokenKey(tenantID))
 }
+
+// DeleteTokenIf implements [ports.TokenStore] with one script, which
+// compares the stored token's access_token with accessToken and deletes it
+// if they match.
+func (s *TokenStore) DeleteTokenIf(ctx context.Context, tenantID, accessToken string) (bool, error) {
+	key := TokenKey(tenantID)
+	n, err := redis.Int(s.c.eval(ctx, deleteTokenIfScript, key, accessToken))
+	if err != nil {
+		return false, fmt.Errorf("redis delete-if %s: %w", key, err)
+	}
+	return n == 1, nil
+}
+
+// deleteTokenIfScript deletes KEYS[1] if it holds a token whose
+// access_token is ARGV[1]. A value that is not a token's JSON is left.
+var deleteTokenIfScript = newScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local ok, t = pcall(cjson.decode, v)
+if ok and type(t) == 'table' and t.access_token == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`)
 
 // LockToken implements [ports.TokenLock] with one SET … NX GET EX|PX …: an
 // owner that finds itself holding the lock (a retried command whose reply

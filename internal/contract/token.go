@@ -44,6 +44,10 @@ func TokenStore(t *testing.T, newStore func(t *testing.T) ports.TokenStore) {
 				give: ports.CachedToken{AccessToken: `a"b\c{}[]:,é✓` + "\t\n", ExpiresAt: time.UnixMilli(1_800_000_000_000)},
 			},
 			{
+				name: "refresh point",
+				give: ports.CachedToken{AccessToken: "tok-4", ExpiresAt: time.UnixMilli(1_800_000_000_000), RefreshAt: time.UnixMilli(1_799_999_700_000)},
+			},
+			{
 				name: "long token",
 				give: ports.CachedToken{AccessToken: strings.Repeat("x", 8192), ExpiresAt: time.UnixMilli(1_800_000_000_001)},
 			},
@@ -59,6 +63,9 @@ func TokenStore(t *testing.T, newStore func(t *testing.T) ports.TokenStore) {
 				}
 				if d := got.ExpiresAt.Sub(tt.give.ExpiresAt).Abs(); d >= time.Millisecond {
 					t.Errorf("ExpiresAt = %v, want %v to the millisecond", got.ExpiresAt, tt.give.ExpiresAt)
+				}
+				if got.RefreshAt.IsZero() != tt.give.RefreshAt.IsZero() || got.RefreshAt.Sub(tt.give.RefreshAt).Abs() >= time.Millisecond {
+					t.Errorf("RefreshAt = %v, want %v to the millisecond", got.RefreshAt, tt.give.RefreshAt)
 				}
 			})
 		}
@@ -109,6 +116,44 @@ func TokenStore(t *testing.T, newStore func(t *testing.T) ports.TokenStore) {
 			if err := s.DeleteToken(t.Context(), tenant); err != nil {
 				t.Errorf("DeleteToken #%d: %v", i+1, err)
 			}
+		}
+	})
+
+	t.Run("delete-if removes only the token named", func(t *testing.T) {
+		s := newStore(t)
+		tenant := TenantID(t)
+		if deleted, err := s.DeleteTokenIf(t.Context(), tenant, "absent"); err != nil || deleted {
+			t.Errorf("DeleteTokenIf of a missing token = %v, %v; want false, nil", deleted, err)
+		}
+		putToken(t, s, tenant, token("current"), longTTL)
+		if deleted, err := s.DeleteTokenIf(t.Context(), tenant, "rejected"); err != nil || deleted {
+			t.Errorf("DeleteTokenIf of another token = %v, %v; want false, nil", deleted, err)
+		}
+		if got := mustGetToken(t, s, tenant); got.AccessToken != "current" {
+			t.Fatalf("after DeleteTokenIf of another token, GetToken = %q, want current", got.AccessToken)
+		}
+		if deleted, err := s.DeleteTokenIf(t.Context(), tenant, "current"); err != nil || !deleted {
+			t.Errorf("DeleteTokenIf of the cached token = %v, %v; want true, nil", deleted, err)
+		}
+		if tokenFound(t, s, tenant) {
+			t.Error("GetToken after DeleteTokenIf of the cached token found a token")
+		}
+	})
+
+	t.Run("a pool slot's id is a key of its own", func(t *testing.T) {
+		s := newStore(t)
+		tenant := TenantID(t)
+		slot := tenant + ":1"
+		putToken(t, s, tenant, token("slot-0"), longTTL)
+		putToken(t, s, slot, token("slot-1"), longTTL)
+		if deleted, err := s.DeleteTokenIf(t.Context(), tenant, "slot-1"); err != nil || deleted {
+			t.Errorf("DeleteTokenIf(%s, slot 1's token) = %v, %v; want false, nil", tenant, deleted, err)
+		}
+		if err := s.DeleteToken(t.Context(), slot); err != nil {
+			t.Fatalf("DeleteToken(%s): %v", slot, err)
+		}
+		if got := mustGetToken(t, s, tenant); got.AccessToken != "slot-0" {
+			t.Errorf("slot 0's token = %q after slot 1's was deleted, want slot-0", got.AccessToken)
 		}
 	})
 

@@ -88,6 +88,21 @@ func (mr *MockTokenStoreMockRecorder) DeleteToken(ctx, tenantID interface{}) *go
 	return mr.mock.ctrl.RecordCallWithMethodType(mr.mock, "DeleteToken", reflect.TypeOf((*MockTokenStore)(nil).DeleteToken), ctx, tenantID)
 }
 
+// DeleteTokenIf mocks base method.
+func (m *MockTokenStore) DeleteTokenIf(ctx context.Context, tenantID, accessToken string) (bool, error) {
+	m.ctrl.T.Helper()
+	ret := m.ctrl.Call(m, "DeleteTokenIf", ctx, tenantID, accessToken)
+	ret0, _ := ret[0].(bool)
+	ret1, _ := ret[1].(error)
+	return ret0, ret1
+}
+
+// DeleteTokenIf indicates an expected call of DeleteTokenIf.
+func (mr *MockTokenStoreMockRecorder) DeleteTokenIf(ctx, tenantID, accessToken interface{}) *gomock.Call {
+	mr.mock.ctrl.T.Helper()
+	return mr.mock.ctrl.RecordCallWithMethodType(mr.mock, "DeleteTokenIf", reflect.TypeOf((*MockTokenStore)(nil).DeleteTokenIf), ctx, tenantID, accessToken)
+}
+
 // GetToken mocks base method.
 func (m *MockTokenStore) GetToken(ctx context.Context, tenantID string) (ports.CachedToken, bool, error) {
 	m.ctrl.T.Helper()

@@ -6,13 +6,14 @@ package storeop
 const (
 	GetToken    = "get_token"
 	PutToken    = "put_token"
-	DeleteToken = "delete_token"
-	LockToken   = "lock_token"
-	UnlockToken = "unlock_token"
-	Claim       = "claim"
-	Commit      = "commit"
-	Release     = "release"
+	DeleteToken   = "delete_token"
+	DeleteTokenIf = "delete_token_if"
+	LockToken     = "lock_token"
+	UnlockToken   = "unlock_token"
+	Claim         = "claim"
+	Commit        = "commit"
+	Release       = "release"
 )
 
 // All lists every operation, in the order of the ports' methods.
-var All = []string{GetToken, PutToken, DeleteToken, LockToken, UnlockToken, Claim, Commit, Release}
+var All = []string{GetToken, PutToken, DeleteToken, DeleteTokenIf, LockToken, UnlockToken, Claim, Commit, Release}
