@@ -118,6 +118,16 @@ func (s *mapTokenStore) DeleteToken(_ context.Context, tenantID string) error {
 	return nil
 }
 
+func (s *mapTokenStore) DeleteTokenIf(_ context.Context, tenantID, accessToken string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tokens[tenantID].AccessToken != accessToken {
+		return false, nil
+	}
+	delete(s.tokens, tenantID)
+	return true, nil
+}
+
 // countingFetcher stands in for the auth service: it issues numbered tokens.
 type countingFetcher struct{ n int }
 
@@ -139,9 +149,10 @@ func ExampleTokenCache() {
 		}
 		fmt.Println(tok)
 	}
-	// Genesys answered 401: drop the token, the next call fetches a new one.
-	if err := tokens.Invalidate(ctx, "tenant-1"); err != nil {
-		fmt.Println("invalidate:", err)
+	// Genesys answered 401 to it: drop the token, the next call fetches a
+	// new one.
+	if err := tokens.Reject(ctx, "tenant-1", "tenant-1-token-1"); err != nil {
+		fmt.Println("reject:", err)
 		return
 	}
 	tok, _ := tokens.Token(ctx, "tenant-1")
@@ -152,5 +163,5 @@ func ExampleTokenCache() {
 	// tenant-1-token-1
 	// tenant-1-token-1
 	// tenant-1-token-2
-	// {Hits:2 Misses:2 Fetches:2 FetchErrors:0}
+	// {Hits:2 Misses:2 Fetches:2 FetchErrors:0 Refreshes:0 RefreshErrors:0 StaleServed:0}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -90,22 +91,66 @@ func TokenSlotID(tenantID string, slot int) string {
 	return tenantID + ":" + strconv.Itoa(slot)
 }
 
-// TokenCache hands out one access token per tenant, cached in a
-// [ports.TokenStore] and fetched from a [ports.TokenFetcher] only on a miss.
-// Concurrent misses for one tenant share one fetch. It is safe for
+// refreshRetry is how long a tenant slot whose fetch just failed goes
+// without another attempt from this process while it has a token to serve
+// stale, and how long after a failed refresh ahead the next one starts.
+const refreshRetry = 2 * time.Second
+
+// TokenCache hands out access tokens, one per tenant or a pool of them,
+// cached in a [ports.TokenStore] and fetched from a [ports.TokenFetcher]
+// only on a miss or, ahead of the refresh point, in the background.
+// Concurrent misses for one token share one fetch. It is safe for
 // concurrent use.
 type TokenCache struct {
-	store        ports.TokenStore
-	fetcher      ports.TokenFetcher
-	margin       time.Duration
-	fetchTimeout time.Duration
-	lock         ports.TokenLock
-	lockTTL      time.Duration
-	now          func() time.Time
-	flights      singleflight.Group
+	store         ports.TokenStore
+	fetcher       ports.TokenFetcher
+	margin        time.Duration
+	fetchTimeout  time.Duration
+	lock          ports.TokenLock
+	lockTTL       time.Duration
+	ahead         time.Duration
+	staleMin      time.Duration
+	poolSize      int
+	poolSizes     map[string]int
+	staleServedFn func(tenantID string, err error)
+	refreshFailed func(tenantID string, err error)
+	now           func() time.Time
+	flights       singleflight.Group
 
-	hits                         stripedCounter
-	misses, fetches, fetchErrors atomic.Uint64
+	// pools maps tenant ids to their *pool when pools are in use.
+	pools sync.Map
+	// slots maps token slot ids to their *slotState when refresh ahead or
+	// serve stale is on.
+	slots sync.Map
+	// stop ends refreshes ahead in progress; refreshing counts them, and
+	// closed, under closeMu, stops new ones from starting.
+	stop       context.Context
+	stopAll    context.CancelFunc
+	refreshing sync.WaitGroup
+	closeMu    sync.Mutex
+	closed     bool
+
+	hits                                  stripedCounter
+	misses, fetches, fetchErrors          atomic.Uint64
+	refreshes, refreshErrors, staleServed atomic.Uint64
+}
+
+// pool is a tenant's token pool: the slot ids, handed out in turn.
+type pool struct {
+	ids  []string
+	next atomic.Uint32
+}
+
+// slotState is what this process knows of one token slot beyond the store.
+type slotState struct {
+	// last is the token last handed out or fetched here, for serving stale;
+	// nil once rejected.
+	last atomic.Pointer[ports.CachedToken]
+	// refreshing is set while a refresh ahead runs.
+	refreshing atomic.Bool
+	// retryAt, in Unix nanoseconds, is when a failed fetch or refresh may
+	// be tried again.
+	retryAt atomic.Int64
 }
 
 // TokenStats counts what a [TokenCache] did since it was made.
@@ -124,23 +169,37 @@ type TokenStats struct {
 // Stats returns the cache's counters.
 func (c *TokenCache) Stats() TokenStats {
 	return TokenStats{
-		Hits:        c.hits.Load(),
-		Misses:      c.misses.Load(),
-		Fetches:     c.fetches.Load(),
-		FetchErrors: c.fetchErrors.Load(),
+		Hits:          c.hits.Load(),
+		Misses:        c.misses.Load(),
+		Fetches:       c.fetches.Load(),
+		FetchErrors:   c.fetchErrors.Load(),
+		Refreshes:     c.refreshes.Load(),
+		RefreshErrors: c.refreshErrors.Load(),
+		StaleServed:   c.staleServed.Load(),
 	}
 }
 
 // NewTokenCache returns a TokenCache over store and fetcher.
 func NewTokenCache(store ports.TokenStore, fetcher ports.TokenFetcher, cfg TokenCacheConfig) *TokenCache {
 	c := &TokenCache{
-		store:        store,
-		fetcher:      fetcher,
-		margin:       cfg.RefreshMargin,
-		fetchTimeout: cfg.FetchTimeout,
-		lock:         cfg.Lock,
-		lockTTL:      cfg.LockTTL,
-		now:          cfg.Now,
+		store:         store,
+		fetcher:       fetcher,
+		margin:        cfg.RefreshMargin,
+		fetchTimeout:  cfg.FetchTimeout,
+		lock:          cfg.Lock,
+		lockTTL:       cfg.LockTTL,
+		ahead:         max(cfg.RefreshAhead, 0),
+		staleMin:      max(cfg.StaleMinValidity, 0),
+		poolSize:      clampPool(cfg.PoolSize),
+		staleServedFn: cfg.StaleServed,
+		refreshFailed: cfg.RefreshFailed,
+		now:           cfg.Now,
+	}
+	if len(cfg.PoolSizes) > 0 {
+		c.poolSizes = make(map[string]int, len(cfg.PoolSizes))
+		for id, n := range cfg.PoolSizes {
+			c.poolSizes[id] = clampPool(n)
+		}
 	}
 	if c.lockTTL <= 0 {
 		c.lockTTL = DefaultLockTTL
@@ -154,11 +213,50 @@ func NewTokenCache(store ports.TokenStore, fetcher ports.TokenFetcher, cfg Token
 	if c.now == nil {
 		c.now = time.Now
 	}
+	if c.staleServedFn == nil {
+		c.staleServedFn = func(string, error) {}
+	}
+	if c.refreshFailed == nil {
+		c.refreshFailed = func(string, error) {}
+	}
+	c.stop, c.stopAll = context.WithCancel(context.Background())
 	return c
 }
 
-// Token returns the tenant's access token: the cached one while it is fresh,
-// otherwise a fresh one from the auth service, which it caches.
+func clampPool(n int) int { return min(max(n, 1), MaxPoolSize) }
+
+// Close stops the refreshes ahead in progress and waits for them to end.
+// Token still answers afterwards, but starts no refresh ahead.
+func (c *TokenCache) Close() {
+	c.closeMu.Lock()
+	c.closed = true
+	c.closeMu.Unlock()
+	c.stopAll()
+	c.refreshing.Wait()
+}
+
+// startRefresh runs refresh in a goroutine, counted, unless the cache is
+// closed.
+func (c *TokenCache) startRefresh(refresh func()) bool {
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.refreshes.Add(1)
+	c.refreshing.Add(1)
+	go func() {
+		defer c.refreshing.Done()
+		refresh()
+	}()
+	return true
+}
+
+// Token returns one of the tenant's access tokens, the tenant's slots in
+// turn: the cached one while it is fresh, otherwise a fresh one from the
+// auth service, which it caches. A hit within RefreshAhead of the token's
+// refresh point starts a refresh in the background. When the fetch fails,
+// the slot's last token is returned while it has StaleMinValidity to live.
 //
 // A caller whose ctx ends stops waiting, but a fetch other callers share goes
 // on, bounded by the fetch timeout. Errors from the auth service are
@@ -167,20 +265,29 @@ func (c *TokenCache) Token(ctx context.Context, tenantID string) (string, error)
 	if err := ValidateTenantID(tenantID); err != nil {
 		return "", err
 	}
-	tok, found, err := c.store.GetToken(ctx, tenantID)
+	id := c.nextSlot(tenantID)
+	tok, found, err := c.store.GetToken(ctx, id)
 	if err != nil {
 		return "", fmt.Errorf("token for tenant %s: %w", tenantID, err)
 	}
 	if found {
 		// The store's TTL, which ends before the token expires, vouches
-		// for freshness: the hot path reads no clock.
+		// for freshness: unless refresh ahead needs it, the hot path
+		// reads no clock.
 		c.hits.Add(1)
+		if c.ahead > 0 || c.staleMin > 0 {
+			c.sawHit(tenantID, id, tok)
+		}
 		return tok.AccessToken, nil
 	}
 	c.misses.Add(1)
+	if tok, ok := c.staleWhileRetrying(id); ok {
+		c.staleServed.Add(1)
+		return tok, nil
+	}
 
-	flight := c.flights.DoChan(tenantID, func() (any, error) {
-		return c.fetch(context.WithoutCancel(ctx), tenantID)
+	flight := c.flights.DoChan(id, func() (any, error) {
+		return c.fetch(context.WithoutCancel(ctx), tenantID, id)
 	})
 	select {
 	case <-ctx.Done():
@@ -193,24 +300,179 @@ func (c *TokenCache) Token(ctx context.Context, tenantID string) (string, error)
 	}
 }
 
+// nextSlot returns the id of the tenant's slot to use next: the tenant id
+// itself without a pool.
+func (c *TokenCache) nextSlot(tenantID string) string {
+	p := c.pool(tenantID)
+	if p == nil {
+		return tenantID
+	}
+	return p.ids[p.next.Add(1)%uint32(len(p.ids))]
+}
+
+// slotIDs returns the ids of the tenant's token slots.
+func (c *TokenCache) slotIDs(tenantID string) []string {
+	if p := c.pool(tenantID); p != nil {
+		return p.ids
+	}
+	return []string{tenantID}
+}
+
+// pool returns the tenant's pool, made on first use; nil for a pool of
+// one.
+func (c *TokenCache) pool(tenantID string) *pool {
+	n := c.poolSize
+	if size, ok := c.poolSizes[tenantID]; ok {
+		n = size
+	}
+	if n == 1 {
+		return nil
+	}
+	if p, ok := c.pools.Load(tenantID); ok {
+		return p.(*pool)
+	}
+	p := &pool{ids: make([]string, n)}
+	for i := range p.ids {
+		p.ids[i] = TokenSlotID(tenantID, i)
+	}
+	actual, _ := c.pools.LoadOrStore(tenantID, p)
+	return actual.(*pool)
+}
+
+// state returns what this process knows of the slot, made on first use.
+func (c *TokenCache) state(id string) *slotState {
+	if st, ok := c.slots.Load(id); ok {
+		return st.(*slotState)
+	}
+	st, _ := c.slots.LoadOrStore(id, &slotState{})
+	return st.(*slotState)
+}
+
+// sawHit records a token found in the store as the slot's last, and starts
+// a refresh ahead when the token is within RefreshAhead of its refresh
+// point.
+func (c *TokenCache) sawHit(tenantID, id string, tok ports.CachedToken) {
+	st := c.state(id)
+	if c.staleMin > 0 {
+		if last := st.last.Load(); last == nil || last.AccessToken != tok.AccessToken {
+			st.last.Store(&tok)
+		}
+	}
+	if c.ahead == 0 {
+		return
+	}
+	refreshAt := tok.RefreshAt
+	if refreshAt.IsZero() {
+		refreshAt = tok.ExpiresAt.Add(-c.margin)
+	}
+	now := c.now()
+	if now.Before(refreshAt.Add(-c.ahead)) || now.UnixNano() < st.retryAt.Load() {
+		return
+	}
+	if !st.refreshing.CompareAndSwap(false, true) {
+		return
+	}
+	started := c.startRefresh(func() {
+		defer st.refreshing.Store(false)
+		if err := c.refresh(tenantID, id, tok); err != nil {
+			c.refreshErrors.Add(1)
+			st.retryAt.Store(c.now().Add(refreshRetry).UnixNano())
+			c.refreshFailed(tenantID, err)
+		}
+	})
+	if !started {
+		st.refreshing.Store(false)
+	}
+}
+
+// refresh replaces seen, the slot's token about to reach its refresh
+// point, with a fresh one, unless another process holds the slot's fetch
+// lock (it is refreshing or fetching) or has replaced seen already.
+func (c *TokenCache) refresh(tenantID, id string, seen ports.CachedToken) error {
+	ctx, cancel := context.WithTimeout(c.stop, c.fetchTimeout)
+	defer cancel()
+	if c.lock != nil {
+		owner := rand.Text()
+		acquired, err := c.lock.LockToken(ctx, id, owner, c.lockTTL)
+		if err != nil {
+			return fmt.Errorf("refresh token for tenant %s: lock: %w", tenantID, err)
+		}
+		if !acquired {
+			return nil
+		}
+		defer func() { _ = c.lock.UnlockToken(context.WithoutCancel(ctx), id, owner) }()
+		cur, found, err := c.store.GetToken(ctx, id)
+		if err == nil && found && cur.AccessToken != seen.AccessToken {
+			return nil
+		}
+	}
+	_, err := c.fetchAndCache(ctx, tenantID, id)
+	return err
+}
+
+// staleWhileRetrying returns the slot's last token while a failed fetch
+// waits to be tried again and the token has StaleMinValidity to live: a
+// down auth service is not asked on every miss.
+func (c *TokenCache) staleWhileRetrying(id string) (string, bool) {
+	if c.staleMin == 0 {
+		return "", false
+	}
+	st, ok := c.slots.Load(id)
+	if !ok || c.now().UnixNano() >= st.(*slotState).retryAt.Load() {
+		return "", false
+	}
+	return c.stale(st.(*slotState))
+}
+
+// stale returns st's last token if it has StaleMinValidity to live.
+func (c *TokenCache) stale(st *slotState) (string, bool) {
+	last := st.last.Load()
+	if last == nil || last.ExpiresAt.Sub(c.now()) < c.staleMin {
+		return "", false
+	}
+	return last.AccessToken, true
+}
+
 // fetch gets a token from the auth service and caches it, unless a token
 // turns up in the store first: cached by a flight that ended while this one
-// was being joined, or by another process holding the fetch lock.
-func (c *TokenCache) fetch(ctx context.Context, tenantID string) (string, error) {
+// was being joined, or by another process holding the fetch lock. When
+// that fails, the slot's last token is served stale if it may be.
+func (c *TokenCache) fetch(ctx context.Context, tenantID, id string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.fetchTimeout)
 	defer cancel()
+	tok, err := c.lockAndFetch(ctx, tenantID, id)
+	if err == nil || c.staleMin == 0 {
+		return tok, err
+	}
+	st := c.state(id)
+	stale, ok := c.stale(st)
+	if !ok {
+		return "", err
+	}
+	st.retryAt.Store(c.now().Add(refreshRetry).UnixNano())
+	c.staleServed.Add(1)
+	c.staleServedFn(tenantID, err)
+	return stale, nil
+}
 
-	if tok, ok := c.cached(ctx, tenantID); ok {
+func (c *TokenCache) lockAndFetch(ctx context.Context, tenantID, id string) (string, error) {
+	if tok, ok := c.cached(ctx, id); ok {
 		return tok, nil
 	}
 	if c.lock != nil {
-		tok, found, unlock, err := c.awaitLock(ctx, tenantID)
+		tok, found, unlock, err := c.awaitLock(ctx, tenantID, id)
 		if err != nil || found {
 			return tok, err
 		}
 		defer unlock()
 	}
+	tok, err := c.fetchAndCache(ctx, tenantID, id)
+	return tok.AccessToken, err
+}
 
+// fetchAndCache gets a token for slot id from the auth service and caches
+// it; a token too short-lived to cache is returned all the same.
+func (c *TokenCache) fetchAndCache(ctx context.Context, tenantID, id string) (ports.CachedToken, error) {
 	c.fetches.Add(1)
 	tok, err := c.fetcher.FetchToken(ctx, tenantID)
 	if err == nil && tok.AccessToken == "" {
@@ -218,45 +480,52 @@ func (c *TokenCache) fetch(ctx context.Context, tenantID string) (string, error)
 	}
 	if err != nil {
 		c.fetchErrors.Add(1)
-		return "", fmt.Errorf("fetch token for tenant %s: %w", tenantID, err)
+		return ports.CachedToken{}, fmt.Errorf("fetch token for tenant %s: %w", tenantID, err)
 	}
+	now := c.now()
+	cached := ports.CachedToken{AccessToken: tok.AccessToken, ExpiresAt: now.Add(tok.ExpiresIn)}
 	ttl, ok := cacheTTL(tok.ExpiresIn, c.margin)
 	if !ok {
-		return tok.AccessToken, nil
+		return cached, nil
 	}
-	cached := ports.CachedToken{AccessToken: tok.AccessToken, ExpiresAt: c.now().Add(tok.ExpiresIn)}
-	if err := c.store.PutToken(ctx, tenantID, cached, ttl); err != nil {
-		return "", fmt.Errorf("cache token for tenant %s: %w", tenantID, err)
+	cached.RefreshAt = now.Add(ttl)
+	if err := c.store.PutToken(ctx, id, cached, ttl); err != nil {
+		return ports.CachedToken{}, fmt.Errorf("cache token for tenant %s: %w", tenantID, err)
 	}
-	return tok.AccessToken, nil
+	if c.staleMin > 0 {
+		st := c.state(id)
+		st.last.Store(&cached)
+		st.retryAt.Store(0)
+	}
+	return cached, nil
 }
 
-// cached returns the tenant's token if the store holds one. It is a second
+// cached returns the slot's token if the store holds one. It is a second
 // look, after a first that answered: an error now only means "fetch".
-func (c *TokenCache) cached(ctx context.Context, tenantID string) (string, bool) {
-	tok, found, err := c.store.GetToken(ctx, tenantID)
+func (c *TokenCache) cached(ctx context.Context, id string) (string, bool) {
+	tok, found, err := c.store.GetToken(ctx, id)
 	if err != nil || !found {
 		return "", false
 	}
 	return tok.AccessToken, true
 }
 
-// awaitLock takes the tenant's fetch lock, or waits until the process that
+// awaitLock takes the slot's fetch lock, or waits until the process that
 // holds it has cached a token (found) or lets go of it. Once it holds the
 // lock, it looks in the store once more: the previous holder may have
 // cached a token just before letting go. unlock releases the lock.
-func (c *TokenCache) awaitLock(ctx context.Context, tenantID string) (tok string, found bool, unlock func(), err error) {
+func (c *TokenCache) awaitLock(ctx context.Context, tenantID, id string) (tok string, found bool, unlock func(), err error) {
 	owner := rand.Text()
 	wait := time.NewTimer(0)
 	defer wait.Stop()
 	for poll := lockPollMin; ; poll = min(2*poll, lockPollMax) {
-		acquired, err := c.lock.LockToken(ctx, tenantID, owner, c.lockTTL)
+		acquired, err := c.lock.LockToken(ctx, id, owner, c.lockTTL)
 		if err != nil {
 			return "", false, nil, fmt.Errorf("lock token fetch for tenant %s: %w", tenantID, err)
 		}
 		if acquired {
-			unlock = func() { _ = c.lock.UnlockToken(context.WithoutCancel(ctx), tenantID, owner) }
-			if tok, ok := c.cached(ctx, tenantID); ok {
+			unlock = func() { _ = c.lock.UnlockToken(context.WithoutCancel(ctx), id, owner) }
+			if tok, ok := c.cached(ctx, id); ok {
 				unlock()
 				return tok, true, nil, nil
 			}
@@ -268,7 +537,7 @@ func (c *TokenCache) awaitLock(ctx context.Context, tenantID string) (tok string
 			return "", false, nil, fmt.Errorf("wait for another process's token fetch for tenant %s: %w", tenantID, ctx.Err())
 		case <-wait.C:
 		}
-		if tok, ok := c.cached(ctx, tenantID); ok {
+		if tok, ok := c.cached(ctx, id); ok {
 			return tok, true, nil, nil
 		}
 	}
@@ -276,36 +545,56 @@ func (c *TokenCache) awaitLock(ctx context.Context, tenantID string) (tok string
 
 var errEmptyToken = errors.New("auth service returned an empty access token")
 
-// Invalidate drops the tenant's cached token, so that the next [TokenCache.Token]
-// fetches a fresh one. Call it when Genesys answers 401.
+// Invalidate drops the tenant's cached tokens, every slot of its pool, so
+// that the next [TokenCache.Token] fetches a fresh one. None of them is
+// served stale afterwards.
 func (c *TokenCache) Invalidate(ctx context.Context, tenantID string) error {
 	if err := ValidateTenantID(tenantID); err != nil {
 		return err
 	}
-	if err := c.store.DeleteToken(ctx, tenantID); err != nil {
-		return fmt.Errorf("invalidate token for tenant %s: %w", tenantID, err)
+	for _, id := range c.slotIDs(tenantID) {
+		if st, ok := c.slots.Load(id); ok {
+			st.(*slotState).last.Store(nil)
+		}
+		if err := c.store.DeleteToken(ctx, id); err != nil {
+			return fmt.Errorf("invalidate token for tenant %s: %w", tenantID, err)
+		}
 	}
 	return nil
 }
 
-// Reject drops the tenant's cached token if it is still token, the one
-// Genesys just answered 401 to, so that the next [TokenCache.Token] fetches
-// a fresh one. Many deliveries rejected with the same token (all in flight
-// when it was revoked) cause one refetch, not one each: once the first has
-// replaced it, the others find a different token cached and leave it.
+// Reject drops token, which Genesys just answered 401 to, from the
+// tenant's slot that still holds it, so that the next [TokenCache.Token]
+// for that slot fetches a fresh one; the other slots keep theirs. Many
+// deliveries rejected with the same token (all in flight when it was
+// revoked) cause one refetch, not one each: the store deletes a token only
+// while it is the one named, so a token fetched in its place stays. A
+// rejected token is never served stale.
 func (c *TokenCache) Reject(ctx context.Context, tenantID, token string) error {
 	if err := ValidateTenantID(tenantID); err != nil {
 		return err
 	}
-	cached, found, err := c.store.GetToken(ctx, tenantID)
-	if err != nil {
-		return fmt.Errorf("reject token for tenant %s: %w", tenantID, err)
+	ids := c.slotIDs(tenantID)
+	// The slot this process saw the token in first; the others after.
+	order := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if st, ok := c.slots.Load(id); ok {
+			if last := st.(*slotState).last.Load(); last != nil && last.AccessToken == token {
+				st.(*slotState).last.CompareAndSwap(last, nil)
+				order = append([]string{id}, order...)
+				continue
+			}
+		}
+		order = append(order, id)
 	}
-	if !found || cached.AccessToken != token {
-		return nil
-	}
-	if err := c.store.DeleteToken(ctx, tenantID); err != nil {
-		return fmt.Errorf("reject token for tenant %s: %w", tenantID, err)
+	for _, id := range order {
+		deleted, err := c.store.DeleteTokenIf(ctx, id, token)
+		if err != nil {
+			return fmt.Errorf("reject token for tenant %s: %w", tenantID, err)
+		}
+		if deleted {
+			return nil
+		}
 	}
 	return nil
 }

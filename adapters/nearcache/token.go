@@ -22,6 +22,11 @@ type TokenConfig struct {
 	// shared store stops being served locally; it matches the token cache's
 	// margin. Tokens the cache wrote itself carry their exact TTL instead.
 	RefreshMargin time.Duration
+	// RefreshAhead matches the token cache's setting: a local copy is not
+	// served within it before the token's refresh point, so that a token
+	// refreshed ahead by any process is read from the shared store at
+	// once. Zero disables it.
+	RefreshAhead time.Duration
 	// ServedStale is called each time next failed and the local copy
 	// answered instead, with next's error: a fail-open answer the layer
 	// above does not see. Nil means nothing is called.
@@ -44,6 +49,7 @@ type store struct {
 	next   ports.TokenStore
 	maxAge time.Duration
 	margin time.Duration
+	ahead  time.Duration
 	stale  func(tenantID string, err error)
 	now    func() time.Time
 	// since is the time elapsed since the store was made. With the real
@@ -62,7 +68,7 @@ type store struct {
 
 // NewTokenStore returns next with a near cache in front of it.
 func NewTokenStore(next ports.TokenStore, cfg TokenConfig) ports.TokenStore {
-	s := &store{next: next, maxAge: cfg.MaxAge, margin: cfg.RefreshMargin, stale: cfg.ServedStale, now: cfg.Now}
+	s := &store{next: next, maxAge: cfg.MaxAge, margin: cfg.RefreshMargin, ahead: cfg.RefreshAhead, stale: cfg.ServedStale, now: cfg.Now}
 	if s.maxAge <= 0 {
 		s.maxAge = DefaultMaxAge
 	}
@@ -105,8 +111,11 @@ func (s *store) GetToken(ctx context.Context, tenantID string) (ports.CachedToke
 		return ports.CachedToken{}, false, nil
 	}
 	// The copy goes stale at the token's refresh point, a wall-clock time.
-	staleAt := now + tok.ExpiresAt.Add(-s.margin).Sub(s.now())
-	s.setIfUnchanged(tenantID, s.entry(tok, staleAt, now), version)
+	refreshAt := tok.RefreshAt
+	if refreshAt.IsZero() {
+		refreshAt = tok.ExpiresAt.Add(-s.margin)
+	}
+	s.setIfUnchanged(tenantID, s.entry(tok, now+refreshAt.Sub(s.now()), now), version)
 	return tok, true, nil
 }
 
@@ -152,11 +161,17 @@ func (s *store) dropIf(tenantID, accessToken string) {
 }
 
 // entry returns the local copy of tok, or nil when it should not be kept.
+// The copy is checked against the shared store after maxAge, and from the
+// start of the refresh-ahead window on: staleAt is the refresh point.
 func (s *store) entry(tok ports.CachedToken, staleAt, now time.Duration) *entry {
 	if now >= staleAt {
 		return nil
 	}
-	return &entry{tok: tok, staleAt: staleAt, checkAt: min(staleAt, now+s.maxAge)}
+	checkAt := min(staleAt, now+s.maxAge)
+	if s.ahead > 0 {
+		checkAt = min(checkAt, staleAt-s.ahead)
+	}
+	return &entry{tok: tok, staleAt: staleAt, checkAt: checkAt}
 }
 
 // setIfUnchanged is set for an answer read from next while version was
