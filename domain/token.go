@@ -307,7 +307,7 @@ func (c *TokenCache) nextSlot(tenantID string) string {
 	if p == nil {
 		return tenantID
 	}
-	return p.ids[p.next.Add(1)%uint32(len(p.ids))]
+	return p.ids[(p.next.Add(1)-1)%uint32(len(p.ids))]
 }
 
 // slotIDs returns the ids of the tenant's token slots.

@@ -4,8 +4,8 @@ package storeop
 
 // The operations of ports.TokenStore, ports.TokenLock and ports.DedupeStore.
 const (
-	GetToken    = "get_token"
-	PutToken    = "put_token"
+	GetToken      = "get_token"
+	PutToken      = "put_token"
 	DeleteToken   = "delete_token"
 	DeleteTokenIf = "delete_token_if"
 	LockToken     = "lock_token"
