@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,11 +22,20 @@ const (
 	// maxRateLimitRetries bounds how many 429 answers one delivery waits
 	// out, whatever their Retry-After.
 	maxRateLimitRetries = 3
+	// maxTokenRotations bounds how many times one delivery moves on to
+	// another token at once after a 429: as many as a pool can hold
+	// (domain.MaxPoolSize), so that Tokens handing out ever new tokens
+	// cannot keep a delivery going.
+	maxTokenRotations = 64
 )
 
 // Tokens hands out each tenant's bearer token and drops it when Genesys
-// rejects it. [domain.TokenCache] is one.
+// rejects it. [domain.TokenCache] is one. It must be safe for concurrent
+// use.
 type Tokens interface {
+	// Token returns a bearer token for the tenant. A tenant may have a pool
+	// of tokens, handed out in turn, each with its own rate limit at
+	// Genesys.
 	Token(ctx context.Context, tenantID string) (string, error)
 	// Reject drops the tenant's cached token if it is still token.
 	Reject(ctx context.Context, tenantID, token string) error
@@ -70,8 +80,12 @@ func (e *StatusError) Error() string {
 // with each tenant's bearer token. It is safe for concurrent use.
 //
 // A 401 drops the tenant's token and retries once with a fresh one. A 429
-// is retried after its Retry-After, within MaxRetryAfter. Anything else that
-// is not a 2xx, and any transport error or timeout, fails the delivery.
+// is retried at once with the tenant's next token from [Tokens], if that is
+// one that has had no 429 in this delivery (the tenant has a pool of tokens,
+// and Genesys limits each on its own); otherwise (a pool of one, or every
+// token of the pool limited) it is retried after its Retry-After, within
+// MaxRetryAfter. Anything else that is not a 2xx, and any transport error or
+// timeout, fails the delivery.
 type Deliverer struct {
 	endpoints     map[string]Endpoint
 	tokens        Tokens
@@ -120,15 +134,25 @@ func (d *Deliverer) Deliver(ctx context.Context, msg webhook.Message) error {
 	target := strings.TrimSuffix(ep.APIURL, "/") + "/api/v2/conversations/messages/" +
 		url.PathEscape(ep.IntegrationID) + "/inbound/open/message"
 
+	fail := func(err error) error {
+		return fmt.Errorf("deliver message %s of tenant %s: %w", msg.MessageID, msg.TenantID, err)
+	}
+
+	tok, err := d.tokens.Token(ctx, msg.TenantID)
+	if err != nil {
+		return fail(err)
+	}
 	var (
 		refreshed   bool
 		rateLimited int
 		waited      time.Duration
+		rotations   int
+		limited     []string // tokens answered 429 in this delivery
 	)
 	for {
-		status, header, tok, err := d.post(ctx, msg.TenantID, target, body)
+		status, header, err := d.post(ctx, target, tok, body)
 		if err != nil {
-			return fmt.Errorf("deliver message %s of tenant %s: %w", msg.MessageID, msg.TenantID, err)
+			return fail(err)
 		}
 		switch {
 		case status >= 200 && status < 300:
@@ -136,46 +160,60 @@ func (d *Deliverer) Deliver(ctx context.Context, msg webhook.Message) error {
 		case status == http.StatusUnauthorized && !refreshed:
 			refreshed = true
 			if err := d.tokens.Reject(ctx, msg.TenantID, tok); err != nil {
-				return fmt.Errorf("deliver message %s of tenant %s: %w", msg.MessageID, msg.TenantID, err)
+				return fail(err)
 			}
-			continue
-		case status == http.StatusTooManyRequests && rateLimited < maxRateLimitRetries:
-			wait, ok := retryAfter(header.Get("Retry-After"), d.now())
-			if ok && waited+wait <= d.maxRetryAfter {
-				rateLimited++
-				waited += wait
-				if err := d.sleep(ctx, wait); err != nil {
-					return fmt.Errorf("deliver message %s of tenant %s: waiting out 429: %w", msg.MessageID, msg.TenantID, err)
+		case status == http.StatusTooManyRequests:
+			if !slices.Contains(limited, tok) {
+				limited = append(limited, tok)
+			}
+			if rotations < maxTokenRotations {
+				next, err := d.tokens.Token(ctx, msg.TenantID)
+				if err != nil {
+					return fail(fmt.Errorf("next token after 429: %w", err))
 				}
-				continue
+				if !slices.Contains(limited, next) {
+					rotations++
+					tok = next
+					continue
+				}
 			}
+			wait, ok := retryAfter(header.Get("Retry-After"), d.now())
+			if rateLimited >= maxRateLimitRetries || !ok || waited+wait > d.maxRetryAfter {
+				return fail(&StatusError{StatusCode: status})
+			}
+			rateLimited++
+			waited += wait
+			if err := d.sleep(ctx, wait); err != nil {
+				return fail(fmt.Errorf("waiting out 429: %w", err))
+			}
+		default:
+			return fail(&StatusError{StatusCode: status})
 		}
-		return fmt.Errorf("deliver message %s of tenant %s: %w", msg.MessageID, msg.TenantID, &StatusError{StatusCode: status})
+		next, err := d.tokens.Token(ctx, msg.TenantID)
+		if err != nil {
+			return fail(err)
+		}
+		tok = next
 	}
 }
 
-// post sends one request with the tenant's current token and returns the
-// answer's status and header, and the token it was sent with; the body is
-// read and discarded.
-func (d *Deliverer) post(ctx context.Context, tenantID, target string, body []byte) (status int, header http.Header, tok string, err error) {
-	tok, err = d.tokens.Token(ctx, tenantID)
-	if err != nil {
-		return 0, nil, "", err
-	}
+// post sends one request with tok and returns the answer's status and
+// header; the body is read and discarded.
+func (d *Deliverer) post(ctx context.Context, target, tok string, body []byte) (status int, header http.Header, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return 0, nil, "", err
+		return 0, nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	resp, err := d.client.Do(req)
 	if err != nil {
-		return 0, nil, "", err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	return resp.StatusCode, resp.Header, tok, nil
+	return resp.StatusCode, resp.Header, nil
 }
 
 // retryAfter reads a Retry-After header: delay seconds or an HTTP date.

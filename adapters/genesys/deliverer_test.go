@@ -3,11 +3,15 @@ package genesys_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -343,6 +347,197 @@ func TestDeliverer_RealRetryAfterWait(t *testing.T) {
 	if gap := api.arrived[1].Sub(api.arrived[0]); gap < 900*time.Millisecond {
 		t.Errorf("retry came %v after the 429, want it to wait out Retry-After: 1", gap)
 	}
+}
+
+// roundRobin is a Tokens that hands out a fixed list of tokens in turn, as
+// a token pool does. It is safe for concurrent use.
+type roundRobin struct {
+	mu     sync.Mutex
+	tokens []string
+	next   int
+}
+
+func (r *roundRobin) Token(context.Context, string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	tok := r.tokens[r.next%len(r.tokens)]
+	r.next++
+	return tok, nil
+}
+
+func (r *roundRobin) Reject(context.Context, string, string) error { return nil }
+
+// everNew is a Tokens that hands out a token never handed out before on
+// each call.
+type everNew struct{ n atomic.Int64 }
+
+func (e *everNew) Token(context.Context, string) (string, error) {
+	return fmt.Sprintf("tok-%d", e.n.Add(1)), nil
+}
+
+func (e *everNew) Reject(context.Context, string, string) error { return nil }
+
+// limitingAPI stands in for a Genesys API host that answers 429, with
+// Retry-After: 1, to the bearer tokens limits reports, until lifted, and 202
+// to the others. It records each request's token.
+type limitingAPI struct {
+	*httptest.Server
+	mu     sync.Mutex
+	limits func(token string) bool
+	got    []string
+}
+
+func newLimitingAPI(t *testing.T, limits func(token string) bool) *limitingAPI {
+	t.Helper()
+	s := &limitingAPI{limits: limits}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		s.mu.Lock()
+		s.got = append(s.got, tok)
+		limited := s.limits != nil && s.limits(tok)
+		s.mu.Unlock()
+		if limited {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// lift stops the host limiting any token.
+func (s *limitingAPI) lift() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limits = nil
+}
+
+func (s *limitingAPI) tokens() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.got...)
+}
+
+func TestDeliverer_429TriesTheNextTokenAtOnce(t *testing.T) {
+	tests := []struct {
+		name          string
+		give          []string // the tenant's pool, handed out in turn
+		limited       []string // tokens answered 429
+		liftAfter     int      // waits after which nothing is limited; 0: never
+		maxRetryAfter time.Duration
+		wantStatus    int // 0: delivered
+		wantTokens    []string
+		wantSleeps    []time.Duration
+	}{
+		{name: "first limited: the second at once", give: []string{"a", "b", "c"}, limited: []string{"a"},
+			maxRetryAfter: 5 * time.Second, wantTokens: []string{"a", "b"}},
+		{name: "two limited: the third at once", give: []string{"a", "b", "c"}, limited: []string{"a", "b"},
+			maxRetryAfter: 5 * time.Second, wantTokens: []string{"a", "b", "c"}},
+		{name: "all limited: Retry-After waited out, one request per wait",
+			give: []string{"a", "b", "c"}, limited: []string{"a", "b", "c"}, liftAfter: 2,
+			maxRetryAfter: 5 * time.Second, wantTokens: []string{"a", "b", "c", "b", "a"},
+			wantSleeps: []time.Duration{time.Second, time.Second}},
+		{name: "all limited, waiting off: fails once each was tried",
+			give: []string{"a", "b", "c"}, limited: []string{"a", "b", "c"}, wantStatus: 429,
+			wantTokens: []string{"a", "b", "c"}},
+		{name: "all limited past the bound: fails", give: []string{"a", "b"}, limited: []string{"a", "b"},
+			maxRetryAfter: 2 * time.Second, wantStatus: 429, wantTokens: []string{"a", "b", "b", "b"},
+			wantSleeps: []time.Duration{time.Second, time.Second}},
+		{name: "pool of one: Retry-After waited out", give: []string{"a"}, limited: []string{"a"}, liftAfter: 1,
+			maxRetryAfter: 5 * time.Second, wantTokens: []string{"a", "a"}, wantSleeps: []time.Duration{time.Second}},
+		{name: "pool of one, waiting off: fails", give: []string{"a"}, limited: []string{"a"}, wantStatus: 429,
+			wantTokens: []string{"a"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			api := newLimitingAPI(t, func(tok string) bool { return slices.Contains(tt.limited, tok) })
+			var sleeps []time.Duration
+			d := genesys.NewDeliverer(map[string]genesys.Endpoint{"acme": {APIURL: api.URL, IntegrationID: integrationID}},
+				&roundRobin{tokens: tt.give}, genesys.DelivererConfig{
+					MaxRetryAfter: tt.maxRetryAfter,
+					Sleep: func(ctx context.Context, d time.Duration) error {
+						sleeps = append(sleeps, d)
+						if len(sleeps) == tt.liftAfter {
+							api.lift()
+						}
+						return ctx.Err()
+					},
+				})
+			err := d.Deliver(context.Background(), textMessage())
+			var se *genesys.StatusError
+			switch {
+			case tt.wantStatus == 0 && err != nil:
+				t.Errorf("Deliver: %v, want delivered", err)
+			case tt.wantStatus != 0 && (!errors.As(err, &se) || se.StatusCode != tt.wantStatus):
+				t.Errorf("Deliver error = %v, want a StatusError %d", err, tt.wantStatus)
+			}
+			if got := api.tokens(); !reflect.DeepEqual(got, tt.wantTokens) {
+				t.Errorf("requests' tokens = %q, want %q", got, tt.wantTokens)
+			}
+			if !reflect.DeepEqual(sleeps, tt.wantSleeps) {
+				t.Errorf("waits = %v, want %v", sleeps, tt.wantSleeps)
+			}
+		})
+	}
+}
+
+// TestDeliverer_429RotationIsBounded: Tokens that hand out a new token on
+// every call cannot keep a rate-limited delivery going: it tries as many
+// tokens as a pool can hold, then falls back to Retry-After.
+func TestDeliverer_429RotationIsBounded(t *testing.T) {
+	api := newLimitingAPI(t, func(string) bool { return true })
+	d := genesys.NewDeliverer(map[string]genesys.Endpoint{"acme": {APIURL: api.URL, IntegrationID: integrationID}},
+		&everNew{}, genesys.DelivererConfig{})
+	err := d.Deliver(context.Background(), textMessage())
+	if se := (*genesys.StatusError)(nil); !errors.As(err, &se) || se.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("Deliver error = %v, want a StatusError 429", err)
+	}
+	if got, want := len(api.tokens()), 1+domain.MaxPoolSize; got != want {
+		t.Errorf("requests = %d, want %d: the first token, then one per slot a pool can hold", got, want)
+	}
+}
+
+// TestDeliverer_PoolOfThreeTakesThreeTimesTheLimit: with a pool of three
+// tokens and a host that takes limit requests per token, 3 × limit
+// concurrent deliveries all go through without waiting. The host's count
+// never resets, so nothing depends on timing.
+func TestDeliverer_PoolOfThreeTakesThreeTimesTheLimit(t *testing.T) {
+	const pool, limit = 3, 20
+	var sleeps atomic.Int64
+	f := newPoolFixture(t, pool, limit, 0, genesys.DelivererConfig{
+		MaxRetryAfter: time.Minute,
+		Sleep: func(ctx context.Context, _ time.Duration) error {
+			sleeps.Add(1)
+			return ctx.Err()
+		},
+	})
+	var wg sync.WaitGroup
+	errs := make(chan error, pool*limit)
+	for range pool * limit {
+		wg.Go(func() {
+			if err := f.d.Deliver(t.Context(), textMessage()); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("Deliver: %v", err)
+	}
+	if n := sleeps.Load(); n != 0 {
+		t.Errorf("waits = %d, want none", n)
+	}
+	if got := f.api.accepted.Load(); got != pool*limit {
+		t.Errorf("accepted = %d, want %d", got, pool*limit)
+	}
+	if got := f.login.Calls(); got != pool {
+		t.Errorf("login calls = %d, want one per token of the pool", got)
+	}
+	t.Logf("429 answers: %d", f.api.limited.Load())
 }
 
 func TestRegionURLs(t *testing.T) {
