@@ -52,10 +52,11 @@ type TokenCacheConfig struct {
 	// DefaultLockTTL.
 	LockTTL time.Duration
 	// RefreshAhead is how long before a token's refresh point a hit starts
-	// a refresh in the background: the caller gets the cached token at
-	// once, and one refresh per tenant slot runs (across processes through
-	// Lock). Zero disables it: the first caller after the refresh point
-	// waits for the fetch.
+	// a refresh in the background, at most half the token's refresh margin
+	// (see RefreshAheadAt): the caller gets the cached token at once, and
+	// one refresh per tenant slot runs (across processes through Lock).
+	// Zero disables it: the first caller after the refresh point waits for
+	// the fetch.
 	RefreshAhead time.Duration
 	// StaleMinValidity: when a fetch fails, the last token this process
 	// held for the tenant slot is returned instead of the error while it
@@ -361,12 +362,8 @@ func (c *TokenCache) sawHit(tenantID, id string, tok ports.CachedToken) {
 	if c.ahead == 0 {
 		return
 	}
-	refreshAt := tok.RefreshAt
-	if refreshAt.IsZero() {
-		refreshAt = tok.ExpiresAt.Add(-c.margin)
-	}
 	now := c.now()
-	if now.Before(refreshAt.Add(-c.ahead)) || now.UnixNano() < st.retryAt.Load() {
+	if now.Before(RefreshAheadAt(tok, c.ahead, c.margin)) || now.UnixNano() < st.retryAt.Load() {
 		return
 	}
 	if !st.refreshing.CompareAndSwap(false, true) {
@@ -408,6 +405,18 @@ func (c *TokenCache) refresh(tenantID, id string, seen ports.CachedToken) error 
 	}
 	_, err := c.fetchAndCache(ctx, tenantID, id)
 	return err
+}
+
+// RefreshAheadAt is when a hit on tok starts a refresh ahead: ahead before
+// its refresh point, but at most half the time from the refresh point to
+// expiry, so that a fresh token is never due for a refresh at once. A token
+// without a refresh point is taken to have one margin before expiry.
+func RefreshAheadAt(tok ports.CachedToken, ahead, margin time.Duration) time.Time {
+	refreshAt := tok.RefreshAt
+	if refreshAt.IsZero() {
+		refreshAt = tok.ExpiresAt.Add(-margin)
+	}
+	return refreshAt.Add(-min(ahead, tok.ExpiresAt.Sub(refreshAt)/2))
 }
 
 // staleWhileRetrying returns the slot's last token while a failed fetch
