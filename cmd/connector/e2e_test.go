@@ -193,6 +193,8 @@ type hostOptions struct {
 	clusterAddrs  string // seed nodes of a Redis Cluster, comma-separated; "" means none
 	maxRetryAfter string
 	clientSecret  string // "" means the one the login stand-in knows
+	// env sets more configuration variables, such as TOKEN_REFRESH_MARGIN.
+	env map[string]string
 }
 
 // startHost writes a config file for a Genesys-delivering connector with one
@@ -212,6 +214,9 @@ func startHost(t *testing.T, opt hostOptions) *host {
 	t.Setenv("REDIS_URL", opt.redisURL)
 	t.Setenv("REDIS_CLUSTER_ADDRS", opt.clusterAddrs)
 	t.Setenv("STORE", "redis")
+	for k, v := range opt.env {
+		t.Setenv(k, v)
+	}
 	g := newGenesysAPI(t)
 	h := &host{t: t, tenant: contract.TenantID(t), genesys: g, logs: &syncBuffer{}}
 	t.Setenv(tenantEnvName(h.tenant, "genesys.client_secret"), opt.clientSecret)

@@ -22,6 +22,7 @@ type Login struct {
 	mu       sync.Mutex
 	clients  map[string]string // client id → secret
 	answer   func(n int64) (status int, contentType, body string)
+	lifetime int             // expires_in of the tokens issued, in seconds
 	issued   map[string]bool // tokens issued and not revoked
 	problems []string
 }
@@ -34,7 +35,7 @@ type Login struct {
 // never logged.
 func NewLogin(t testing.TB, tokenPrefix string, clients map[string]string) *Login {
 	t.Helper()
-	l := &Login{prefix: tokenPrefix, clients: clients, issued: map[string]bool{}}
+	l := &Login{prefix: tokenPrefix, clients: clients, lifetime: 86399, issued: map[string]bool{}}
 	l.Server = httptest.NewServer(http.HandlerFunc(l.serve))
 	t.Cleanup(l.Close)
 	t.Cleanup(func() {
@@ -53,6 +54,14 @@ func (l *Login) SetAnswer(answer func(n int64) (status int, contentType, body st
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.answer = answer
+}
+
+// SetLifetime makes the host issue tokens valid for seconds instead of
+// 86399.
+func (l *Login) SetLifetime(seconds int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lifetime = seconds
 }
 
 // SetClient makes the host know client id by secret, in place of the
@@ -98,7 +107,7 @@ func (l *Login) serve(w http.ResponseWriter, r *http.Request) {
 	id, secret, ok := r.BasicAuth()
 	l.mu.Lock()
 	want, known := l.clients[id]
-	answer := l.answer
+	answer, lifetime := l.answer, l.lifetime
 	tok := fmt.Sprintf("%s-%d", l.prefix, n)
 	if ok && known && secret == want && answer == nil {
 		l.issued[tok] = true
@@ -112,7 +121,7 @@ func (l *Login) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if answer == nil {
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = fmt.Fprintf(w, `{"access_token":%q,"token_type":"bearer","expires_in":86399}`, tok)
+		_, _ = fmt.Fprintf(w, `{"access_token":%q,"token_type":"bearer","expires_in":%d}`, tok, lifetime)
 		return
 	}
 	status, ct, body := answer(n)
