@@ -20,6 +20,7 @@ import (
 	"github.com/wa2genesys/connectorcache/adapters/memory"
 	"github.com/wa2genesys/connectorcache/adapters/nearcache"
 	"github.com/wa2genesys/connectorcache/adapters/redigo"
+	"github.com/wa2genesys/connectorcache/adapters/seal"
 	"github.com/wa2genesys/connectorcache/domain"
 	"github.com/wa2genesys/connectorcache/internal/storeop"
 	"github.com/wa2genesys/connectorcache/ports"
@@ -110,6 +111,10 @@ func (m *Module) Stats() Stats {
 // New builds the module that cfg describes. Tokens missing from the store
 // are fetched with fetcher. A nil logger means no logging.
 //
+// With the Redis store and cfg.Token.EncryptionKeys set, tokens are sealed
+// in Redis; New logs which key id seals. The memory store ignores the keys
+// and New logs that it does.
+//
 // With the Redis store, New pings Redis once: an unreachable Redis is logged
 // as a warning and New still succeeds, failing open until Redis answers.
 func New(ctx context.Context, cfg Config, logger *zap.Logger, fetcher ports.TokenFetcher) (*Module, error) {
@@ -120,14 +125,18 @@ func New(ctx context.Context, cfg Config, logger *zap.Logger, fetcher ports.Toke
 		logger = zap.NewNop()
 	}
 	var (
-		tokens ports.TokenStore
-		lock   ports.TokenLock
-		dedupe ports.DedupeStore
-		m      = &Module{store: cfg.Store, failOpen: &failopen.Events{}}
+		tokens  ports.TokenStore
+		lock    ports.TokenLock
+		dedupe  ports.DedupeStore
+		m       = &Module{store: cfg.Store, failOpen: &failopen.Events{}}
+		warnLog = sampled(logger)
 	)
 	switch cfg.Store {
 	case StoreMemory:
 		tokens, lock, dedupe = memory.NewTokenStore(), memory.NewTokenLock(), memory.NewDedupeStore()
+		if cfg.Token.EncryptionKeys != nil {
+			logger.Info("token encryption keys ignored: the memory store keeps tokens in this process only")
+		}
 		m.ping = func(context.Context) error { return nil }
 		m.close = func() error { return nil }
 		m.pool = func() PoolStats { return PoolStats{} }
@@ -136,17 +145,29 @@ func New(ctx context.Context, cfg Config, logger *zap.Logger, fetcher ports.Toke
 		m.breaker = func(ClusterStats) BreakerState { return BreakerClosed }
 	case StoreRedis:
 		var err error
-		if tokens, lock, dedupe, err = m.wireRedis(ctx, cfg, logger); err != nil {
+		if tokens, lock, dedupe, err = m.wireRedis(ctx, cfg, logger, warnLog); err != nil {
 			return nil, err
 		}
 	default:
 		return nil, fmt.Errorf("app: store %q is not one of %s, %s", cfg.Store, StoreRedis, StoreMemory)
 	}
 	m.Tokens = domain.NewTokenCache(tokens, fetcher, domain.TokenCacheConfig{
-		RefreshMargin: cfg.Token.RefreshMargin,
-		FetchTimeout:  cfg.Token.FetchTimeout,
-		Lock:          lock,
-		LockTTL:       cfg.Token.LockTTL,
+		RefreshMargin:    cfg.Token.RefreshMargin,
+		FetchTimeout:     cfg.Token.FetchTimeout,
+		Lock:             lock,
+		LockTTL:          cfg.Token.LockTTL,
+		RefreshAhead:     cfg.Token.RefreshAhead,
+		StaleMinValidity: cfg.Token.StaleMinValidity,
+		PoolSize:         cfg.Token.PoolSize,
+		PoolSizes:        cfg.Token.PoolSizes,
+		StaleServed: func(tenantID string, err error) {
+			warnLog.Warn("auth service failed; serving the last token while it is valid",
+				zap.String("tenant", tenantID), zap.Error(err))
+		},
+		RefreshFailed: func(tenantID string, err error) {
+			warnLog.Warn("token refresh ahead failed; the cached token is still served",
+				zap.String("tenant", tenantID), zap.Error(err))
+		},
 	})
 	m.Dedupe = domain.NewDeduplicator(dedupe, domain.DeduplicatorConfig{
 		TTL:      cfg.Dedupe.TTL,
@@ -158,9 +179,9 @@ func New(ctx context.Context, cfg Config, logger *zap.Logger, fetcher ports.Toke
 // wireRedis makes m's Redis client and returns the stores on it. One
 // circuit breaker guards one server, in front of the stores; on a cluster
 // each node has its own, inside the client, so that a failing node does
-// not stop the others from being used.
-func (m *Module) wireRedis(ctx context.Context, cfg Config, logger *zap.Logger) (ports.TokenStore, ports.TokenLock, ports.DedupeStore, error) {
-	warnLog := sampled(logger)
+// not stop the others from being used. Warnings that may repeat go to
+// warnLog, logger sampled.
+func (m *Module) wireRedis(ctx context.Context, cfg Config, logger, warnLog *zap.Logger) (ports.TokenStore, ports.TokenLock, ports.DedupeStore, error) {
 	settings := breaker.Settings{
 		Failures: uint32(cfg.Redis.Breaker.Failures),
 		Cooldown: cfg.Redis.Breaker.Cooldown,
@@ -191,7 +212,7 @@ func (m *Module) wireRedis(ctx context.Context, cfg Config, logger *zap.Logger) 
 	m.ping, m.close = client.Ping, client.Close
 	m.pool = func() PoolStats { s := client.Stats(); return PoolStats{Active: s.Active, Idle: s.Idle} }
 	m.primary = func() PrimaryStats { s := client.Primary(); return PrimaryStats{Addr: s.Addr, Failovers: s.Failovers} }
-	tokens, lock, dedupe := redisStores(client, brk, cfg, warnLog, m)
+	tokens, lock, dedupe := redisStores(client, brk, cfg, logger, warnLog, m)
 	pingAtStartup(ctx, client, cfg.Redis, logger)
 	return tokens, lock, dedupe, nil
 }
@@ -210,9 +231,11 @@ func sampled(logger *zap.Logger) *zap.Logger {
 }
 
 // redisStores stacks the Redis stores: the circuit breaker brk right on
-// Redis (nil on a cluster), the near caches above it (a token copy, a
-// bounded record of this process's claims), fail-open on top.
-func redisStores(client *redigo.Client, brk *breaker.Breaker, cfg Config, warnLog *zap.Logger, m *Module) (ports.TokenStore, ports.TokenLock, ports.DedupeStore) {
+// Redis (nil on a cluster), the token sealer above it when keys are set,
+// the near caches above that (a token copy, in clear and in this process's
+// memory only; a bounded record of this process's claims), fail-open on
+// top.
+func redisStores(client *redigo.Client, brk *breaker.Breaker, cfg Config, logger, warnLog *zap.Logger, m *Module) (ports.TokenStore, ports.TokenLock, ports.DedupeStore) {
 	failOpen := failopen.NewReporter(warnLog, m.failOpen)
 	redisTokens := redigo.NewTokenStore(client)
 	var (
@@ -223,10 +246,16 @@ func redisStores(client *redigo.Client, brk *breaker.Breaker, cfg Config, warnLo
 	if brk != nil {
 		tokens, lock, dedupe = breaker.NewTokenStore(tokens, brk), breaker.NewTokenLock(lock, brk), breaker.NewDedupeStore(dedupe, brk)
 	}
+	if keys := cfg.Token.EncryptionKeys; keys != nil {
+		tokens = seal.NewTokenStore(tokens, keys, seal.Config{KeyName: redigo.TokenKey, Log: warnLog})
+		ids := keys.IDs()
+		logger.Info("tokens sealed in redis", zap.String("sealing_key", ids[0]), zap.Strings("key_ids", ids))
+	}
 	tokens = failopen.NewTokenStore(
 		nearcache.NewTokenStore(tokens, nearcache.TokenConfig{
 			MaxAge:        cfg.Token.LocalMaxAge,
 			RefreshMargin: cfg.Token.RefreshMargin,
+			RefreshAhead:  cfg.Token.RefreshAhead,
 			ServedStale: func(tenantID string, err error) {
 				failOpen.Report(storeop.GetToken, tenantID, err)
 			},
@@ -247,8 +276,12 @@ func redisStores(client *redigo.Client, brk *breaker.Breaker, cfg Config, warnLo
 // store is always up.
 func (m *Module) Ping(ctx context.Context) error { return m.ping(ctx) }
 
-// Close releases the store's connections.
-func (m *Module) Close() error { return m.close() }
+// Close stops the token refreshes running in the background, then
+// releases the store's connections.
+func (m *Module) Close() error {
+	m.Tokens.Close()
+	return m.close()
+}
 
 // redisOptions are the client options c describes.
 func redisOptions(c RedisConfig) (redigo.Options, error) {

@@ -7,6 +7,8 @@ import (
 
 	"go.uber.org/zap/zapcore"
 
+	"github.com/wa2genesys/connectorcache/adapters/seal"
+	"github.com/wa2genesys/connectorcache/domain"
 	"github.com/wa2genesys/connectorcache/internal/config"
 )
 
@@ -140,6 +142,29 @@ type TokenConfig struct {
 	// LockTTL is how long the cross-process fetch lock lives (Redis store
 	// only): a process dying mid-fetch delays the others at most this long.
 	LockTTL time.Duration
+	// RefreshAhead is how long before a token's refresh point a request
+	// that finds it cached starts a fetch in the background, so that no
+	// caller waits for the auth service in steady state. It is capped at
+	// half the token's margin (RefreshMargin, or half the token's
+	// lifetime when that is shorter), so that a fresh token is never due
+	// for a refresh at once: a longer value is harmless. Zero disables it.
+	RefreshAhead time.Duration
+	// StaleMinValidity: when a fetch fails, the last token this process
+	// handed out is returned instead of the error while it has at least
+	// this long to live. A token rejected with a 401 is never served so.
+	// Zero disables it.
+	StaleMinValidity time.Duration
+	// PoolSize is how many tokens each tenant has, handed out in turn,
+	// from 1 to domain.MaxPoolSize. Zero means 1.
+	PoolSize int
+	// PoolSizes overrides PoolSize for the tenants it names. LoadConfig
+	// leaves it nil: a host that configures tenants fills it.
+	PoolSizes map[string]int
+	// EncryptionKeys, when not nil, seals the tokens the Redis store holds
+	// (AES-256-GCM): its first key seals, all of them open. Nil stores
+	// them in clear. The memory store ignores it: its tokens never leave
+	// the process.
+	EncryptionKeys *seal.Keyring
 }
 
 // DedupeConfig tunes the deduplicator.
@@ -189,6 +214,10 @@ var keys = []config.Key{
 	{Name: "token.fetch_timeout", Default: "30s"},
 	{Name: "token.local_max_age", Default: "30s"},
 	{Name: "token.lock_ttl", Default: "5s"},
+	{Name: "token.refresh_ahead", Default: "60s"},
+	{Name: "token.stale_min_validity", Default: "30s"},
+	{Name: "token.pool_size", Default: 1},
+	{Name: "token.encryption_keys", Default: []string{}},
 	{Name: "dedupe.ttl", Default: "24h"},
 	{Name: "dedupe.claim_ttl", Default: "5m"},
 	{Name: "dedupe.local_max_entries", Default: 100000},
@@ -241,10 +270,14 @@ func LoadConfig(path string) (Config, error) {
 			},
 		},
 		Token: TokenConfig{
-			RefreshMargin: r.Duration("token.refresh_margin", config.Positive),
-			FetchTimeout:  r.Duration("token.fetch_timeout", config.Positive),
-			LocalMaxAge:   r.Duration("token.local_max_age", config.Positive),
-			LockTTL:       r.Duration("token.lock_ttl", config.AtLeast(time.Millisecond)),
+			RefreshMargin:    r.Duration("token.refresh_margin", config.Positive),
+			FetchTimeout:     r.Duration("token.fetch_timeout", config.Positive),
+			LocalMaxAge:      r.Duration("token.local_max_age", config.Positive),
+			LockTTL:          r.Duration("token.lock_ttl", config.AtLeast(time.Millisecond)),
+			RefreshAhead:     r.Duration("token.refresh_ahead", config.NonNegative),
+			StaleMinValidity: r.Duration("token.stale_min_validity", config.NonNegative),
+			PoolSize:         r.Int("token.pool_size", 1, domain.MaxPoolSize),
+			EncryptionKeys:   readEncryptionKeys(r),
 		},
 		Dedupe: DedupeConfig{
 			TTL:             r.Duration("dedupe.ttl", config.AtLeast(time.Second)),
@@ -263,6 +296,23 @@ func LoadConfig(path string) (Config, error) {
 		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// readEncryptionKeys reads token.encryption_keys: unset, or a list of
+// "<key id>:<base64 of 32 bytes>", the first of which seals. The keys are
+// secret: an error names a key by position and id, never by value.
+func readEncryptionKeys(r *config.Reader) *seal.Keyring {
+	const key = "token.encryption_keys"
+	specs := r.List(key)
+	if len(specs) == 0 {
+		return nil
+	}
+	keys, err := seal.ParseKeys(specs)
+	if err != nil {
+		r.Fail(key, "%v", err)
+		return nil
+	}
+	return keys
 }
 
 // readSentinel reads the redis.sentinel keys: all unset, or a master name,

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/viper"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/wa2genesys/connectorcache/adapters/seal"
 	"github.com/wa2genesys/connectorcache/app"
 	"github.com/wa2genesys/connectorcache/internal/config"
 )
@@ -40,10 +41,13 @@ var wantDefaults = app.Config{
 		Breaker: app.BreakerConfig{Failures: 5, Cooldown: time.Second, Probes: 1},
 	},
 	Token: app.TokenConfig{
-		RefreshMargin: 300 * time.Second,
-		FetchTimeout:  30 * time.Second,
-		LocalMaxAge:   30 * time.Second,
-		LockTTL:       5 * time.Second,
+		RefreshMargin:    300 * time.Second,
+		FetchTimeout:     30 * time.Second,
+		LocalMaxAge:      30 * time.Second,
+		LockTTL:          5 * time.Second,
+		RefreshAhead:     60 * time.Second,
+		StaleMinValidity: 30 * time.Second,
+		PoolSize:         1,
 	},
 	Dedupe: app.DedupeConfig{
 		TTL:             24 * time.Hour,
@@ -52,6 +56,25 @@ var wantDefaults = app.Config{
 		LocalMaxAge:     time.Hour,
 	},
 	Log: app.LogConfig{Level: zapcore.InfoLevel},
+}
+
+// Token encryption keys for tests: base64 of 32 random bytes, as
+// `head -c 32 /dev/urandom | base64` writes them.
+const (
+	testKey1 = "7TrkNlQAycOZCAY7w8y7Ptz7DOpF/QyK1xyiLu/jMqo="
+	testKey2 = "24BcNr1naLkxR1YiY+MDUSd0n/YjVHIONkyPGDURb1s="
+	testKey3 = "gQll9EI9PyIqpPanuKI0U18uDnv8Mw2nHrzIw43sIJ4="
+	testKey4 = "s7quJbUVfyf+yqe48od1gp3A/pWjp5viQ1m0Xxwdk9c="
+)
+
+// mustKeys returns the keyring of specs, each "<key id>:<base64 key>".
+func mustKeys(t testing.TB, specs ...string) *seal.Keyring {
+	t.Helper()
+	keys, err := seal.ParseKeys(specs)
+	if err != nil {
+		t.Fatalf("seal.ParseKeys: %v", err)
+	}
+	return keys
 }
 
 // writeFile writes content to name in dir and returns its path.
@@ -131,6 +154,12 @@ token:
   fetch_timeout: 10s
   local_max_age: 10s
   lock_ttl: 2s
+  refresh_ahead: 20s
+  stale_min_validity: 0s
+  pool_size: 4
+  encryption_keys:
+    - yaml-new:` + testKey1 + `
+    - yaml-old:` + testKey2 + `
 dedupe:
   ttl: 48h
   claim_ttl: 2m
@@ -198,10 +227,14 @@ func writeOverrides(t *testing.T, top topology) (string, app.Config) {
 			Breaker: app.BreakerConfig{Failures: 3, Cooldown: 5 * time.Second, Probes: 2},
 		},
 		Token: app.TokenConfig{
-			RefreshMargin: 120 * time.Second,
-			FetchTimeout:  10 * time.Second,
-			LocalMaxAge:   10 * time.Second,
-			LockTTL:       2 * time.Second,
+			RefreshMargin:    120 * time.Second,
+			FetchTimeout:     10 * time.Second,
+			LocalMaxAge:      10 * time.Second,
+			LockTTL:          2 * time.Second,
+			RefreshAhead:     20 * time.Second,
+			StaleMinValidity: 0,
+			PoolSize:         4,
+			EncryptionKeys:   mustKeys(t, "yaml-new:"+testKey1, "yaml-old:"+testKey2),
 		},
 		Dedupe: app.DedupeConfig{
 			TTL:             48 * time.Hour,
@@ -253,6 +286,7 @@ func TestLoadConfig_YAMLOverridesEveryDefault(t *testing.T) {
 
 func TestLoadConfig_EnvironmentOverridesYAML(t *testing.T) {
 	envCA := writeFile(t, t.TempDir(), "env-ca.pem", "not read at load")
+	envKeys := mustKeys(t, "env-k1:"+testKey3, "env-k0:"+testKey4)
 
 	tests := []struct {
 		key  string
@@ -293,6 +327,10 @@ func TestLoadConfig_EnvironmentOverridesYAML(t *testing.T) {
 		{key: "token.fetch_timeout", give: "5s", want: func(c *app.Config) { c.Token.FetchTimeout = 5 * time.Second }},
 		{key: "token.local_max_age", give: "1m", want: func(c *app.Config) { c.Token.LocalMaxAge = time.Minute }},
 		{key: "token.lock_ttl", give: "750ms", want: func(c *app.Config) { c.Token.LockTTL = 750 * time.Millisecond }},
+		{key: "token.refresh_ahead", give: "0s", want: func(c *app.Config) { c.Token.RefreshAhead = 0 }},
+		{key: "token.stale_min_validity", give: "45s", want: func(c *app.Config) { c.Token.StaleMinValidity = 45 * time.Second }},
+		{key: "token.pool_size", give: "64", want: func(c *app.Config) { c.Token.PoolSize = 64 }},
+		{key: "token.encryption_keys", give: " env-k1:" + testKey3 + ", env-k0:" + testKey4 + ",", want: func(c *app.Config) { c.Token.EncryptionKeys = envKeys }},
 		{key: "dedupe.ttl", give: "12h", want: func(c *app.Config) { c.Dedupe.TTL = 12 * time.Hour }},
 		{key: "dedupe.claim_ttl", give: "90s", want: func(c *app.Config) { c.Dedupe.ClaimTTL = 90 * time.Second }},
 		{key: "dedupe.local_max_entries", give: "2000", want: func(c *app.Config) { c.Dedupe.LocalMaxEntries = 2000 }},
@@ -412,6 +450,13 @@ func TestLoadConfig_RejectsInvalidEnvironment(t *testing.T) {
 		{name: "negative claim ttl", giveEnv: map[string]string{"DEDUPE_CLAIM_TTL": "-5m"}, wantKey: "dedupe.claim_ttl"},
 		{name: "zero token local max age", giveEnv: map[string]string{"TOKEN_LOCAL_MAX_AGE": "0s"}, wantKey: "token.local_max_age"},
 		{name: "lock ttl under a millisecond", giveEnv: map[string]string{"TOKEN_LOCK_TTL": "100us"}, wantKey: "token.lock_ttl"},
+		{name: "negative refresh ahead", giveEnv: map[string]string{"TOKEN_REFRESH_AHEAD": "-1s"}, wantKey: "token.refresh_ahead", want: "zero or more"},
+		{name: "refresh ahead without unit", giveEnv: map[string]string{"TOKEN_REFRESH_AHEAD": "60"}, wantKey: "token.refresh_ahead"},
+		{name: "negative stale min validity", giveEnv: map[string]string{"TOKEN_STALE_MIN_VALIDITY": "-30s"}, wantKey: "token.stale_min_validity", want: "zero or more"},
+		{name: "zero pool size", giveEnv: map[string]string{"TOKEN_POOL_SIZE": "0"}, wantKey: "token.pool_size", want: "from 1 to 64"},
+		{name: "pool size above the maximum", giveEnv: map[string]string{"TOKEN_POOL_SIZE": "65"}, wantKey: "token.pool_size", want: "from 1 to 64"},
+		{name: "pool size a word", giveEnv: map[string]string{"TOKEN_POOL_SIZE": "many"}, wantKey: "token.pool_size"},
+		{name: "encryption keys of commas only", giveEnv: map[string]string{"TOKEN_ENCRYPTION_KEYS": " , "}, wantKey: "token.encryption_keys", want: "holds no item"},
 		{name: "zero local max entries", giveEnv: map[string]string{"DEDUPE_LOCAL_MAX_ENTRIES": "0"}, wantKey: "dedupe.local_max_entries"},
 		{name: "local max age under a second", giveEnv: map[string]string{"DEDUPE_LOCAL_MAX_AGE": "10ms"}, wantKey: "dedupe.local_max_age"},
 		{name: "bad log level", giveEnv: map[string]string{"LOG_LEVEL": "loud"}, wantKey: "log.level"},
@@ -510,6 +555,9 @@ func TestLoadConfig_RejectsInvalidYAML(t *testing.T) {
 		{name: "cluster addr listed twice", give: "redis:\n  cluster:\n    addrs: [node-1:6379, node-1:6379]\n", wantKey: "redis.cluster.addrs"},
 		{name: "cluster and sentinel", give: "redis:\n  sentinel:\n    master: m\n    addrs: [s1:26379]\n  cluster:\n    addrs: [node-1:6379]\n", wantKey: "redis.cluster.addrs"},
 		{name: "cluster with db 2", give: "redis:\n  url: redis://node-1:6379/2\n  cluster:\n    addrs: [node-1:6379]\n", wantKey: "redis.url"},
+		{name: "pool size with a fraction", give: "token:\n  pool_size: 2.5\n", wantKey: "token.pool_size"},
+		{name: "refresh ahead as a bare number", give: "token:\n  refresh_ahead: 60\n", wantKey: "token.refresh_ahead"},
+		{name: "encryption keys as a mapping", give: "token:\n  encryption_keys: {k1: x}\n", wantKey: "token.encryption_keys"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -818,4 +866,117 @@ func TestRedisConfig_RedactedURL(t *testing.T) {
 			t.Errorf("RedactedURL(%q) = %q, want %q", tt.give, got, tt.want)
 		}
 	}
+}
+
+// TestLoadConfig_EncryptionKeys checks the forms token.encryption_keys
+// takes, and that the key listed first is the one that seals.
+func TestLoadConfig_EncryptionKeys(t *testing.T) {
+	tests := []struct {
+		name    string
+		give    string // YAML
+		giveEnv map[string]string
+		want    []string // key ids, the sealing key's first; nil for no keyring
+	}{
+		{name: "unset", want: nil},
+		{name: "empty list in the file", give: "token:\n  encryption_keys: []\n", want: nil},
+		{
+			name: "YAML list",
+			give: "token:\n  encryption_keys:\n    - k2:" + testKey2 + "\n    - \" k1:" + testKey1 + " \"\n",
+			want: []string{"k2", "k1"},
+		},
+		{
+			name:    "environment, comma-separated",
+			giveEnv: map[string]string{"TOKEN_ENCRYPTION_KEYS": "k1:" + testKey1 + ", k2:" + testKey2 + ","},
+			want:    []string{"k1", "k2"},
+		},
+		{
+			name:    "environment over the file's list",
+			give:    "token:\n  encryption_keys: [\"file:" + testKey1 + "\"]\n",
+			giveEnv: map[string]string{"TOKEN_ENCRYPTION_KEYS": "env:" + testKey2},
+			want:    []string{"env"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := loadGiven(t, tt.give, tt.giveEnv)
+			if err != nil {
+				t.Fatalf("LoadConfig: %v", err)
+			}
+			var ids []string
+			if keys := got.Token.EncryptionKeys; keys != nil {
+				ids = keys.IDs()
+			}
+			if !slices.Equal(ids, tt.want) || (ids == nil) != (tt.want == nil) {
+				t.Errorf("Token.EncryptionKeys ids = %q, want %q", ids, tt.want)
+			}
+		})
+	}
+}
+
+// TestLoadConfig_BadEncryptionKeyIsNamedNeverShown checks that a bad
+// token.encryption_keys is a configuration error naming the key by
+// position and id, and that the error holds no piece of any key.
+func TestLoadConfig_BadEncryptionKeyIsNamedNeverShown(t *testing.T) {
+	const (
+		short     = "94ldyU8G5VK0zgH6AnXU/A=="                     // 16 bytes
+		long      = "pe6Mr/sWxqHX8iD05rb4lsAzhofU6lQzfMk1H9DoVm29" // 33 bytes
+		notBase64 = "7TrkNlQAycOZCAY7w8y7*tz7DOpF/QyK1xyiLu/jMqo="
+	)
+	secrets := []string{testKey1, testKey2, short, long, notBase64}
+	tests := []struct {
+		name    string
+		give    string // YAML
+		giveEnv string // TOKEN_ENCRYPTION_KEYS
+		want    []string
+	}{
+		{name: "second key too short", giveEnv: "k0:" + testKey1 + ",k1:" + short, want: []string{"key 2 (id k1)", "16 bytes, want 32"}},
+		{name: "key too long", giveEnv: "k1:" + long, want: []string{"key 1 (id k1)", "33 bytes, want 32"}},
+		{name: "key not base64", giveEnv: "k1:" + notBase64, want: []string{"key 1 (id k1)", "not base64"}},
+		{name: "no key id", giveEnv: testKey1, want: []string{"key 1", "<key id>:<base64 key>"}},
+		{name: "key and id swapped", giveEnv: testKey1 + ":k1", want: []string{"key 1", "id must be"}},
+		{name: "key id with a space", giveEnv: "key one:" + testKey1, want: []string{"key 1", "id must be"}},
+		{name: "key id used twice", giveEnv: "k1:" + testKey1 + ",k1:" + testKey2, want: []string{"key 2 (id k1)", "used twice"}},
+		{
+			name: "YAML, second key too short",
+			give: "token:\n  encryption_keys: [\"k0:" + testKey1 + "\", \"k1:" + short + "\"]\n",
+			want: []string{"key 2 (id k1)", "16 bytes"},
+		},
+		{
+			name: "YAML item a mapping (a space after the colon)",
+			give: "token:\n  encryption_keys:\n    - k1: " + testKey1 + "\n",
+			want: []string{"item 1 is not a single value"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := loadGiven(t, tt.give, map[string]string{"TOKEN_ENCRYPTION_KEYS": tt.giveEnv})
+			if err == nil {
+				t.Fatal("LoadConfig = nil error, want one naming token.encryption_keys")
+			}
+			if !reflect.DeepEqual(got, app.Config{}) {
+				t.Errorf("LoadConfig = %+v with its error, want the zero Config", got)
+			}
+			for _, w := range append([]string{"token.encryption_keys", "TOKEN_ENCRYPTION_KEYS"}, tt.want...) {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not hold %q", err, w)
+				}
+			}
+			for _, s := range secrets {
+				if piece := sharedPiece(err.Error(), s, 8); piece != "" {
+					t.Errorf("error %q holds %q, a piece of a key", err, piece)
+				}
+			}
+		})
+	}
+}
+
+// sharedPiece returns the first n-byte piece of secret that text holds, or
+// "" when it holds none.
+func sharedPiece(text, secret string, n int) string {
+	for i := 0; i+n <= len(secret); i++ {
+		if piece := secret[i : i+n]; strings.Contains(text, piece) {
+			return piece
+		}
+	}
+	return ""
 }

@@ -160,4 +160,3 @@ func misses(mods []*app.Module) uint64 {
 	}
 	return n
 }
-

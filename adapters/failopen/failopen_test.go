@@ -579,6 +579,7 @@ func TestDecorators_CountEveryStoreOperation(t *testing.T) {
 	s.nextTokens.EXPECT().GetToken(gomock.Any(), tenant).Return(ports.CachedToken{}, false, errStore)
 	s.nextTokens.EXPECT().PutToken(gomock.Any(), tenant, gomock.Any(), time.Hour).Return(errStore)
 	s.nextTokens.EXPECT().DeleteToken(gomock.Any(), tenant).Return(errStore)
+	s.nextTokens.EXPECT().DeleteTokenIf(gomock.Any(), tenant, "rejected").Return(true, errStore)
 	s.nextLock.EXPECT().LockToken(gomock.Any(), tenant, owner, time.Second).Return(false, errStore)
 	s.nextLock.EXPECT().UnlockToken(gomock.Any(), tenant, owner).Return(errStore)
 	s.nextDedupe.EXPECT().Claim(gomock.Any(), tenant, messageID, owner, time.Minute).Return(ports.ClaimState(0), errStore)
@@ -588,6 +589,9 @@ func TestDecorators_CountEveryStoreOperation(t *testing.T) {
 	_, _, _ = s.tokens.GetToken(ctx, tenant)
 	_ = s.tokens.PutToken(ctx, tenant, ports.CachedToken{}, time.Hour)
 	_ = s.tokens.DeleteToken(ctx, tenant)
+	if deleted, err := s.tokens.DeleteTokenIf(ctx, tenant, "rejected"); deleted || err != nil {
+		t.Errorf("failed DeleteTokenIf = %v, %v; want false, nil: skipped", deleted, err)
+	}
 	_, _ = s.lock.LockToken(ctx, tenant, owner, time.Second)
 	_ = s.lock.UnlockToken(ctx, tenant, owner)
 	_, _ = s.dedupe.Claim(ctx, tenant, messageID, owner, time.Minute)

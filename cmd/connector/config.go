@@ -79,6 +79,10 @@ type TenantGenesys struct {
 	// LoginURL and APIURL are the base URLs used; loadConfig derives them
 	// from Region unless set.
 	LoginURL, APIURL string
+	// TokenPoolSize is how many access tokens the tenant has, from 1 to
+	// domain.MaxPoolSize, overriding the module's token.pool_size. Zero
+	// means the module's.
+	TokenPoolSize int
 }
 
 // hostKeys are the host's keys with their defaults.
@@ -105,6 +109,7 @@ var tenantKeys = []string{
 	"genesys.integration_id",
 	"genesys.login_url",
 	"genesys.api_url",
+	"genesys.token_pool_size",
 }
 
 // tenantEnvName is the environment variable that sets key for tenant id:
@@ -150,6 +155,7 @@ func loadConfig(path string) (Config, error) {
 		},
 	}
 	cfg.Tenants = readTenants(r, cfg)
+	cfg.Module.Token.PoolSizes = tokenPoolSizes(cfg.Tenants)
 	if err := errors.Join(modErr, r.Err()); err != nil {
 		return Config{}, err
 	}
@@ -222,6 +228,9 @@ func readTenant(r *config.Reader, id string, cfg Config) TenantConfig {
 			APIURL:        cmp.Or(r.BaseURL("genesys.api_url"), cfg.Genesys.APIURL),
 		},
 	}
+	if r.IsSet("genesys.token_pool_size") {
+		t.Genesys.TokenPoolSize = r.Int("genesys.token_pool_size", 1, domain.MaxPoolSize)
+	}
 	g := &t.Genesys
 	if g.Region != "" {
 		if !validRegion(g.Region) {
@@ -242,6 +251,22 @@ func readTenant(r *config.Reader, id string, cfg Config) TenantConfig {
 	r.Required("genesys.client_secret", why)
 	r.Required("genesys.integration_id", why)
 	return t
+}
+
+// tokenPoolSizes maps the tenants that set their own token pool size to
+// it; nil when none does.
+func tokenPoolSizes(tenants []TenantConfig) map[string]int {
+	var sizes map[string]int
+	for _, t := range tenants {
+		if t.Genesys.TokenPoolSize == 0 {
+			continue
+		}
+		if sizes == nil {
+			sizes = map[string]int{}
+		}
+		sizes[t.ID] = t.Genesys.TokenPoolSize
+	}
+	return sizes
 }
 
 // validRegion accepts a host name such as mypurecloud.com.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,7 +24,8 @@ func writeConfig(t *testing.T, yaml string) string {
 func clearHostEnv(t *testing.T) {
 	t.Helper()
 	for _, k := range []string{"STORE", "DELIVERY", "HTTP_ADDR", "HTTP_SHUTDOWN_TIMEOUT", "WHATSAPP_APP_SECRET",
-		"GENESYS_TIMEOUT", "GENESYS_MAX_RETRY_AFTER", "GENESYS_LOGIN_URL", "GENESYS_API_URL", "LOG_LEVEL"} {
+		"GENESYS_TIMEOUT", "GENESYS_MAX_RETRY_AFTER", "GENESYS_LOGIN_URL", "GENESYS_API_URL", "LOG_LEVEL",
+		"TOKEN_POOL_SIZE", "TOKEN_ENCRYPTION_KEYS"} {
 		t.Setenv(k, "")
 		os.Unsetenv(k)
 	}
@@ -131,6 +133,61 @@ func TestLoadConfig_EnvironmentOverrides(t *testing.T) {
 	}
 }
 
+func TestLoadConfig_TenantTokenPoolSize(t *testing.T) {
+	const yaml = `
+store: memory
+delivery: log
+whatsapp: {app_secret: x}
+tenants:
+  - {id: acme-eu, verify_token: v, genesys: {token_pool_size: 4}}
+  - {id: globex, verify_token: v}
+  - {id: initech, verify_token: v, genesys: {token_pool_size: ""}}
+`
+	tests := []struct {
+		name     string
+		giveEnv  map[string]string
+		wantSize int
+		want     map[string]int
+	}{
+		{name: "from the file", wantSize: 1, want: map[string]int{"acme-eu": 4}},
+		{
+			name:     "from the environment, over the file",
+			giveEnv:  map[string]string{"TENANT_ACME_EU_GENESYS_TOKEN_POOL_SIZE": "64", "TENANT_GLOBEX_GENESYS_TOKEN_POOL_SIZE": " 1 ", "TOKEN_POOL_SIZE": "8"},
+			wantSize: 8,
+			want:     map[string]int{"acme-eu": 64, "globex": 1},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearHostEnv(t)
+			for k, v := range tt.giveEnv {
+				t.Setenv(k, v)
+			}
+			cfg, err := loadConfig(writeConfig(t, yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Module.Token; got.PoolSize != tt.wantSize || !maps.Equal(got.PoolSizes, tt.want) {
+				t.Errorf("Module.Token pool sizes = %d, %v; want %d, %v", got.PoolSize, got.PoolSizes, tt.wantSize, tt.want)
+			}
+			if got := cfg.Tenants[2].Genesys.TokenPoolSize; got != 0 {
+				t.Errorf("initech's TokenPoolSize = %d, want 0 (the module's) for an empty value", got)
+			}
+		})
+	}
+
+	t.Run("none set", func(t *testing.T) {
+		clearHostEnv(t)
+		cfg, err := loadConfig(writeConfig(t, genesysYAML))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Module.Token.PoolSizes != nil {
+			t.Errorf("Module.Token.PoolSizes = %v, want nil: no tenant sets its own", cfg.Module.Token.PoolSizes)
+		}
+	})
+}
+
 func TestTenantEnvName(t *testing.T) {
 	tests := []struct {
 		id, key, want string
@@ -226,6 +283,26 @@ whatsapp: {app_secret: x}
 tenants: [{id: a, verify_token: v}]
 genesys: {timeout: 10}
 `, nil, []string{"genesys.timeout (env GENESYS_TIMEOUT)"}},
+		{"tenant token pool size zero", `
+delivery: log
+whatsapp: {app_secret: x}
+tenants: [{id: a, verify_token: v, genesys: {token_pool_size: 0}}]
+`, nil, []string{"tenants[0] (a)", "genesys.token_pool_size", "TENANT_A_GENESYS_TOKEN_POOL_SIZE", "from 1 to 64"}},
+		{"tenant token pool size too large", `
+delivery: log
+whatsapp: {app_secret: x}
+tenants: [{id: a, verify_token: v}]
+`, map[string]string{"TENANT_A_GENESYS_TOKEN_POOL_SIZE": "65"}, []string{"tenants[0] (a)", "genesys.token_pool_size", "from 1 to 64"}},
+		{"tenant token pool size a word", `
+delivery: log
+whatsapp: {app_secret: x}
+tenants: [{id: a, verify_token: v, genesys: {token_pool_size: many}}]
+`, nil, []string{"tenants[0] (a)", "genesys.token_pool_size"}},
+		{"bad token encryption key", `
+delivery: log
+whatsapp: {app_secret: x}
+tenants: [{id: a, verify_token: v}]
+`, map[string]string{"TOKEN_ENCRYPTION_KEYS": "k1:" + secretValue}, []string{"token.encryption_keys (env TOKEN_ENCRYPTION_KEYS)", "key 1 (id k1)"}},
 		{"module key", `
 store: floppy
 delivery: log

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wa2genesys/connectorcache/app"
+	"github.com/wa2genesys/connectorcache/domain"
 	"github.com/wa2genesys/connectorcache/internal/storeop"
 )
 
@@ -68,4 +70,36 @@ func failOpenSeries(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 		}
 	}
 	return out
+}
+
+func TestModuleCollector_TokenCounts(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newModuleCollector(func() app.Stats {
+		return app.Stats{Tokens: domain.TokenStats{
+			Hits: 11, Misses: 7, Fetches: 5, FetchErrors: 3,
+			Refreshes: 4, RefreshErrors: 2, StaleServed: 6,
+		}}
+	}))
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		if strings.HasPrefix(f.GetName(), "connector_token_") {
+			got[f.GetName()] = f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	want := map[string]float64{
+		"connector_token_cache_hits_total":     11,
+		"connector_token_cache_misses_total":   7,
+		"connector_token_fetches_total":        5,
+		"connector_token_fetch_errors_total":   3,
+		"connector_token_refreshes_total":      4,
+		"connector_token_refresh_errors_total": 2,
+		"connector_token_stale_served_total":   6,
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("token counters = %v\nwant %v", got, want)
+	}
 }

@@ -6,7 +6,7 @@
 // A variable set to the empty string counts as unset. Values are checked as
 // they are read; each bad key adds one error that names the key and its
 // variable, and [Reader.Err] returns them all at once. Values that may hold
-// a secret (URLs) are never echoed in an error.
+// a secret (URLs, lists) are never echoed in an error.
 package config
 
 import (
@@ -174,7 +174,8 @@ func isWord(s string) bool {
 // values, or, from YAML or the environment, one string of items separated
 // by commas (a,b). Items are trimmed and empty ones dropped, so a trailing
 // comma is harmless; a value set with no item at all ("," or [""]) is an
-// error. It is nil when unset.
+// error. It is nil when unset. An error never echoes the value, which may
+// hold secrets such as keys.
 func (r *Reader) List(key string) []string {
 	var items []string
 	switch v := r.get(key).(type) {
