@@ -409,3 +409,26 @@ func TestTokenSlotID(t *testing.T) {
 		}
 	}
 }
+
+func TestRefreshAheadAt(t *testing.T) {
+	const margin = 5 * time.Minute
+	expires := testNow.Add(time.Hour)
+	tests := []struct {
+		name  string
+		give  ports.CachedToken
+		ahead time.Duration
+		want  time.Time
+	}{
+		{"ahead before the refresh point", ports.CachedToken{ExpiresAt: expires, RefreshAt: expires.Add(-margin)}, time.Minute, expires.Add(-margin - time.Minute)},
+		{"capped at half the token's margin", ports.CachedToken{ExpiresAt: expires, RefreshAt: expires.Add(-margin)}, time.Hour, expires.Add(-margin - margin/2)},
+		{"short-lived token, margin halved", ports.CachedToken{ExpiresAt: testNow.Add(8 * time.Second), RefreshAt: testNow.Add(4 * time.Second)}, time.Minute, testNow.Add(2 * time.Second)},
+		{"no refresh point: the margin before expiry", ports.CachedToken{ExpiresAt: expires}, time.Minute, expires.Add(-margin - time.Minute)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := domain.RefreshAheadAt(tt.give, tt.ahead, margin); !got.Equal(tt.want) {
+				t.Errorf("RefreshAheadAt = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

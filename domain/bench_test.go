@@ -20,16 +20,30 @@ func (foundStore) GetToken(context.Context, string) (ports.CachedToken, bool, er
 }
 
 // BenchmarkTokenCacheHit is the domain's share of a token hit: id
-// validation, the store call, the hit counter.
+// validation, the store call, the hit counter; then with what refresh
+// ahead and serve stale add to it (a clock read, the slot's state) and
+// with a pool of four.
 func BenchmarkTokenCacheHit(b *testing.B) {
-	cache := domain.NewTokenCache(foundStore{}, nil, domain.TokenCacheConfig{})
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := cache.Token(ctx, "acme-eu"); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	for _, bc := range []struct {
+		name string
+		cfg  domain.TokenCacheConfig
+	}{
+		{"plain", domain.TokenCacheConfig{}},
+		{"ahead+stale", domain.TokenCacheConfig{RefreshAhead: time.Minute, StaleMinValidity: 30 * time.Second}},
+		{"ahead+stale+pool4", domain.TokenCacheConfig{RefreshAhead: time.Minute, StaleMinValidity: 30 * time.Second, PoolSize: 4}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			cache := domain.NewTokenCache(foundStore{}, nil, bc.cfg)
+			defer cache.Close()
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := cache.Token(ctx, "acme-eu"); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
 }

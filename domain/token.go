@@ -118,11 +118,11 @@ type TokenCache struct {
 	now           func() time.Time
 	flights       singleflight.Group
 
-	// pools maps tenant ids to their *pool when pools are in use.
-	pools sync.Map
-	// slots maps token slot ids to their *slotState when refresh ahead or
-	// serve stale is on.
-	slots sync.Map
+	// stateful is set when this process keeps state per tenant: a pool,
+	// refresh ahead or serve stale; tenants then maps tenant ids to their
+	// *tenant.
+	stateful bool
+	tenants  sync.Map
 	// stop ends refreshes ahead in progress; refreshing counts them, and
 	// closed, under closeMu, stops new ones from starting.
 	stop       context.Context
@@ -136,14 +136,18 @@ type TokenCache struct {
 	refreshes, refreshErrors, staleServed atomic.Uint64
 }
 
-// pool is a tenant's token pool: the slot ids, handed out in turn.
-type pool struct {
-	ids  []string
-	next atomic.Uint32
+// tenant is what this process keeps of a tenant: its token slots, handed
+// out in turn.
+type tenant struct {
+	slots []slot
+	next  atomic.Uint32
 }
 
-// slotState is what this process knows of one token slot beyond the store.
-type slotState struct {
+// slot is what this process knows of one of a tenant's tokens beyond the
+// store.
+type slot struct {
+	// id is the slot's id in the store (see TokenSlotID).
+	id string
 	// last is the token last handed out or fetched here, for serving stale;
 	// nil once rejected.
 	last atomic.Pointer[ports.CachedToken]
@@ -220,6 +224,7 @@ func NewTokenCache(store ports.TokenStore, fetcher ports.TokenFetcher, cfg Token
 	if c.refreshFailed == nil {
 		c.refreshFailed = func(string, error) {}
 	}
+	c.stateful = c.poolSize > 1 || c.poolSizes != nil || c.ahead > 0 || c.staleMin > 0
 	c.stop, c.stopAll = context.WithCancel(context.Background())
 	return c
 }
@@ -266,7 +271,13 @@ func (c *TokenCache) Token(ctx context.Context, tenantID string) (string, error)
 	if err := ValidateTenantID(tenantID); err != nil {
 		return "", err
 	}
-	id := c.nextSlot(tenantID)
+	// sl is nil while no state is kept: then nothing below uses it.
+	var sl *slot
+	id := tenantID
+	if c.stateful {
+		sl = c.tenant(tenantID).pick()
+		id = sl.id
+	}
 	tok, found, err := c.store.GetToken(ctx, id)
 	if err != nil {
 		return "", fmt.Errorf("token for tenant %s: %w", tenantID, err)
@@ -276,19 +287,19 @@ func (c *TokenCache) Token(ctx context.Context, tenantID string) (string, error)
 		// for freshness: unless refresh ahead needs it, the hot path
 		// reads no clock.
 		c.hits.Add(1)
-		if c.ahead > 0 || c.staleMin > 0 {
-			c.sawHit(tenantID, id, tok)
+		if sl != nil {
+			c.sawHit(tenantID, sl, tok)
 		}
 		return tok.AccessToken, nil
 	}
 	c.misses.Add(1)
-	if tok, ok := c.staleWhileRetrying(id); ok {
+	if tok, ok := c.staleWhileRetrying(sl); ok {
 		c.staleServed.Add(1)
 		return tok, nil
 	}
 
 	flight := c.flights.DoChan(id, func() (any, error) {
-		return c.fetch(context.WithoutCancel(ctx), tenantID, id)
+		return c.fetch(context.WithoutCancel(ctx), tenantID, id, sl)
 	})
 	select {
 	case <-ctx.Done():
@@ -301,62 +312,53 @@ func (c *TokenCache) Token(ctx context.Context, tenantID string) (string, error)
 	}
 }
 
-// nextSlot returns the id of the tenant's slot to use next: the tenant id
-// itself without a pool.
-func (c *TokenCache) nextSlot(tenantID string) string {
-	p := c.pool(tenantID)
-	if p == nil {
-		return tenantID
+// tenant returns what this process keeps of the tenant, made on first use.
+func (c *TokenCache) tenant(tenantID string) *tenant {
+	if t, ok := c.tenants.Load(tenantID); ok {
+		return t.(*tenant)
 	}
-	return p.ids[(p.next.Add(1)-1)%uint32(len(p.ids))]
-}
-
-// slotIDs returns the ids of the tenant's token slots.
-func (c *TokenCache) slotIDs(tenantID string) []string {
-	if p := c.pool(tenantID); p != nil {
-		return p.ids
-	}
-	return []string{tenantID}
-}
-
-// pool returns the tenant's pool, made on first use; nil for a pool of
-// one.
-func (c *TokenCache) pool(tenantID string) *pool {
 	n := c.poolSize
 	if size, ok := c.poolSizes[tenantID]; ok {
 		n = size
 	}
-	if n == 1 {
-		return nil
+	t := &tenant{slots: make([]slot, n)}
+	for i := range t.slots {
+		t.slots[i].id = TokenSlotID(tenantID, i)
 	}
-	if p, ok := c.pools.Load(tenantID); ok {
-		return p.(*pool)
-	}
-	p := &pool{ids: make([]string, n)}
-	for i := range p.ids {
-		p.ids[i] = TokenSlotID(tenantID, i)
-	}
-	actual, _ := c.pools.LoadOrStore(tenantID, p)
-	return actual.(*pool)
+	actual, _ := c.tenants.LoadOrStore(tenantID, t)
+	return actual.(*tenant)
 }
 
-// state returns what this process knows of the slot, made on first use.
-func (c *TokenCache) state(id string) *slotState {
-	if st, ok := c.slots.Load(id); ok {
-		return st.(*slotState)
+// pick returns the slot to use next.
+func (t *tenant) pick() *slot {
+	if len(t.slots) == 1 {
+		return &t.slots[0]
 	}
-	st, _ := c.slots.LoadOrStore(id, &slotState{})
-	return st.(*slotState)
+	return &t.slots[(t.next.Add(1)-1)%uint32(len(t.slots))]
+}
+
+// slotIDs returns the ids of the tenant's token slots, and the slots when
+// this process keeps state.
+func (c *TokenCache) slotIDs(tenantID string) ([]string, []slot) {
+	if !c.stateful {
+		return []string{tenantID}, nil
+	}
+	t := c.tenant(tenantID)
+	ids := make([]string, len(t.slots))
+	for i := range t.slots {
+		ids[i] = t.slots[i].id
+	}
+	return ids, t.slots
 }
 
 // sawHit records a token found in the store as the slot's last, and starts
 // a refresh ahead when the token is within RefreshAhead of its refresh
 // point.
-func (c *TokenCache) sawHit(tenantID, id string, tok ports.CachedToken) {
-	st := c.state(id)
+func (c *TokenCache) sawHit(tenantID string, st *slot, tok ports.CachedToken) {
 	if c.staleMin > 0 {
 		if last := st.last.Load(); last == nil || last.AccessToken != tok.AccessToken {
-			st.last.Store(&tok)
+			seen := tok
+			st.last.Store(&seen)
 		}
 	}
 	if c.ahead == 0 {
@@ -371,7 +373,7 @@ func (c *TokenCache) sawHit(tenantID, id string, tok ports.CachedToken) {
 	}
 	started := c.startRefresh(func() {
 		defer st.refreshing.Store(false)
-		if err := c.refresh(tenantID, id, tok); err != nil {
+		if err := c.refresh(tenantID, st, tok); err != nil {
 			c.refreshErrors.Add(1)
 			st.retryAt.Store(c.now().Add(refreshRetry).UnixNano())
 			c.refreshFailed(tenantID, err)
@@ -385,7 +387,8 @@ func (c *TokenCache) sawHit(tenantID, id string, tok ports.CachedToken) {
 // refresh replaces seen, the slot's token about to reach its refresh
 // point, with a fresh one, unless another process holds the slot's fetch
 // lock (it is refreshing or fetching) or has replaced seen already.
-func (c *TokenCache) refresh(tenantID, id string, seen ports.CachedToken) error {
+func (c *TokenCache) refresh(tenantID string, st *slot, seen ports.CachedToken) error {
+	id := st.id
 	ctx, cancel := context.WithTimeout(c.stop, c.fetchTimeout)
 	defer cancel()
 	if c.lock != nil {
@@ -403,7 +406,7 @@ func (c *TokenCache) refresh(tenantID, id string, seen ports.CachedToken) error 
 			return nil
 		}
 	}
-	_, err := c.fetchAndCache(ctx, tenantID, id)
+	_, err := c.fetchAndCache(ctx, tenantID, id, st)
 	return err
 }
 
@@ -422,19 +425,15 @@ func RefreshAheadAt(tok ports.CachedToken, ahead, margin time.Duration) time.Tim
 // staleWhileRetrying returns the slot's last token while a failed fetch
 // waits to be tried again and the token has StaleMinValidity to live: a
 // down auth service is not asked on every miss.
-func (c *TokenCache) staleWhileRetrying(id string) (string, bool) {
-	if c.staleMin == 0 {
+func (c *TokenCache) staleWhileRetrying(st *slot) (string, bool) {
+	if c.staleMin == 0 || c.now().UnixNano() >= st.retryAt.Load() {
 		return "", false
 	}
-	st, ok := c.slots.Load(id)
-	if !ok || c.now().UnixNano() >= st.(*slotState).retryAt.Load() {
-		return "", false
-	}
-	return c.stale(st.(*slotState))
+	return c.stale(st)
 }
 
 // stale returns st's last token if it has StaleMinValidity to live.
-func (c *TokenCache) stale(st *slotState) (string, bool) {
+func (c *TokenCache) stale(st *slot) (string, bool) {
 	last := st.last.Load()
 	if last == nil || last.ExpiresAt.Sub(c.now()) < c.staleMin {
 		return "", false
@@ -446,14 +445,13 @@ func (c *TokenCache) stale(st *slotState) (string, bool) {
 // turns up in the store first: cached by a flight that ended while this one
 // was being joined, or by another process holding the fetch lock. When
 // that fails, the slot's last token is served stale if it may be.
-func (c *TokenCache) fetch(ctx context.Context, tenantID, id string) (string, error) {
+func (c *TokenCache) fetch(ctx context.Context, tenantID, id string, st *slot) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.fetchTimeout)
 	defer cancel()
-	tok, err := c.lockAndFetch(ctx, tenantID, id)
+	tok, err := c.lockAndFetch(ctx, tenantID, id, st)
 	if err == nil || c.staleMin == 0 {
 		return tok, err
 	}
-	st := c.state(id)
 	stale, ok := c.stale(st)
 	if !ok {
 		return "", err
@@ -464,7 +462,7 @@ func (c *TokenCache) fetch(ctx context.Context, tenantID, id string) (string, er
 	return stale, nil
 }
 
-func (c *TokenCache) lockAndFetch(ctx context.Context, tenantID, id string) (string, error) {
+func (c *TokenCache) lockAndFetch(ctx context.Context, tenantID, id string, st *slot) (string, error) {
 	if tok, ok := c.cached(ctx, id); ok {
 		return tok, nil
 	}
@@ -475,13 +473,14 @@ func (c *TokenCache) lockAndFetch(ctx context.Context, tenantID, id string) (str
 		}
 		defer unlock()
 	}
-	tok, err := c.fetchAndCache(ctx, tenantID, id)
+	tok, err := c.fetchAndCache(ctx, tenantID, id, st)
 	return tok.AccessToken, err
 }
 
 // fetchAndCache gets a token for slot id from the auth service and caches
-// it; a token too short-lived to cache is returned all the same.
-func (c *TokenCache) fetchAndCache(ctx context.Context, tenantID, id string) (ports.CachedToken, error) {
+// it, and remembers it in st for serving stale; a token too short-lived to
+// cache is returned all the same.
+func (c *TokenCache) fetchAndCache(ctx context.Context, tenantID, id string, st *slot) (ports.CachedToken, error) {
 	c.fetches.Add(1)
 	tok, err := c.fetcher.FetchToken(ctx, tenantID)
 	if err == nil && tok.AccessToken == "" {
@@ -502,7 +501,6 @@ func (c *TokenCache) fetchAndCache(ctx context.Context, tenantID, id string) (po
 		return ports.CachedToken{}, fmt.Errorf("cache token for tenant %s: %w", tenantID, err)
 	}
 	if c.staleMin > 0 {
-		st := c.state(id)
 		st.last.Store(&cached)
 		st.retryAt.Store(0)
 	}
@@ -561,9 +559,10 @@ func (c *TokenCache) Invalidate(ctx context.Context, tenantID string) error {
 	if err := ValidateTenantID(tenantID); err != nil {
 		return err
 	}
-	for _, id := range c.slotIDs(tenantID) {
-		if st, ok := c.slots.Load(id); ok {
-			st.(*slotState).last.Store(nil)
+	ids, slots := c.slotIDs(tenantID)
+	for i, id := range ids {
+		if slots != nil {
+			slots[i].last.Store(nil)
 		}
 		if err := c.store.DeleteToken(ctx, id); err != nil {
 			return fmt.Errorf("invalidate token for tenant %s: %w", tenantID, err)
@@ -583,13 +582,13 @@ func (c *TokenCache) Reject(ctx context.Context, tenantID, token string) error {
 	if err := ValidateTenantID(tenantID); err != nil {
 		return err
 	}
-	ids := c.slotIDs(tenantID)
+	ids, slots := c.slotIDs(tenantID)
 	// The slot this process saw the token in first; the others after.
 	order := make([]string, 0, len(ids))
-	for _, id := range ids {
-		if st, ok := c.slots.Load(id); ok {
-			if last := st.(*slotState).last.Load(); last != nil && last.AccessToken == token {
-				st.(*slotState).last.CompareAndSwap(last, nil)
+	for i, id := range ids {
+		if slots != nil {
+			if last := slots[i].last.Load(); last != nil && last.AccessToken == token {
+				slots[i].last.CompareAndSwap(last, nil)
 				order = append([]string{id}, order...)
 				continue
 			}

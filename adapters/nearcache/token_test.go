@@ -569,3 +569,55 @@ func TestTokenStore_PutDuringAReadKeepsTheNewCopy(t *testing.T) {
 
 	wantGet(t, f.s, fresh)
 }
+
+// TestTokenStore_NoLocalCopyWithinTheRefreshAheadWindow: from the opening
+// of the token cache's refresh-ahead window on, every read goes to the
+// shared store, where a token refreshed by another replica shows at once;
+// once it does, its copy answers locally again.
+func TestTokenStore_NoLocalCopyWithinTheRefreshAheadWindow(t *testing.T) {
+	const ahead = time.Minute
+	clk := fakeclock.New()
+	next := mocks.NewMockTokenStore(gomock.NewController(t))
+	s := nearcache.NewTokenStore(next, nearcache.TokenConfig{MaxAge: maxAge, RefreshMargin: margin, RefreshAhead: ahead, Now: clk.Now})
+	f := tokens{clk: clk, next: next, s: s}
+
+	// A token read from the store, refresh point 55 min from now: the
+	// window opens at 54 min.
+	old := ports.CachedToken{AccessToken: "token-old", ExpiresAt: clk.Now().Add(time.Hour), RefreshAt: clk.Now().Add(55 * time.Minute)}
+	clk.Advance(54*time.Minute - maxAge/2)
+	f.expectGet(old, true, nil)
+	wantGet(t, s, old)
+	clk.Advance(maxAge/2 - time.Nanosecond)
+	wantGet(t, s, old) // the copy answers until the window opens
+
+	clk.Advance(time.Nanosecond)
+	f.expectGet(old, true, nil).Times(2)
+	wantGet(t, s, old)
+	wantGet(t, s, old)
+
+	fresh := ports.CachedToken{AccessToken: "token-fresh", ExpiresAt: clk.Now().Add(time.Hour), RefreshAt: clk.Now().Add(55 * time.Minute)}
+	f.expectGet(fresh, true, nil)
+	wantGet(t, s, fresh)
+	wantGet(t, s, fresh) // the fresh token's copy answers locally
+}
+
+// TestTokenStore_DeleteTokenIfDropsOnlyThatCopy: a copy of the rejected
+// token goes at once, even when next fails; a copy of another token stays.
+func TestTokenStore_DeleteTokenIfDropsOnlyThatCopy(t *testing.T) {
+	f := newTokens(t)
+	tok := f.token("token-a", time.Hour)
+	f.put(t, tok, 55*time.Minute)
+
+	f.next.EXPECT().DeleteTokenIf(gomock.Any(), tenant, "token-other").Return(false, nil)
+	if deleted, err := f.s.DeleteTokenIf(t.Context(), tenant, "token-other"); err != nil || deleted {
+		t.Fatalf("DeleteTokenIf(another token) = %v, %v; want false, nil", deleted, err)
+	}
+	wantGet(t, f.s, tok)
+
+	f.next.EXPECT().DeleteTokenIf(gomock.Any(), tenant, "token-a").Return(false, errRedis)
+	if _, err := f.s.DeleteTokenIf(t.Context(), tenant, "token-a"); err != errRedis {
+		t.Fatalf("DeleteTokenIf with next failing = %v, want next's error", err)
+	}
+	f.expectGet(ports.CachedToken{}, false, nil)
+	wantMiss(t, f.s)
+}
