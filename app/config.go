@@ -149,10 +149,11 @@ type TokenConfig struct {
 	// lifetime when that is shorter), so that a fresh token is never due
 	// for a refresh at once: a longer value is harmless. Zero disables it.
 	RefreshAhead time.Duration
-	// StaleMinValidity: when a fetch fails, the last token this process
-	// handed out is returned instead of the error while it has at least
-	// this long to live. A token rejected with a 401 is never served so.
-	// Zero disables it.
+	// StaleMinValidity: when a fetch after a token's refresh point fails,
+	// the last token this process handed out is returned instead of the
+	// error while it has at least this long to live. A token deleted
+	// before its refresh point (rejected with a 401, or invalidated) is
+	// never served so. Zero disables it.
 	StaleMinValidity time.Duration
 	// PoolSize is how many tokens each tenant has, handed out in turn,
 	// from 1 to domain.MaxPoolSize. Zero means 1.

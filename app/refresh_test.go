@@ -141,16 +141,14 @@ func TestRefreshAhead_NoCallerWaitsAcrossReplicas(t *testing.T) {
 	for _, mod := range mods {
 		refreshes += mod.Stats().Tokens.Refreshes
 	}
-	if refreshes < slots {
-		t.Errorf("refreshes ahead started = %d, want at least %d", refreshes, slots)
+	if refreshes != slots {
+		t.Errorf("refreshes ahead that asked the auth service = %d, want %d", refreshes, slots)
 	}
+	// No miss means no caller waited for the login; the latencies are
+	// for the log only.
 	slices.Sort(latencies)
-	p99 := latencies[len(latencies)*99/100]
-	t.Logf("%d lookups; latency p50 %v, p99 %v, max %v", len(latencies), latencies[len(latencies)/2], p99, latencies[len(latencies)-1])
-	// A caller that waited for the login would take at least its 500ms.
-	if p99 >= login {
-		t.Errorf("Token latency p99 = %v, want under the login's %v", p99, login)
-	}
+	t.Logf("%d lookups; latency p50 %v, p99 %v, max %v (a login takes %v)", len(latencies),
+		latencies[len(latencies)/2], latencies[len(latencies)*99/100], latencies[len(latencies)-1], login)
 }
 
 func misses(mods []*app.Module) uint64 {

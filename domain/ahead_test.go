@@ -162,15 +162,19 @@ func TestRefreshAhead_HitInTheWindowRefreshesInTheBackground(t *testing.T) {
 		t.Fatalf("Refreshes = %d before the window, want 0", got)
 	}
 
-	gate := make(chan struct{})
-	auth.set(func(a *authStandIn) { a.gate = gate })
+	gate, calls := make(chan struct{}), make(chan struct{}, 5)
+	auth.set(func(a *authStandIn) { a.gate, a.calls = gate, calls })
 	clock.Advance(inWindow - beforeWindow)
 	// The auth service is held: a caller that waited for it would block.
 	for range 5 {
 		mustToken(t, cache, "t1", "tok-1")
 	}
+	<-calls // the refresh asks the auth service
+	for range 5 {
+		mustToken(t, cache, "t1", "tok-1")
+	}
 	if got := cache.Stats().Refreshes; got != 1 {
-		t.Errorf("Refreshes = %d after 5 hits in the window, want 1: one refresh per slot at a time", got)
+		t.Errorf("Refreshes = %d after 10 hits in the window, want 1: one refresh per slot at a time", got)
 	}
 	close(gate)
 	waitUntil(t, "the refreshed token served", func() bool {
@@ -207,12 +211,19 @@ func TestRefreshAhead_FailureIsRetriedLaterAndNeverReachesCallers(t *testing.T) 
 	auth.set(func(a *authStandIn) { a.fail = errors.New("auth service: 503") })
 	clock.Advance(inWindow)
 	mustToken(t, cache, "t1", "tok-1")
-	waitUntil(t, "the refresh failed", func() bool { return cache.Stats().RefreshErrors == 1 })
+	waitUntil(t, "the refresh failure reported", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(failed) == 1
+	})
 	mu.Lock()
-	if len(failed) != 1 || failed[0] != "t1: fetch token for tenant t1: auth service: 503" {
+	if failed[0] != "t1: fetch token for tenant t1: auth service: 503" {
 		t.Errorf("RefreshFailed calls = %q", failed)
 	}
 	mu.Unlock()
+	if got := cache.Stats().RefreshErrors; got != 1 {
+		t.Errorf("RefreshErrors = %d, want 1", got)
+	}
 
 	// Within the retry delay hits start no refresh.
 	mustToken(t, cache, "t1", "tok-1")
@@ -253,8 +264,8 @@ func TestRefreshAhead_SkippedWhileAnotherProcessHoldsTheLock(t *testing.T) {
 	if got := auth.issued(); got != 1 {
 		t.Errorf("tokens issued = %d, want 1: the lock holder refreshes", got)
 	}
-	if s := cache.Stats(); s.Refreshes != 1 || s.RefreshErrors != 0 {
-		t.Errorf("Stats = %+v, want one refresh, skipped without error", s)
+	if s := cache.Stats(); s.Refreshes != 0 || s.RefreshErrors != 0 {
+		t.Errorf("Stats = %+v, want no refresh counted and no error: the lock holder refreshes", s)
 	}
 }
 
@@ -345,6 +356,55 @@ func TestServeStale_NeverARejectedToken(t *testing.T) {
 	}
 }
 
+// TestServeStale_NotARejectedTokenReadJustBefore: a hit that read the
+// token from the store just before Reject deleted it does not make it the
+// slot's last token again.
+func TestServeStale_NotARejectedTokenReadJustBefore(t *testing.T) {
+	clock := fakeclock.New()
+	auth := &authStandIn{}
+	store := newClockStore(clock)
+	cache := domain.NewTokenCache(store, auth, domain.TokenCacheConfig{StaleMinValidity: 30 * time.Second, Now: clock.Now})
+	mustToken(t, cache, "t1", "tok-1")
+	tok, _, _ := store.GetToken(t.Context(), "t1")
+	if err := cache.Reject(boundedCtx(t), "t1", "tok-1"); err != nil {
+		t.Fatal(err)
+	}
+	// The late hit: the store answers the rejected token once more.
+	if err := store.PutToken(t.Context(), "t1", tok, 55*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	mustToken(t, cache, "t1", "tok-1")
+	if err := store.DeleteToken(t.Context(), "t1"); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(56 * time.Minute)
+	errDown := errors.New("auth service: 503")
+	auth.set(func(a *authStandIn) { a.fail = errDown })
+	if got, err := cache.Token(boundedCtx(t), "t1"); !errors.Is(err, errDown) {
+		t.Errorf("Token = %q, %v; want the fetch error, not the rejected token", got, err)
+	}
+}
+
+// TestServeStale_NotBeforeTheRefreshPoint: a token gone from the store
+// before its refresh point was deleted, perhaps rejected by another
+// process: it is not served stale.
+func TestServeStale_NotBeforeTheRefreshPoint(t *testing.T) {
+	clock := fakeclock.New()
+	auth := &authStandIn{}
+	store := newClockStore(clock)
+	cache := domain.NewTokenCache(store, auth, domain.TokenCacheConfig{StaleMinValidity: 30 * time.Second, Now: clock.Now})
+	mustToken(t, cache, "t1", "tok-1")
+	if err := store.DeleteToken(t.Context(), "t1"); err != nil { // another replica's Reject
+		t.Fatal(err)
+	}
+	errDown := errors.New("auth service: 503")
+	auth.set(func(a *authStandIn) { a.fail = errDown })
+	clock.Advance(10 * time.Minute)
+	if got, err := cache.Token(boundedCtx(t), "t1"); !errors.Is(err, errDown) {
+		t.Errorf("Token = %q, %v; want the fetch error, not a token deleted before its refresh point", got, err)
+	}
+}
+
 func TestServeStale_Off(t *testing.T) {
 	clock := fakeclock.New()
 	auth := &authStandIn{}
@@ -396,6 +456,49 @@ func TestPool_SlotsAreHandedOutInTurn(t *testing.T) {
 	}
 	if got, want := store.ids(), []string{"solo"}; !slices.Equal(got, want) {
 		t.Errorf("store ids after Invalidate(t1) = %q, want %q", got, want)
+	}
+}
+
+func TestTokenExcept(t *testing.T) {
+	clock := fakeclock.New()
+	auth := &authStandIn{}
+	cache := domain.NewTokenCache(newClockStore(clock), auth, domain.TokenCacheConfig{
+		PoolSize:  3,
+		PoolSizes: map[string]int{"solo": 1},
+		Now:       clock.Now,
+	})
+	mustToken(t, cache, "t1", "tok-1") // slot 0
+	for _, tt := range []struct {
+		except []string
+		wantOK bool
+	}{
+		{[]string{"tok-1"}, true},
+		{[]string{"tok-1", "tok-2"}, true},
+		{[]string{"tok-1", "tok-2", "tok-3"}, false},
+	} {
+		tok, ok, err := cache.TokenExcept(boundedCtx(t), "t1", tt.except)
+		if err != nil || ok != tt.wantOK || (ok && slices.Contains(tt.except, tok)) || (!ok && tok != "") {
+			t.Errorf("TokenExcept(%q) = %q, %v, %v; want ok %v and a token not among them", tt.except, tok, ok, err, tt.wantOK)
+		}
+	}
+	mustToken(t, cache, "solo", "tok-4")
+	if tok, ok, err := cache.TokenExcept(boundedCtx(t), "solo", []string{"tok-4"}); ok || err != nil {
+		t.Errorf("TokenExcept on a pool of one = %q, %v, %v; want none", tok, ok, err)
+	}
+
+	// A slot whose token cannot be had is passed over.
+	fresh := domain.NewTokenCache(newClockStore(clock), auth, domain.TokenCacheConfig{PoolSize: 2, Now: clock.Now})
+	first, err := fresh.Token(boundedCtx(t), "t2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errDown := errors.New("auth service: 503")
+	auth.set(func(a *authStandIn) { a.fail = errDown })
+	if tok, ok, err := fresh.TokenExcept(boundedCtx(t), "t2", nil); !ok || err != nil || tok != first {
+		t.Errorf("TokenExcept with slot 1 cold and the auth service down = %q, %v, %v; want slot 0's %q", tok, ok, err, first)
+	}
+	if _, ok, err := fresh.TokenExcept(boundedCtx(t), "t2", []string{first}); ok || !errors.Is(err, errDown) {
+		t.Errorf("TokenExcept(slot 0's token) = %v, %v; want none and the fetch error", ok, err)
 	}
 }
 

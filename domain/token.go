@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -58,10 +59,12 @@ type TokenCacheConfig struct {
 	// Zero disables it: the first caller after the refresh point waits for
 	// the fetch.
 	RefreshAhead time.Duration
-	// StaleMinValidity: when a fetch fails, the last token this process
-	// held for the tenant slot is returned instead of the error while it
-	// has at least this long to live, and counted in TokenStats.StaleServed.
-	// A token rejected with Reject is never served so. Zero disables it.
+	// StaleMinValidity: when a fetch past a token's refresh point fails,
+	// the last token this process held for the tenant slot is returned
+	// instead of the error while it has at least this long to live, and
+	// counted in TokenStats.StaleServed. A token deleted from the store
+	// before its refresh point (by Reject or Invalidate, in any process),
+	// or rejected by this process, is never served so. Zero disables it.
 	StaleMinValidity time.Duration
 	// PoolSize is how many tokens each tenant has, each cached, locked,
 	// fetched and refreshed on its own, handed out in turn: Genesys limits
@@ -148,13 +151,16 @@ type tenant struct {
 type slot struct {
 	// id is the slot's id in the store (see TokenSlotID).
 	id string
-	// last is the token last handed out or fetched here, for serving stale;
-	// nil once rejected.
+	// last is the token last found in the store or fetched here: the one
+	// served stale, and where Reject looks first. Nil once rejected.
 	last atomic.Pointer[ports.CachedToken]
+	// rejected is the access token last rejected here, never kept as last
+	// again.
+	rejected atomic.Pointer[string]
 	// refreshing is set while a refresh ahead runs.
 	refreshing atomic.Bool
-	// retryAt, in Unix nanoseconds, is when a failed fetch or refresh may
-	// be tried again.
+	// retryAt, in Unix nanoseconds, is when a failed fetch may be tried
+	// again, or a refresh ahead started again.
 	retryAt atomic.Int64
 }
 
@@ -164,8 +170,8 @@ type TokenStats struct {
 	Hits, Misses uint64
 	// Fetches counts calls to the auth service; FetchErrors those that failed.
 	Fetches, FetchErrors uint64
-	// Refreshes counts refreshes ahead started in the background;
-	// RefreshErrors those that failed.
+	// Refreshes counts refreshes ahead that asked the auth service, in the
+	// background; RefreshErrors those that failed.
 	Refreshes, RefreshErrors uint64
 	// StaleServed counts tokens returned after a failed fetch.
 	StaleServed uint64
@@ -241,15 +247,13 @@ func (c *TokenCache) Close() {
 	c.refreshing.Wait()
 }
 
-// startRefresh runs refresh in a goroutine, counted, unless the cache is
-// closed.
+// startRefresh runs refresh in a goroutine unless the cache is closed.
 func (c *TokenCache) startRefresh(refresh func()) bool {
 	c.closeMu.Lock()
 	defer c.closeMu.Unlock()
 	if c.closed {
 		return false
 	}
-	c.refreshes.Add(1)
 	c.refreshing.Add(1)
 	go func() {
 		defer c.refreshing.Done()
@@ -271,13 +275,48 @@ func (c *TokenCache) Token(ctx context.Context, tenantID string) (string, error)
 	if err := ValidateTenantID(tenantID); err != nil {
 		return "", err
 	}
-	// sl is nil while no state is kept: then nothing below uses it.
-	var sl *slot
-	id := tenantID
-	if c.stateful {
-		sl = c.tenant(tenantID).pick()
-		id = sl.id
+	if !c.stateful {
+		return c.slotToken(ctx, tenantID, tenantID, nil)
 	}
+	sl := c.tenant(tenantID).pick()
+	return c.slotToken(ctx, tenantID, sl.id, sl)
+}
+
+// TokenExcept returns a token of another of the tenant's pool slots than
+// those holding the tokens in except, the slots after the last handed out
+// in turn; ok is false when every slot holds one of them (a pool of one
+// always does). A slot whose token cannot be had is passed over; its
+// error is returned when no other slot answers. A deliverer answered 429
+// (a per-token rate limit) moves on with it.
+func (c *TokenCache) TokenExcept(ctx context.Context, tenantID string, except []string) (tok string, ok bool, err error) {
+	if err := ValidateTenantID(tenantID); err != nil {
+		return "", false, err
+	}
+	if !c.stateful {
+		return "", false, nil
+	}
+	t := c.tenant(tenantID)
+	if len(t.slots) == 1 {
+		return "", false, nil
+	}
+	first := t.next.Add(1) - 1
+	var errs []error
+	for i := range uint32(len(t.slots)) {
+		sl := &t.slots[(first+i)%uint32(len(t.slots))]
+		tok, err := c.slotToken(ctx, tenantID, sl.id, sl)
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case !slices.Contains(except, tok):
+			return tok, true, nil
+		}
+	}
+	return "", false, errors.Join(errs...)
+}
+
+// slotToken is Token for one slot, stored under id; sl is nil while no
+// state is kept, and then nothing below uses it.
+func (c *TokenCache) slotToken(ctx context.Context, tenantID, id string, sl *slot) (string, error) {
 	tok, found, err := c.store.GetToken(ctx, id)
 	if err != nil {
 		return "", fmt.Errorf("token for tenant %s: %w", tenantID, err)
@@ -355,8 +394,10 @@ func (c *TokenCache) slotIDs(tenantID string) ([]string, []slot) {
 // a refresh ahead when the token is within RefreshAhead of its refresh
 // point.
 func (c *TokenCache) sawHit(tenantID string, st *slot, tok ports.CachedToken) {
-	if c.staleMin > 0 {
-		if last := st.last.Load(); last == nil || last.AccessToken != tok.AccessToken {
+	if last := st.last.Load(); last == nil || last.AccessToken != tok.AccessToken {
+		// A token rejected here, read from the store just before Reject
+		// deleted it, is not kept.
+		if rejected := st.rejected.Load(); rejected == nil || *rejected != tok.AccessToken {
 			seen := tok
 			st.last.Store(&seen)
 		}
@@ -373,10 +414,15 @@ func (c *TokenCache) sawHit(tenantID string, st *slot, tok ports.CachedToken) {
 	}
 	started := c.startRefresh(func() {
 		defer st.refreshing.Store(false)
-		if err := c.refresh(tenantID, st, tok); err != nil {
+		err := c.refresh(tenantID, st, tok)
+		// Whatever came of it (another process refreshing, a token too
+		// short-lived to cache, a failure), the next one waits.
+		st.retryAt.Store(c.now().Add(refreshRetry).UnixNano())
+		if err != nil {
 			c.refreshErrors.Add(1)
-			st.retryAt.Store(c.now().Add(refreshRetry).UnixNano())
-			c.refreshFailed(tenantID, err)
+			if c.stop.Err() == nil {
+				c.refreshFailed(tenantID, err)
+			}
 		}
 	})
 	if !started {
@@ -386,7 +432,8 @@ func (c *TokenCache) sawHit(tenantID string, st *slot, tok ports.CachedToken) {
 
 // refresh replaces seen, the slot's token about to reach its refresh
 // point, with a fresh one, unless another process holds the slot's fetch
-// lock (it is refreshing or fetching) or has replaced seen already.
+// lock (it is refreshing or fetching) or has replaced seen already. Only
+// a refresh that asks the auth service is counted.
 func (c *TokenCache) refresh(tenantID string, st *slot, seen ports.CachedToken) error {
 	id := st.id
 	ctx, cancel := context.WithTimeout(c.stop, c.fetchTimeout)
@@ -406,6 +453,7 @@ func (c *TokenCache) refresh(tenantID string, st *slot, seen ports.CachedToken) 
 			return nil
 		}
 	}
+	c.refreshes.Add(1)
 	_, err := c.fetchAndCache(ctx, tenantID, id, st)
 	return err
 }
@@ -433,9 +481,21 @@ func (c *TokenCache) staleWhileRetrying(st *slot) (string, bool) {
 }
 
 // stale returns st's last token if it has StaleMinValidity to live.
+//
+// Only past its refresh point: a miss before it means the token was
+// deleted from the store (rejected or invalidated, maybe by another
+// process), and such a token is not served.
 func (c *TokenCache) stale(st *slot) (string, bool) {
 	last := st.last.Load()
-	if last == nil || last.ExpiresAt.Sub(c.now()) < c.staleMin {
+	if last == nil {
+		return "", false
+	}
+	now := c.now()
+	refreshAt := last.RefreshAt
+	if refreshAt.IsZero() {
+		refreshAt = last.ExpiresAt.Add(-c.margin)
+	}
+	if now.Before(refreshAt) || last.ExpiresAt.Sub(now) < c.staleMin {
 		return "", false
 	}
 	return last.AccessToken, true
@@ -462,6 +522,8 @@ func (c *TokenCache) fetch(ctx context.Context, tenantID, id string, st *slot) (
 	return stale, nil
 }
 
+// lockAndFetch gets the slot's token: from the store if it turned up
+// there, or from the auth service under the fetch lock.
 func (c *TokenCache) lockAndFetch(ctx context.Context, tenantID, id string, st *slot) (string, error) {
 	if tok, ok := c.cached(ctx, id); ok {
 		return tok, nil
@@ -500,7 +562,7 @@ func (c *TokenCache) fetchAndCache(ctx context.Context, tenantID, id string, st 
 	if err := c.store.PutToken(ctx, id, cached, ttl); err != nil {
 		return ports.CachedToken{}, fmt.Errorf("cache token for tenant %s: %w", tenantID, err)
 	}
-	if c.staleMin > 0 {
+	if st != nil {
 		st.last.Store(&cached)
 		st.retryAt.Store(0)
 	}
@@ -583,19 +645,20 @@ func (c *TokenCache) Reject(ctx context.Context, tenantID, token string) error {
 		return err
 	}
 	ids, slots := c.slotIDs(tenantID)
-	// The slot this process saw the token in first; the others after.
-	order := make([]string, 0, len(ids))
-	for i, id := range ids {
-		if slots != nil {
-			if last := slots[i].last.Load(); last != nil && last.AccessToken == token {
-				slots[i].last.CompareAndSwap(last, nil)
-				order = append([]string{id}, order...)
-				continue
-			}
+	// The slot this process last saw the token in is the one to drop it
+	// from; without one, every slot is tried.
+	match := -1
+	for i := range slots {
+		slots[i].rejected.Store(&token)
+		if last := slots[i].last.Load(); match < 0 && last != nil && last.AccessToken == token {
+			slots[i].last.CompareAndSwap(last, nil)
+			match = i
 		}
-		order = append(order, id)
 	}
-	for _, id := range order {
+	if match >= 0 {
+		ids = ids[match : match+1]
+	}
+	for _, id := range ids {
 		deleted, err := c.store.DeleteTokenIf(ctx, id, token)
 		if err != nil {
 			return fmt.Errorf("reject token for tenant %s: %w", tenantID, err)

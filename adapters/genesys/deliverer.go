@@ -24,8 +24,8 @@ const (
 	maxRateLimitRetries = 3
 	// maxTokenRotations bounds how many times one delivery moves on to
 	// another token at once after a 429: as many as a pool can hold
-	// (domain.MaxPoolSize), so that Tokens handing out ever new tokens
-	// cannot keep a delivery going.
+	// (domain.MaxPoolSize), so that Tokens whose tokens change all the
+	// time cannot keep a delivery going.
 	maxTokenRotations = 64
 )
 
@@ -37,6 +37,10 @@ type Tokens interface {
 	// of tokens, handed out in turn, each with its own rate limit at
 	// Genesys.
 	Token(ctx context.Context, tenantID string) (string, error)
+	// TokenExcept returns a token of the tenant's pool other than those in
+	// except; ok is false when there is none (a pool of one, or every
+	// token listed).
+	TokenExcept(ctx context.Context, tenantID string, except []string) (token string, ok bool, err error)
 	// Reject drops the tenant's cached token if it is still token.
 	Reject(ctx context.Context, tenantID, token string) error
 }
@@ -80,11 +84,11 @@ func (e *StatusError) Error() string {
 // with each tenant's bearer token. It is safe for concurrent use.
 //
 // A 401 drops the tenant's token and retries once with a fresh one. A 429
-// is retried at once with the tenant's next token from [Tokens], if that is
-// one that has had no 429 in this delivery (the tenant has a pool of tokens,
-// and Genesys limits each on its own); otherwise (a pool of one, or every
-// token of the pool limited) it is retried after its Retry-After, within
-// MaxRetryAfter. Anything else that is not a 2xx, and any transport error or
+// is retried at once with another token of the tenant's pool, one that has
+// had no 429 in this delivery ([Tokens.TokenExcept]: Genesys limits each
+// token on its own); when there is none (a pool of one, every token of the
+// pool limited, or none to be had) it is retried after its Retry-After,
+// within MaxRetryAfter. Anything else that is not a 2xx, and any transport error or
 // timeout, fails the delivery.
 type Deliverer struct {
 	endpoints     map[string]Endpoint
@@ -167,11 +171,8 @@ func (d *Deliverer) Deliver(ctx context.Context, msg webhook.Message) error {
 				limited = append(limited, tok)
 			}
 			if rotations < maxTokenRotations {
-				next, err := d.tokens.Token(ctx, msg.TenantID)
-				if err != nil {
-					return fail(fmt.Errorf("next token after 429: %w", err))
-				}
-				if !slices.Contains(limited, next) {
+				// An error here only means no other token: Retry-After.
+				if next, ok, err := d.tokens.TokenExcept(ctx, msg.TenantID, limited); err == nil && ok {
 					rotations++
 					tok = next
 					continue

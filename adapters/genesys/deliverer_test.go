@@ -365,6 +365,20 @@ func (r *roundRobin) Token(context.Context, string) (string, error) {
 	return tok, nil
 }
 
+// TokenExcept hands out the next token not in except, as a pool does.
+func (r *roundRobin) TokenExcept(_ context.Context, _ string, except []string) (string, bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for range r.tokens {
+		tok := r.tokens[r.next%len(r.tokens)]
+		r.next++
+		if !slices.Contains(except, tok) {
+			return tok, true, nil
+		}
+	}
+	return "", false, nil
+}
+
 func (r *roundRobin) Reject(context.Context, string, string) error { return nil }
 
 // everNew is a Tokens that hands out a token never handed out before on
@@ -373,6 +387,10 @@ type everNew struct{ n atomic.Int64 }
 
 func (e *everNew) Token(context.Context, string) (string, error) {
 	return fmt.Sprintf("tok-%d", e.n.Add(1)), nil
+}
+
+func (e *everNew) TokenExcept(context.Context, string, []string) (string, bool, error) {
+	return fmt.Sprintf("tok-%d", e.n.Add(1)), true, nil
 }
 
 func (e *everNew) Reject(context.Context, string, string) error { return nil }
@@ -438,13 +456,13 @@ func TestDeliverer_429TriesTheNextTokenAtOnce(t *testing.T) {
 			maxRetryAfter: 5 * time.Second, wantTokens: []string{"a", "b", "c"}},
 		{name: "all limited: Retry-After waited out, one request per wait",
 			give: []string{"a", "b", "c"}, limited: []string{"a", "b", "c"}, liftAfter: 2,
-			maxRetryAfter: 5 * time.Second, wantTokens: []string{"a", "b", "c", "b", "a"},
+			maxRetryAfter: 5 * time.Second, wantTokens: []string{"a", "b", "c", "a", "b"},
 			wantSleeps: []time.Duration{time.Second, time.Second}},
 		{name: "all limited, waiting off: fails once each was tried",
 			give: []string{"a", "b", "c"}, limited: []string{"a", "b", "c"}, wantStatus: 429,
 			wantTokens: []string{"a", "b", "c"}},
 		{name: "all limited past the bound: fails", give: []string{"a", "b"}, limited: []string{"a", "b"},
-			maxRetryAfter: 2 * time.Second, wantStatus: 429, wantTokens: []string{"a", "b", "b", "b"},
+			maxRetryAfter: 2 * time.Second, wantStatus: 429, wantTokens: []string{"a", "b", "a", "b"},
 			wantSleeps: []time.Duration{time.Second, time.Second}},
 		{name: "pool of one: Retry-After waited out", give: []string{"a"}, limited: []string{"a"}, liftAfter: 1,
 			maxRetryAfter: 5 * time.Second, wantTokens: []string{"a", "a"}, wantSleeps: []time.Duration{time.Second}},
@@ -500,11 +518,12 @@ func TestDeliverer_429RotationIsBounded(t *testing.T) {
 	}
 }
 
-// TestDeliverer_PoolOfThreeTakesThreeTimesTheLimit: with a pool of three
-// tokens and a host that takes limit requests per token, 3 × limit
-// concurrent deliveries all go through without waiting. The host's count
-// never resets, so nothing depends on timing.
-func TestDeliverer_PoolOfThreeTakesThreeTimesTheLimit(t *testing.T) {
+// TestDeliverer_429MovesOnToAFreeTokenOfThePool: a pool of three tokens,
+// Genesys allowing each 20 requests (without a window: nothing depends on
+// timing), one of them spent already. 40 concurrent deliveries all go
+// through without waiting: each answered 429 moves on to a token of the
+// pool not yet limited for it.
+func TestDeliverer_429MovesOnToAFreeTokenOfThePool(t *testing.T) {
 	const pool, limit = 3, 20
 	var sleeps atomic.Int64
 	f := newPoolFixture(t, pool, limit, 0, genesys.DelivererConfig{
@@ -514,9 +533,14 @@ func TestDeliverer_PoolOfThreeTakesThreeTimesTheLimit(t *testing.T) {
 			return ctx.Err()
 		},
 	})
+	spent, err := f.tokens.Token(t.Context(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.api.spend(spent)
 	var wg sync.WaitGroup
-	errs := make(chan error, pool*limit)
-	for range pool * limit {
+	errs := make(chan error, (pool-1)*limit)
+	for range (pool - 1) * limit {
 		wg.Go(func() {
 			if err := f.d.Deliver(t.Context(), textMessage()); err != nil {
 				errs <- err
@@ -531,13 +555,15 @@ func TestDeliverer_PoolOfThreeTakesThreeTimesTheLimit(t *testing.T) {
 	if n := sleeps.Load(); n != 0 {
 		t.Errorf("waits = %d, want none", n)
 	}
-	if got := f.api.accepted.Load(); got != pool*limit {
-		t.Errorf("accepted = %d, want %d", got, pool*limit)
+	if got := f.api.accepted.Load(); got != (pool-1)*limit {
+		t.Errorf("accepted = %d, want %d", got, (pool-1)*limit)
+	}
+	if f.api.limited.Load() == 0 {
+		t.Error("no 429 answered: the spent token was never tried")
 	}
 	if got := f.login.Calls(); got != pool {
 		t.Errorf("login calls = %d, want one per token of the pool", got)
 	}
-	t.Logf("429 answers: %d", f.api.limited.Load())
 }
 
 func TestRegionURLs(t *testing.T) {

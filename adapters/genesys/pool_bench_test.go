@@ -48,6 +48,17 @@ func newRateLimitedAPI(tb testing.TB, limit int, window time.Duration) *rateLimi
 	return s
 }
 
+// spend uses up token's requests for the current window.
+func (s *rateLimitedAPI) spend(token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var window int64
+	if s.window > 0 {
+		window = time.Now().UnixNano() / int64(s.window)
+	}
+	s.counts["Bearer "+token] = windowCount{window: window, n: s.limit}
+}
+
 func (s *rateLimitedAPI) serve(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(io.Discard, r.Body)
 	var window int64
@@ -78,9 +89,10 @@ func (s *rateLimitedAPI) serve(w http.ResponseWriter, r *http.Request) {
 // a pool of tokens, logging in at a login stand-in, posting to a
 // rate-limited API stand-in.
 type poolFixture struct {
-	login *genesystest.Login
-	api   *rateLimitedAPI
-	d     *genesys.Deliverer
+	login  *genesystest.Login
+	api    *rateLimitedAPI
+	tokens *domain.TokenCache
+	d      *genesys.Deliverer
 }
 
 func newPoolFixture(tb testing.TB, pool, limit int, window time.Duration, cfg genesys.DelivererConfig) *poolFixture {
@@ -92,13 +104,13 @@ func newPoolFixture(tb testing.TB, pool, limit int, window time.Duration, cfg ge
 	fetcher := genesys.NewTokenFetcher(map[string]genesys.Credentials{
 		"acme": {LoginURL: f.login.URL, ClientID: "id", ClientSecret: "secret"},
 	}, nil)
-	tokens := domain.NewTokenCache(memory.NewTokenStore(), fetcher, domain.TokenCacheConfig{
+	f.tokens = domain.NewTokenCache(memory.NewTokenStore(), fetcher, domain.TokenCacheConfig{
 		PoolSize: pool,
 		Lock:     memory.NewTokenLock(),
 	})
 	f.d = genesys.NewDeliverer(map[string]genesys.Endpoint{
 		"acme": {APIURL: f.api.URL, IntegrationID: integrationID},
-	}, tokens, cfg)
+	}, f.tokens, cfg)
 	return f
 }
 

@@ -29,8 +29,8 @@
 //
 // Every key in the keyring opens; the first also seals. To rotate, put the
 // new key first and keep the old one after it until every token sealed
-// with it has expired (at most the token lifetime, an hour for most auth
-// services), then drop it. A key should not seal more than 2^32 tokens,
+// with it has expired (at most the token lifetime: about 24 hours for
+// Genesys Cloud), then drop it. A key should not seal more than 2^32 tokens,
 // which bounds the chance of a nonce repeating; rotating keeps far below.
 //
 // Deploy a new key to every reader before any writer seals with it: a

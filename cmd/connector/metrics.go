@@ -37,7 +37,7 @@ func newModuleCollector(stats func() app.Stats) *moduleCollector {
 		tokenMisses:        d("connector_token_cache_misses_total", "Token requests the cache could not answer."),
 		tokenFetches:       d("connector_token_fetches_total", "Calls to the Genesys auth service."),
 		tokenFetchErrors:   d("connector_token_fetch_errors_total", "Calls to the Genesys auth service that failed."),
-		tokenRefreshes:     d("connector_token_refreshes_total", "Token refreshes started ahead of the refresh point, in the background."),
+		tokenRefreshes:     d("connector_token_refreshes_total", "Token refreshes ahead of the refresh point, in the background, that asked the auth service."),
 		tokenRefreshErrors: d("connector_token_refresh_errors_total", "Token refreshes ahead that failed; the cached token was still served."),
 		tokenStaleServed:   d("connector_token_stale_served_total", "Tokens served after a failed fetch while still valid."),
 		dedupeClaims:       d("connector_dedupe_claims_total", "Message claims, by what they found: new, in_flight or done.", "status"),
