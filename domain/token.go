@@ -160,8 +160,8 @@ type slot struct {
 	// refreshing is set while a refresh ahead runs.
 	refreshing atomic.Bool
 	// retryAt, in Unix nanoseconds, is when a failed fetch may be tried
-	// again, or a refresh ahead started again.
-	retryAt atomic.Int64
+	// again; nextRefresh when a refresh ahead may start again.
+	retryAt, nextRefresh atomic.Int64
 }
 
 // TokenStats counts what a [TokenCache] did since it was made.
@@ -406,7 +406,7 @@ func (c *TokenCache) sawHit(tenantID string, st *slot, tok ports.CachedToken) {
 		return
 	}
 	now := c.now()
-	if now.Before(RefreshAheadAt(tok, c.ahead, c.margin)) || now.UnixNano() < st.retryAt.Load() {
+	if now.Before(RefreshAheadAt(tok, c.ahead, c.margin)) || now.UnixNano() < st.nextRefresh.Load() {
 		return
 	}
 	if !st.refreshing.CompareAndSwap(false, true) {
@@ -417,7 +417,7 @@ func (c *TokenCache) sawHit(tenantID string, st *slot, tok ports.CachedToken) {
 		err := c.refresh(tenantID, st, tok)
 		// Whatever came of it (another process refreshing, a token too
 		// short-lived to cache, a failure), the next one waits.
-		st.retryAt.Store(c.now().Add(refreshRetry).UnixNano())
+		st.nextRefresh.Store(c.now().Add(refreshRetry).UnixNano())
 		if err != nil {
 			c.refreshErrors.Add(1)
 			if c.stop.Err() == nil {
