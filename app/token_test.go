@@ -259,9 +259,9 @@ func warningsAbout(t *testing.T, logs *observer.ObservedLogs, msg, tenant string
 }
 
 // TestNew_StaleTokenServedWithWarning checks that token.stale_min_validity
-// reaches the token cache: with the cached token gone from Redis and the
-// auth service down, the last token is handed out, counted and warned
-// about.
+// reaches the token cache: with the cached token gone from Redis past its
+// refresh point and the auth service down, the last token is handed out,
+// counted and warned about.
 func TestNew_StaleTokenServedWithWarning(t *testing.T) {
 	const token = "stale-token-77e1"
 	ctx := context.Background()
@@ -270,14 +270,20 @@ func TestNew_StaleTokenServedWithWarning(t *testing.T) {
 	cfg := redisConfig(t, url)
 	cfg.Token.LocalMaxAge = time.Millisecond // Redis is read again at once
 	cfg.Token.RefreshAhead = 0
-	fetcher := newFlakyFetcher(token)
+	fetcher := newFlakyFetcher("never-handed-out")
+	fetcher.failing.Store(true)
 	log, logs := observed()
 	mod := newModule(t, cfg, log, fetcher)
 
-	if _, err := mod.Tokens.Token(ctx, tenant); err != nil {
-		t.Fatal(err)
+	// A token past its refresh point, as another replica cached it, whose
+	// TTL then ends.
+	now := time.Now()
+	stored := fmt.Sprintf(`{"access_token":%q,"expires_at":%d,"refresh_at":%d}`,
+		token, now.Add(time.Hour).UnixMilli(), now.Add(-time.Second).UnixMilli())
+	rawDo(t, url, "SET", redigo.TokenKey(tenant), stored, "PX", time.Minute.Milliseconds())
+	if got, err := mod.Tokens.Token(ctx, tenant); err != nil || got != token {
+		t.Fatalf("Token = %q, %v; want the cached token", got, err)
 	}
-	fetcher.failing.Store(true)
 	rawDo(t, url, "DEL", redigo.TokenKey(tenant))
 	waitFor(t, "a token served stale", func() bool {
 		got, err := mod.Tokens.Token(ctx, tenant)
