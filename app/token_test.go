@@ -277,10 +277,7 @@ func TestNew_StaleTokenServedWithWarning(t *testing.T) {
 
 	// A token past its refresh point, as another replica cached it, whose
 	// TTL then ends.
-	now := time.Now()
-	stored := fmt.Sprintf(`{"access_token":%q,"expires_at":%d,"refresh_at":%d}`,
-		token, now.Add(time.Hour).UnixMilli(), now.Add(-time.Second).UnixMilli())
-	rawDo(t, url, "SET", redigo.TokenKey(tenant), stored, "PX", time.Minute.Milliseconds())
+	storeToken(t, url, tenant, token, time.Now().Add(-time.Second))
 	if got, err := mod.Tokens.Token(ctx, tenant); err != nil || got != token {
 		t.Fatalf("Token = %q, %v; want the cached token", got, err)
 	}
@@ -315,10 +312,7 @@ func TestNew_RefreshAheadFailureWarns(t *testing.T) {
 	mod := newModule(t, cfg, log, fetcher)
 	// A token at its refresh point, as another replica cached it: with no
 	// wait on the clock, the first hit is within any window.
-	now := time.Now()
-	stored := fmt.Sprintf(`{"access_token":%q,"expires_at":%d,"refresh_at":%d}`,
-		token, now.Add(time.Hour).UnixMilli(), now.UnixMilli())
-	rawDo(t, url, "SET", redigo.TokenKey(tenant), stored, "PX", time.Minute.Milliseconds())
+	storeToken(t, url, tenant, token, time.Now())
 
 	if got, err := mod.Tokens.Token(ctx, tenant); err != nil || got != token {
 		t.Fatalf("Token within the refresh-ahead window = %q, %v; want the cached token", got, err)
@@ -334,4 +328,14 @@ func TestNew_RefreshAheadFailureWarns(t *testing.T) {
 		t.Errorf("logged %d warnings about the refresh, want 1: %v", n, logs.All())
 	}
 	assertNoSecrets(t, logs, token)
+}
+
+// storeToken caches token for tenant straight in the Redis at url, as
+// another replica would: expiring in an hour, with refreshAt as its
+// refresh point, for a minute.
+func storeToken(t *testing.T, url, tenant, token string, refreshAt time.Time) {
+	t.Helper()
+	stored := fmt.Sprintf(`{"access_token":%q,"expires_at":%d,"refresh_at":%d}`,
+		token, time.Now().Add(time.Hour).UnixMilli(), refreshAt.UnixMilli())
+	rawDo(t, url, "SET", redigo.TokenKey(tenant), stored, "PX", time.Minute.Milliseconds())
 }

@@ -458,15 +458,21 @@ func (c *TokenCache) refresh(tenantID string, st *slot, seen ports.CachedToken) 
 	return err
 }
 
-// RefreshAheadAt is when a hit on tok starts a refresh ahead: ahead before
-// its refresh point, but at most half the time from the refresh point to
-// expiry, so that a fresh token is never due for a refresh at once. A token
-// without a refresh point is taken to have one margin before expiry.
-func RefreshAheadAt(tok ports.CachedToken, ahead, margin time.Duration) time.Time {
-	refreshAt := tok.RefreshAt
-	if refreshAt.IsZero() {
-		refreshAt = tok.ExpiresAt.Add(-margin)
+// RefreshPoint is when tok stops being served from the cache: its
+// RefreshAt, or for a token cached without one, margin before its expiry.
+func RefreshPoint(tok ports.CachedToken, margin time.Duration) time.Time {
+	if tok.RefreshAt.IsZero() {
+		return tok.ExpiresAt.Add(-margin)
 	}
+	return tok.RefreshAt
+}
+
+// RefreshAheadAt is when a hit on tok starts a refresh ahead: ahead before
+// its refresh point ([RefreshPoint]), but at most half the time from the
+// refresh point to expiry, so that a fresh token is never due for a
+// refresh at once.
+func RefreshAheadAt(tok ports.CachedToken, ahead, margin time.Duration) time.Time {
+	refreshAt := RefreshPoint(tok, margin)
 	return refreshAt.Add(-min(ahead, tok.ExpiresAt.Sub(refreshAt)/2))
 }
 
@@ -491,11 +497,7 @@ func (c *TokenCache) stale(st *slot) (string, bool) {
 		return "", false
 	}
 	now := c.now()
-	refreshAt := last.RefreshAt
-	if refreshAt.IsZero() {
-		refreshAt = last.ExpiresAt.Add(-c.margin)
-	}
-	if now.Before(refreshAt) || last.ExpiresAt.Sub(now) < c.staleMin {
+	if now.Before(RefreshPoint(*last, c.margin)) || last.ExpiresAt.Sub(now) < c.staleMin {
 		return "", false
 	}
 	return last.AccessToken, true

@@ -112,7 +112,7 @@ func (s *store) GetToken(ctx context.Context, tenantID string) (ports.CachedToke
 		return ports.CachedToken{}, false, nil
 	}
 	// The copy goes stale at the token's refresh point, a wall-clock time.
-	s.setIfUnchanged(tenantID, s.entry(tok, now+s.refreshPoint(tok).Sub(s.now()), now), version)
+	s.setIfUnchanged(tenantID, s.entry(tok, now+domain.RefreshPoint(tok, s.margin).Sub(s.now()), now), version)
 	return tok, true, nil
 }
 
@@ -157,15 +157,6 @@ func (s *store) dropIf(tenantID, accessToken string) {
 	}
 }
 
-// refreshPoint is when tok stops being served: its RefreshAt, or for a
-// token cached without one, the margin before its expiry.
-func (s *store) refreshPoint(tok ports.CachedToken) time.Time {
-	if tok.RefreshAt.IsZero() {
-		return tok.ExpiresAt.Add(-s.margin)
-	}
-	return tok.RefreshAt
-}
-
 // entry returns the local copy of tok, or nil when it should not be kept.
 // The copy is checked against the shared store after maxAge, and from the
 // start of the refresh-ahead window on: staleAt is the refresh point.
@@ -175,7 +166,7 @@ func (s *store) entry(tok ports.CachedToken, staleAt, now time.Duration) *entry 
 	}
 	checkAt := min(staleAt, now+s.maxAge)
 	if s.ahead > 0 {
-		checkAt = min(checkAt, staleAt-s.refreshPoint(tok).Sub(domain.RefreshAheadAt(tok, s.ahead, s.margin)))
+		checkAt = min(checkAt, staleAt-domain.RefreshPoint(tok, s.margin).Sub(domain.RefreshAheadAt(tok, s.ahead, s.margin)))
 	}
 	return &entry{tok: tok, staleAt: staleAt, checkAt: checkAt}
 }
