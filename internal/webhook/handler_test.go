@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,7 +32,23 @@ import (
 const (
 	appSecret   = "test-app-secret"
 	verifyToken = "test-verify-token"
+	// wabaAcme and phoneAcme are tenant acme's WhatsApp Business Account
+	// and phone number, those of the fixtures.
+	wabaAcme  = "209988776655443"
+	phoneAcme = "114477885522001"
+	// wabaGlobex is tenant globex's account. Globex shares acme's Meta
+	// app, and so its app secret, as tenants of one connector may.
+	wabaGlobex  = "301122334455667"
+	phoneGlobex = "301122334455001"
 )
+
+// testTenants are the tenants a harness serves by default.
+func testTenants() map[string]webhook.Tenant {
+	return map[string]webhook.Tenant{
+		"acme":   {VerifyToken: verifyToken, AppSecret: []byte(appSecret), WABAIDs: []string{wabaAcme}},
+		"globex": {VerifyToken: "globex-verify-token", AppSecret: []byte(appSecret), WABAIDs: []string{wabaGlobex}},
+	}
+}
 
 // recorder is a deliverer that records what it is given; fail, when set,
 // decides which deliveries fail.
@@ -80,6 +98,8 @@ type harnessOptions struct {
 	wrap func(webhook.Deliverer) webhook.Deliverer
 	// retryAfter is the handler's Config.RetryAfter.
 	retryAfter time.Duration
+	// config, when set, changes the handler's Config before it is made.
+	config func(*webhook.Config)
 }
 
 func newHarness(t *testing.T) *harness {
@@ -108,15 +128,18 @@ func newHarnessWith(t *testing.T, opt harnessOptions) *harness {
 	if opt.wrap != nil {
 		deliverer = opt.wrap(hs.sink)
 	}
-	hs.h = webhook.NewHandler(webhook.Config{
-		AppSecret:    []byte(appSecret),
-		VerifyTokens: map[string]string{"acme": verifyToken},
-		Dedupe:       hs.dedupe,
-		Deliverer:    deliverer,
-		Logger:       zap.New(core),
-		Metrics:      metrics,
-		RetryAfter:   opt.retryAfter,
-	})
+	cfg := webhook.Config{
+		Tenants:    testTenants(),
+		Dedupe:     hs.dedupe,
+		Deliverer:  deliverer,
+		Logger:     zap.New(core),
+		Metrics:    metrics,
+		RetryAfter: opt.retryAfter,
+	}
+	if opt.config != nil {
+		opt.config(&cfg)
+	}
+	hs.h = webhook.NewHandler(cfg)
 	return hs
 }
 
@@ -185,10 +208,16 @@ func TestHandler_Verify(t *testing.T) {
 			http.StatusForbidden, ""},
 		{"unknown tenant", "nobody", url.Values{"hub.mode": {"subscribe"}, "hub.verify_token": {verifyToken}, "hub.challenge": {"1"}},
 			http.StatusForbidden, ""},
+		{"another tenant's verify token", "globex", url.Values{"hub.mode": {"subscribe"}, "hub.verify_token": {verifyToken}, "hub.challenge": {"1"}},
+			http.StatusForbidden, ""},
+		{"tenant without a verify token", "initech", url.Values{"hub.mode": {"subscribe"}, "hub.challenge": {"1"}},
+			http.StatusForbidden, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			hs := newHarness(t)
+			hs := newHarnessWith(t, harnessOptions{config: func(cfg *webhook.Config) {
+				cfg.Tenants["initech"] = webhook.Tenant{AppSecret: []byte(appSecret), WABAIDs: []string{"1"}}
+			}})
 			rec := httptest.NewRecorder()
 			hs.h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/webhook/"+tt.tenant+"?"+tt.give.Encode(), nil))
 			if rec.Code != tt.wantStatus {
@@ -209,6 +238,9 @@ func TestHandler_RejectsWithoutClaimingOrDelivering(t *testing.T) {
 	big := append(bytes.Repeat([]byte(" "), 2<<20), text...)
 	notJSON := []byte("not json")
 	otherObject := []byte(`{"object":"page","entry":[]}`)
+	notUTF8 := bytes.Replace(text, []byte("Hello"), []byte("He\xffllo"), 1)
+	noEntries := []byte(`{"object":"whatsapp_business_account","entry":[]}`)
+	globex := payload(entry(wabaGlobex, phoneGlobex, textMessage("wamid.globex")))
 	sign := func(b []byte) string { return webhook.Sign([]byte(appSecret), b) }
 	tests := []struct {
 		name   string
@@ -218,13 +250,17 @@ func TestHandler_RejectsWithoutClaimingOrDelivering(t *testing.T) {
 		sig    string
 		want   int
 	}{
-		{"unknown tenant", http.MethodPost, "nobody", text, sign(text), http.StatusNotFound},
+		{"unknown tenant", http.MethodPost, "nobody", text, sign(text), http.StatusUnauthorized},
 		{"2 MiB body", http.MethodPost, "acme", big, sign(big), http.StatusRequestEntityTooLarge},
 		{"missing signature", http.MethodPost, "acme", text, "", http.StatusUnauthorized},
 		{"bad signature", http.MethodPost, "acme", text, webhook.Sign([]byte("not-the-secret"), text), http.StatusUnauthorized},
 		{"signature of another body", http.MethodPost, "acme", text, sign(notJSON), http.StatusUnauthorized},
+		{"signature not hex", http.MethodPost, "acme", text, "sha256=" + strings.Repeat("z", 64), http.StatusUnauthorized},
 		{"malformed JSON", http.MethodPost, "acme", notJSON, sign(notJSON), http.StatusBadRequest},
 		{"not a WhatsApp object", http.MethodPost, "acme", otherObject, sign(otherObject), http.StatusBadRequest},
+		{"not UTF-8", http.MethodPost, "acme", notUTF8, sign(notUTF8), http.StatusBadRequest},
+		{"no entries", http.MethodPost, "acme", noEntries, sign(noEntries), http.StatusForbidden},
+		{"another tenant's entries", http.MethodPost, "acme", globex, sign(globex), http.StatusForbidden},
 		{"other method", http.MethodPut, "acme", text, sign(text), http.StatusMethodNotAllowed},
 		{"no tenant", http.MethodPost, "", text, sign(text), http.StatusNotFound},
 	}
@@ -655,4 +691,41 @@ func findMetric(t *testing.T, reg *prometheus.Registry, name string, labels map[
 		}
 	}
 	return nil
+}
+
+// TestHandler_MessagesThatCanNeverBeDeliveredAreSkipped puts poison
+// messages in a batch: the others are delivered, the poison ones counted
+// and logged without their content, and the answer is 200.
+func TestHandler_MessagesThatCanNeverBeDeliveredAreSkipped(t *testing.T) {
+	const content = "card 4111 1111 1111 1111"
+	hs := newHarness(t)
+	body := payload(entry(wabaAcme, phoneAcme,
+		textMessage("wamid.good.1"),
+		map[string]any{"from": "1", "id": "wamid.bad id", "type": "text", "text": map[string]string{"body": content}},
+		map[string]any{"id": "wamid.no-sender", "type": "text", "text": map[string]string{"body": content}},
+		map[string]any{"from": "1", "id": "wamid.malformed", "timestamp": 17, "type": "text", "text": map[string]string{"body": content}},
+		textMessage("wamid.good.2"),
+	))
+	status, res := hs.postSigned(t, body)
+	if want := (webhook.Result{Delivered: 2, Skipped: 3}); status != http.StatusOK || res != want {
+		t.Errorf("POST = %d %+v, want 200 %+v", status, res, want)
+	}
+	if got := hs.sink.ids(); strings.Join(got, ",") != "wamid.good.1,wamid.good.2" {
+		t.Errorf("delivered %v, want the two good messages", got)
+	}
+	for _, reason := range []string{"bad_id", "no_sender", "malformed"} {
+		if got := counterValue(t, hs.reg, "connector_webhook_skipped_messages_total", map[string]string{"reason": reason}); got != 1 {
+			t.Errorf("skipped{reason=%s} = %v, want 1", reason, got)
+		}
+	}
+	skipped := hs.logs.FilterMessage("webhook message skipped: it can never be delivered").All()
+	want := map[string]any{"tenant": "acme", "index": int64(1), "reason": "bad_id", "type": "text", "message_id_len": int64(len("wamid.bad id"))}
+	if len(skipped) == 0 || !reflect.DeepEqual(skipped[0].ContextMap(), want) {
+		t.Errorf("skip logs = %+v, want the first with fields %v", skipped, want)
+	}
+	for _, e := range hs.logs.All() {
+		if strings.Contains(fmt.Sprint(e.ContextMap()), content) {
+			t.Errorf("log %q shows a message's content: %v", e.Message, e.ContextMap())
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package webhook_test
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -34,23 +35,27 @@ func TestParse_Fixtures(t *testing.T) {
 	dana := func(id, typ, text string, ts int64) webhook.Message {
 		return webhook.Message{MessageID: id, From: "12025550142", Nickname: "Dana Ortiz", Type: typ, Text: text, Timestamp: time.Unix(ts, 0)}
 	}
+	acme := func(c webhook.Change) webhook.Batch {
+		c.PhoneNumberID = phoneAcme
+		return webhook.Batch{Entries: []webhook.Entry{{WABAID: wabaAcme, Changes: []webhook.Change{c}}}}
+	}
 	tests := []struct {
 		give string
 		want webhook.Batch
 	}{
-		{"text-message.json", webhook.Batch{Messages: []webhook.Message{
+		{"text-message.json", acme(webhook.Change{Messages: []webhook.Message{
 			dana(wamidText, "text", "Hello, my parcel #2231 still has not arrived.", 1764137400),
-		}}},
-		{"batch-three-messages.json", webhook.Batch{Messages: []webhook.Message{
+		}})},
+		{"batch-three-messages.json", acme(webhook.Change{Messages: []webhook.Message{
 			dana(wamidText, "text", "Hello, my parcel #2231 still has not arrived.", 1764137400),
 			dana(wamidSecond, "text", "It was due last Friday.", 1764137415),
 			{MessageID: wamidThird, From: "447700900456", Nickname: "Priya Raman", Type: "text",
 				Text: "Can I pick up my order in store instead?", Timestamp: time.Unix(1764137422, 0)},
-		}}},
-		{"image-message.json", webhook.Batch{Messages: []webhook.Message{
+		}})},
+		{"image-message.json", acme(webhook.Change{Messages: []webhook.Message{
 			dana(wamidImage, "image", "The parcel that did arrive was crushed", 1764137533),
-		}}},
-		{"status-delivered.json", webhook.Batch{Statuses: 1}},
+		}})},
+		{"status-delivered.json", acme(webhook.Change{Statuses: 1})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.give, func(t *testing.T) {
@@ -103,16 +108,59 @@ func TestParse_Payloads(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(got.Messages, tt.want) {
-				t.Errorf("Parse = %+v\nwant  %+v", got.Messages, tt.want)
+			if !reflect.DeepEqual(got.Messages(), tt.want) {
+				t.Errorf("Parse = %+v\nwant  %+v", got.Messages(), tt.want)
+			}
+			if len(got.Skipped()) != 0 {
+				t.Errorf("Parse skipped %+v, want nothing", got.Skipped())
 			}
 		})
 	}
 }
 
+func TestParse_EntriesAndChanges(t *testing.T) {
+	body := payload(
+		testEntry{waba: wabaAcme, changes: []testChange{
+			{phone: phoneAcme, messages: []any{textMessage("wamid.1")}},
+			{phone: "114477885522002", messages: []any{textMessage("wamid.2"), textMessage("wamid.3")}},
+		}},
+		entry(wabaGlobex, phoneGlobex, textMessage("wamid.4")),
+	)
+	b, err := webhook.Parse(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type change struct {
+		phone string
+		ids   []string
+	}
+	var got []change
+	var wabas []string
+	for _, e := range b.Entries {
+		wabas = append(wabas, e.WABAID)
+		for _, c := range e.Changes {
+			var ids []string
+			for _, m := range c.Messages {
+				ids = append(ids, m.MessageID)
+			}
+			got = append(got, change{c.PhoneNumberID, ids})
+		}
+	}
+	want := []change{{phoneAcme, []string{"wamid.1"}}, {"114477885522002", []string{"wamid.2", "wamid.3"}}, {phoneGlobex, []string{"wamid.4"}}}
+	if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(wabas, []string{wabaAcme, wabaGlobex}) {
+		t.Errorf("Parse = accounts %v, changes %+v; want %v, %+v", wabas, got, []string{wabaAcme, wabaGlobex}, want)
+	}
+	if n := b.MessageCount(); n != 4 {
+		t.Errorf("MessageCount = %d, want 4", n)
+	}
+}
+
+// TestParse_Malformed covers the payloads rejected whole: those that are not
+// JSON, not a WhatsApp Business Account object, or whose entries and changes
+// are not of the JSON types WhatsApp sends. The error never quotes the
+// payload.
 func TestParse_Malformed(t *testing.T) {
-	const head = `{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{"messages":[`
-	const tail = `]}}]}]}`
+	const secret = "12345678901234567890123"
 	tests := []struct {
 		name string
 		give string
@@ -122,15 +170,12 @@ func TestParse_Malformed(t *testing.T) {
 		{"truncated", `{"object":"whatsapp_business_account","entry":[`},
 		{"trailing data", `{"object":"whatsapp_business_account"} {}`},
 		{"array", `[]`},
-		{"other object", `{"object":"page","entry":[]}`},
+		{"other object", `{"object":"page` + secret + `","entry":[]}`},
 		{"no object", `{"entry":[]}`},
 		{"entry not a list", `{"object":"whatsapp_business_account","entry":{}}`},
-		{"message without id", head + `{"from":"1","type":"text"}` + tail},
-		{"message id with a space", head + `{"from":"1","id":"wamid.a b"}` + tail},
-		{"message id with a newline", head + `{"from":"1","id":"wamid.a\nb"}` + tail},
-		{"message id too long", head + `{"from":"1","id":"wamid.` + strings.Repeat("A", 600) + `"}` + tail},
-		{"message without sender", head + `{"id":"wamid.a"}` + tail},
-		{"timestamp not a string", head + `{"from":"1","id":"wamid.a","timestamp":17}` + tail},
+		{"entry id a number", `{"object":"whatsapp_business_account","entry":[{"id":` + secret + `}]}`},
+		{"metadata not an object", `{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{"metadata":"` + secret + `"}}]}]}`},
+		{"messages not a list", `{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{"messages":{}}}]}]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -138,16 +183,70 @@ func TestParse_Malformed(t *testing.T) {
 			if !errors.Is(err, webhook.ErrMalformed) {
 				t.Errorf("Parse error = %v, want ErrMalformed", err)
 			}
-			if len(got.Messages) != 0 {
-				t.Errorf("Parse returned %d messages with its error", len(got.Messages))
+			if err != nil && strings.Contains(err.Error(), secret) {
+				t.Errorf("Parse error %q quotes the payload", err)
+			}
+			if len(got.Entries) != 0 {
+				t.Errorf("Parse returned %d entries with its error", len(got.Entries))
 			}
 		})
 	}
 }
 
-// TestParse_MessageIDsAsTheDeduplicatorChecksThem checks that Parse accepts
-// exactly the message ids the deduplicator accepts, and that a refused id is
-// reported with the deduplicator's sentinel as well as ErrMalformed.
+// TestParse_SkipsMessagesThatCanNeverBeDelivered checks that a poison
+// message is skipped, with its reason, payload index, type and id length,
+// while the messages around it are kept.
+func TestParse_SkipsMessagesThatCanNeverBeDelivered(t *testing.T) {
+	long := "wamid." + strings.Repeat("A", 600)
+	tests := []struct {
+		name string
+		give string // one element of messages[]
+		want webhook.Skipped
+	}{
+		{"no id", `{"from":"1","type":"text"}`, webhook.Skipped{Reason: webhook.SkipBadID, Type: "text"}},
+		{"id with a space", `{"from":"1","id":"wamid.a b","type":"text"}`, webhook.Skipped{Reason: webhook.SkipBadID, Type: "text", IDLen: 9}},
+		{"id with a newline", `{"from":"1","id":"wamid.a\nb"}`, webhook.Skipped{Reason: webhook.SkipBadID, IDLen: 9}},
+		{"id too long", `{"from":"1","id":"` + long + `"}`, webhook.Skipped{Reason: webhook.SkipBadID, IDLen: len(long)}},
+		{"no sender", `{"id":"wamid.a","type":"image"}`, webhook.Skipped{Reason: webhook.SkipNoSender, Type: "image", IDLen: 7}},
+		{"timestamp not a string", `{"from":"1","id":"wamid.a","timestamp":17,"type":"text"}`,
+			webhook.Skipped{Reason: webhook.SkipMalformed, Type: "text", IDLen: 7}},
+		{"text not an object", `{"from":"1","id":"wamid.a","type":"text","text":"hi"}`,
+			webhook.Skipped{Reason: webhook.SkipMalformed, Type: "text", IDLen: 7}},
+		{"null", `null`, webhook.Skipped{Reason: webhook.SkipBadID}},
+		{"a number", `17`, webhook.Skipped{Reason: webhook.SkipMalformed}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The poison message is the payload's second, in its second entry.
+			body := `{"object":"whatsapp_business_account","entry":[` +
+				`{"id":"1","changes":[{"value":{"messages":[{"from":"1","id":"wamid.before"}]}}]},` +
+				`{"id":"2","changes":[{"value":{"messages":[` + tt.give + `,{"from":"1","id":"wamid.after"}]}}]}]}`
+			b, err := webhook.Parse([]byte(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, m := range b.Messages() {
+				ids = append(ids, m.MessageID)
+			}
+			if !reflect.DeepEqual(ids, []string{"wamid.before", "wamid.after"}) {
+				t.Errorf("messages = %v, want the two around the poison one", ids)
+			}
+			want := tt.want
+			want.Index = 1
+			if got := b.Skipped(); len(got) != 1 || got[0] != want {
+				t.Errorf("skipped = %+v, want [%+v]", got, want)
+			}
+			if n := b.MessageCount(); n != 3 {
+				t.Errorf("MessageCount = %d, want 3", n)
+			}
+		})
+	}
+}
+
+// TestParse_MessageIDsAsTheDeduplicatorChecksThem checks that Parse keeps
+// exactly the messages whose ids the deduplicator accepts, and skips the
+// others as bad_id.
 func TestParse_MessageIDsAsTheDeduplicatorChecksThem(t *testing.T) {
 	tests := []struct {
 		name string
@@ -171,33 +270,64 @@ func TestParse_MessageIDsAsTheDeduplicatorChecksThem(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			body := `{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{"messages":[{"from":"1","id":"` + tt.give + `"}]}}]}]}`
 			b, err := webhook.Parse([]byte(body))
-			if got := err == nil; got != tt.want {
-				t.Fatalf("Parse accepted = %v (%v), want %v", got, err, tt.want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msgs, skipped := b.Messages(), b.Skipped()
+			if got := len(msgs) == 1; got != tt.want {
+				t.Fatalf("Parse kept the message = %v (skipped %+v), want %v", got, skipped, tt.want)
 			}
 			if !tt.want {
-				if !errors.Is(err, webhook.ErrMalformed) || !errors.Is(err, domain.ErrInvalidMessageID) {
-					t.Errorf("Parse error = %v, want ErrMalformed and domain.ErrInvalidMessageID", err)
+				if len(skipped) != 1 || skipped[0].Reason != webhook.SkipBadID {
+					t.Errorf("skipped = %+v, want the message as bad_id", skipped)
 				}
 				return
 			}
-			if len(b.Messages) != 1 {
-				t.Fatalf("Parse = %+v, want one message", b)
-			}
-			if err := domain.ValidateMessageID(b.Messages[0].MessageID); err != nil {
-				t.Errorf("the deduplicator refuses the id Parse accepted: %v", err)
+			if err := domain.ValidateMessageID(msgs[0].MessageID); err != nil {
+				t.Errorf("the deduplicator refuses the id Parse kept: %v", err)
 			}
 		})
 	}
 }
 
-// FuzzParse checks that Parse never panics, and that what it accepts is
-// usable: every message has an id the deduplicator can key on and a sender.
+// countMessages counts the elements of every entry[].changes[].value.messages[]
+// of body, whatever they hold.
+func countMessages(body []byte) (int, error) {
+	var p struct {
+		Entry []struct {
+			Changes []struct {
+				Value struct {
+					Messages []json.RawMessage `json:"messages"`
+				} `json:"value"`
+			} `json:"changes"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(body, &p); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range p.Entry {
+		for _, c := range e.Changes {
+			n += len(c.Value.Messages)
+		}
+	}
+	return n, nil
+}
+
+// FuzzParse checks that Parse never panics, that it fails only with
+// ErrMalformed, and that what it accepts is usable and complete: every
+// message kept has an id the deduplicator can key on and a sender, every
+// message skipped has a known reason and its own index, and kept plus skipped
+// are the payload's messages.
 func FuzzParse(f *testing.F) {
 	for _, name := range []string{"text-message.json", "batch-three-messages.json", "image-message.json", "status-delivered.json"} {
 		f.Add(fixture(f, name))
 	}
 	f.Add([]byte(`{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{"messages":[{"from":"1","id":"wamid.a","type":"interactive","interactive":{"list_reply":{"title":"x"}}}]}}]}]}`))
 	f.Add([]byte(`{"object":"whatsapp_business_account","entry":null}`))
+	f.Add([]byte(`{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"value":{"metadata":{"phone_number_id":"2"},"messages":[null,17,{"id":"wamid.a"},{"from":"1","id":"a b"},{"from":"1","id":"wamid.b","timestamp":1}]}}]}]}`))
+	f.Add(payload(entry(wabaAcme, phoneAcme, textMessages("wamid.f", 3)...), entry(wabaGlobex, phoneGlobex, textMessage("z\xfe9"))))
+	known := map[webhook.SkipReason]bool{webhook.SkipMalformed: true, webhook.SkipBadID: true, webhook.SkipNoSender: true}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		b, err := webhook.Parse(body)
 		if err != nil {
@@ -206,13 +336,50 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if b.Statuses < 0 {
-			t.Fatalf("Statuses = %d", b.Statuses)
+		want, err := countMessages(body)
+		if err != nil {
+			t.Fatalf("Parse accepted a payload whose messages cannot be counted: %v", err)
 		}
-		for _, m := range b.Messages {
+		msgs, skipped := b.Messages(), b.Skipped()
+		if len(msgs)+len(skipped) != want || b.MessageCount() != want {
+			t.Fatalf("kept %d + skipped %d (MessageCount %d), want the payload's %d messages",
+				len(msgs), len(skipped), b.MessageCount(), want)
+		}
+		if b.Statuses() < 0 {
+			t.Fatalf("Statuses = %d", b.Statuses())
+		}
+		for _, m := range msgs {
 			if err := domain.ValidateMessageID(m.MessageID); err != nil || m.From == "" || m.TenantID != "" {
-				t.Fatalf("accepted unusable message %+v (%v)", m, err)
+				t.Fatalf("kept unusable message %+v (%v)", m, err)
 			}
 		}
+		last := -1
+		for _, s := range skipped {
+			if !known[s.Reason] || s.Index <= last || s.Index >= want || s.IDLen < 0 {
+				t.Fatalf("skipped %+v after index %d of %d messages", s, last, want)
+			}
+			last = s.Index
+		}
 	})
+}
+
+func BenchmarkParse(b *testing.B) {
+	bodies := []struct {
+		name string
+		body []byte
+	}{
+		{"three messages", fixture(b, "batch-three-messages.json")},
+		{"1000 messages", payload(entry(wabaAcme, phoneAcme, textMessages("wamid.HBgLMTIwMjU1NTAxNDIVAgASGBQ3RjE0QkM1MDk5RTJBNkQzOEIwMQA", 1000)...))},
+	}
+	for _, bb := range bodies {
+		b.Run(bb.name, func(b *testing.B) {
+			b.SetBytes(int64(len(bb.body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := webhook.Parse(bb.body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

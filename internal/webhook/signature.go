@@ -34,3 +34,20 @@ func ValidSignature(secret, body []byte, header string) bool {
 	mac.Write(body)
 	return hmac.Equal(got, mac.Sum(nil))
 }
+
+// wellFormedSignature reports whether header can be a signature at all:
+// "sha256=" and 64 hex digits. One that cannot is refused before the body is
+// read.
+func wellFormedSignature(header string) bool {
+	digits, ok := strings.CutPrefix(header, signaturePrefix)
+	if !ok || len(digits) != hex.EncodedLen(sha256.Size) {
+		return false
+	}
+	for i := 0; i < len(digits); i++ {
+		c := digits[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}

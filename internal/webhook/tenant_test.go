@@ -1,0 +1,229 @@
+package webhook_test
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/wa2genesys/connectorcache/domain"
+	"github.com/wa2genesys/connectorcache/internal/webhook"
+)
+
+// readSpy is a request body that records whether it was read.
+type readSpy struct {
+	r    *bytes.Reader
+	read atomic.Bool
+}
+
+func newReadSpy(b []byte) *readSpy { return &readSpy{r: bytes.NewReader(b)} }
+
+func (s *readSpy) Read(p []byte) (int, error) {
+	s.read.Store(true)
+	return s.r.Read(p)
+}
+
+// TestHandler_UnknownTenantIsAnsweredAsABadSignature sends each request to
+// a known tenant with a bad signature and to an unknown tenant, and wants
+// the very same answer, byte for byte, headers included.
+func TestHandler_UnknownTenantIsAnsweredAsABadSignature(t *testing.T) {
+	text := fixture(t, "text-message.json")
+	big := append(bytes.Repeat([]byte(" "), 2<<20), text...)
+	wrong := func(b []byte) string { return webhook.Sign([]byte("not-the-secret"), b) }
+	right := func(b []byte) string { return webhook.Sign([]byte(appSecret), b) }
+	const unauthorized = `{"error":"unauthorized"}` + "\n"
+	tests := []struct {
+		name       string
+		body       []byte
+		knownSig   string // acme's: wrong for the body
+		unknownSig string // nobody's: acme's secret, the one others share
+		wantStatus int
+		wantBody   string
+		wantRead   bool
+	}{
+		{"signed", text, wrong(text), right(text), http.StatusUnauthorized, unauthorized, true},
+		{"no signature", text, "", "", http.StatusUnauthorized, unauthorized, false},
+		{"signature not hex", text, "sha256=" + strings.Repeat("g", 64), "sha256=" + strings.Repeat("g", 64), http.StatusUnauthorized, unauthorized, false},
+		{"signature too short", text, right(text)[:20], right(text)[:20], http.StatusUnauthorized, unauthorized, false},
+		{"sha1 signature", text, "sha1=" + strings.Repeat("0", 40), "sha1=" + strings.Repeat("0", 40), http.StatusUnauthorized, unauthorized, false},
+		{"2 MiB body", big, wrong(big), right(big), http.StatusRequestEntityTooLarge, `{"error":"body too large"}` + "\n", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hs := newHarness(t)
+			answer := func(tenant, sig string) (*httptest.ResponseRecorder, bool) {
+				spy := newReadSpy(tt.body)
+				req := httptest.NewRequest(http.MethodPost, "/webhook/"+tenant, spy)
+				if sig != "" {
+					req.Header.Set(webhook.SignatureHeader, sig)
+				}
+				return hs.serve(t, req), spy.read.Load()
+			}
+			known, knownRead := answer("acme", tt.knownSig)
+			unknown, unknownRead := answer("nobody", tt.unknownSig)
+			if known.Code != tt.wantStatus || known.Body.String() != tt.wantBody {
+				t.Errorf("known tenant, bad signature = %d %q, want %d %q", known.Code, known.Body, tt.wantStatus, tt.wantBody)
+			}
+			if unknown.Code != known.Code || !bytes.Equal(unknown.Body.Bytes(), known.Body.Bytes()) ||
+				!reflect.DeepEqual(unknown.Header(), known.Header()) {
+				t.Errorf("unknown tenant = %d %v %q, known tenant with a bad signature = %d %v %q: want them the same",
+					unknown.Code, unknown.Header(), unknown.Body, known.Code, known.Header(), known.Body)
+			}
+			if knownRead != tt.wantRead || unknownRead != tt.wantRead {
+				t.Errorf("body read: known tenant %v, unknown %v; want %v", knownRead, unknownRead, tt.wantRead)
+			}
+			if !tt.wantRead && known.Header().Get("Connection") != "close" {
+				t.Errorf("answer without reading the body has Connection %q, want close", known.Header().Get("Connection"))
+			}
+			if st := hs.dedupe.Stats(); st != (domain.DedupeStats{}) {
+				t.Errorf("dedupe stats = %+v, want nothing claimed", st)
+			}
+		})
+	}
+}
+
+func TestHandler_TenantWithoutAppSecretTakesNothing(t *testing.T) {
+	hs := newHarnessWith(t, harnessOptions{config: func(cfg *webhook.Config) {
+		cfg.Tenants["initech"] = webhook.Tenant{VerifyToken: "v", WABAIDs: []string{wabaAcme}}
+	}})
+	body := fixture(t, "text-message.json")
+	for _, sig := range []string{webhook.Sign(nil, body), webhook.Sign([]byte(appSecret), body)} {
+		if status, _ := hs.post(t, "initech", body, sig); status != http.StatusUnauthorized {
+			t.Errorf("POST signed %s = %d, want 401", sig, status)
+		}
+	}
+	if st := hs.dedupe.Stats(); st != (domain.DedupeStats{}) {
+		t.Errorf("dedupe stats = %+v, want nothing claimed", st)
+	}
+}
+
+// TestHandler_BodyOfAnotherTenantIsForbidden replays a body Meta signed for
+// tenant globex, whose app secret acme shares, to acme's webhook.
+func TestHandler_BodyOfAnotherTenantIsForbidden(t *testing.T) {
+	hs := newHarness(t)
+	body := payload(entry(wabaGlobex, phoneGlobex, textMessage("wamid.globex")))
+	rec := hs.postRecorded(t, body)
+	if rec.Code != http.StatusForbidden || rec.Body.String() != `{"error":"forbidden"}`+"\n" {
+		t.Errorf("replay to acme = %d %q, want 403 forbidden", rec.Code, rec.Body)
+	}
+	if st := hs.dedupe.Stats(); st != (domain.DedupeStats{}) {
+		t.Errorf("dedupe stats = %+v, want nothing claimed", st)
+	}
+	if ids := hs.sink.ids(); len(ids) != 0 {
+		t.Errorf("delivered %v, want nothing", ids)
+	}
+	for name, want := range map[string]float64{
+		"connector_webhook_refused_total":          1,
+		"connector_webhook_skipped_messages_total": 1,
+	} {
+		if got := counterValue(t, hs.reg, name, map[string]string{"reason": "waba_id"}); got != want {
+			t.Errorf("%s{reason=waba_id} = %v, want %v", name, got, want)
+		}
+	}
+	if got := counterValue(t, hs.reg, "connector_webhook_rejected_total", map[string]string{"reason": "foreign"}); got != 1 {
+		t.Errorf("rejected{reason=foreign} = %v, want 1", got)
+	}
+	refused := hs.logs.FilterMessage("webhook entry refused: not the tenant's account").All()
+	if len(refused) != 1 || refused[0].ContextMap()["waba_id"] != wabaGlobex {
+		t.Errorf("refusal logs = %+v, want one naming account %s", refused, wabaGlobex)
+	}
+
+	if status, res := hs.post(t, "globex", body, webhook.Sign([]byte(appSecret), body)); status != http.StatusOK || res != (webhook.Result{Delivered: 1}) {
+		t.Errorf("the same body to globex = %d %+v, want 200 {Delivered:1}", status, res)
+	}
+}
+
+func TestHandler_DeliversOnlyTheTenantsEntriesAndPhoneNumbers(t *testing.T) {
+	const otherPhone = "114477885522002"
+	mixed := payload(
+		entry(wabaGlobex, phoneGlobex, textMessage("wamid.globex.1")),
+		testEntry{waba: wabaAcme, changes: []testChange{
+			{phone: phoneAcme, messages: []any{textMessage("wamid.acme.1"), textMessage("wamid.acme.2")}},
+			{phone: otherPhone, messages: []any{textMessage("wamid.acme.other")}},
+		}},
+		entry("not-a-waba-id\n"+strings.Repeat("x", 300), phoneGlobex, textMessage("wamid.odd")),
+		entry(wabaGlobex, phoneGlobex, textMessage("wamid.globex.2")),
+	)
+	otherPhoneOnly := payload(entry(wabaAcme, otherPhone, textMessage("wamid.acme.other")))
+	tests := []struct {
+		name          string
+		phones        []string // acme's PhoneNumberIDs
+		body          []byte
+		wantStatus    int
+		wantRes       webhook.Result
+		wantDelivered []string
+		wantRefused   map[string]float64 // by reason
+	}{
+		{"every phone number", nil, mixed, http.StatusOK,
+			webhook.Result{Delivered: 3, Skipped: 3}, []string{"wamid.acme.1", "wamid.acme.2", "wamid.acme.other"},
+			map[string]float64{"waba_id": 3, "phone_number_id": 0}},
+		{"one phone number", []string{phoneAcme}, mixed, http.StatusOK,
+			webhook.Result{Delivered: 2, Skipped: 4}, []string{"wamid.acme.1", "wamid.acme.2"},
+			map[string]float64{"waba_id": 3, "phone_number_id": 1}},
+		{"two phone numbers", []string{phoneAcme, otherPhone}, mixed, http.StatusOK,
+			webhook.Result{Delivered: 3, Skipped: 3}, []string{"wamid.acme.1", "wamid.acme.2", "wamid.acme.other"},
+			map[string]float64{"waba_id": 3, "phone_number_id": 0}},
+		{"only a phone number not taken", []string{phoneAcme}, otherPhoneOnly, http.StatusForbidden,
+			webhook.Result{}, nil,
+			map[string]float64{"waba_id": 0, "phone_number_id": 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hs := newHarnessWith(t, harnessOptions{config: func(cfg *webhook.Config) {
+				acme := cfg.Tenants["acme"]
+				acme.PhoneNumberIDs = tt.phones
+				cfg.Tenants["acme"] = acme
+			}})
+			status, res := hs.postSigned(t, tt.body)
+			if status != tt.wantStatus || res != tt.wantRes {
+				t.Errorf("POST = %d %+v, want %d %+v", status, res, tt.wantStatus, tt.wantRes)
+			}
+			if got := hs.sink.ids(); strings.Join(got, ",") != strings.Join(tt.wantDelivered, ",") {
+				t.Errorf("delivered %v, want %v", got, tt.wantDelivered)
+			}
+			if st := hs.dedupe.Stats(); st.New != uint64(len(tt.wantDelivered)) {
+				t.Errorf("dedupe stats = %+v, want only the tenant's %d claimed", st, len(tt.wantDelivered))
+			}
+			for reason, want := range tt.wantRefused {
+				if got := counterValue(t, hs.reg, "connector_webhook_refused_total", map[string]string{"reason": reason}); got != want {
+					t.Errorf("refused{reason=%s} = %v, want %v", reason, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestHandler_RefusedIDsAreLoggedOnlyWhenTheyAreIDs checks that a refused
+// entry's account id is logged when it is one, and as its length otherwise.
+func TestHandler_RefusedIDsAreLoggedOnlyWhenTheyAreIDs(t *testing.T) {
+	odd := "1234\n" + strings.Repeat("9", 100)
+	tests := []struct {
+		name string
+		give string
+		want map[string]any
+	}{
+		{"digits", wabaGlobex, map[string]any{"waba_id": wabaGlobex}},
+		{"65 digits", strings.Repeat("1", 65), map[string]any{"waba_id_len": int64(65)}},
+		{"not digits", odd, map[string]any{"waba_id_len": int64(len(odd))}},
+		{"empty", "", map[string]any{"waba_id_len": int64(0)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hs := newHarness(t)
+			hs.postSigned(t, payload(entry(tt.give, phoneGlobex, textMessage("wamid.x"))))
+			logs := hs.logs.FilterMessage("webhook entry refused: not the tenant's account").All()
+			if len(logs) != 1 {
+				t.Fatalf("refusal logs = %+v, want one", logs)
+			}
+			got := logs[0].ContextMap()
+			for k, v := range tt.want {
+				if got[k] != v {
+					t.Errorf("log field %s = %#v, want %#v (fields %v)", k, got[k], v, got)
+				}
+			}
+		})
+	}
+}
