@@ -111,6 +111,9 @@ func (m *Module) Stats() Stats {
 // New builds the module that cfg describes. Tokens missing from the store
 // are fetched with fetcher. A nil logger means no logging.
 //
+// With the memory store, each of its stores holds at most
+// cfg.Memory.MaxEntries entries.
+//
 // With the Redis store and cfg.Token.EncryptionKeys set, tokens are sealed
 // in Redis; New logs which key id seals. The memory store ignores the keys
 // and New logs that it does.
@@ -133,7 +136,8 @@ func New(ctx context.Context, cfg Config, logger *zap.Logger, fetcher ports.Toke
 	)
 	switch cfg.Store {
 	case StoreMemory:
-		tokens, lock, dedupe = memory.NewTokenStore(), memory.NewTokenLock(), memory.NewDedupeStore()
+		bound := memory.WithMaxEntries(cfg.Memory.MaxEntries)
+		tokens, lock, dedupe = memory.NewTokenStore(bound), memory.NewTokenLock(bound), memory.NewDedupeStore(bound)
 		if cfg.Token.EncryptionKeys != nil {
 			logger.Info("token encryption keys ignored: the memory store keeps tokens in this process only")
 		}

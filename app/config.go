@@ -1,12 +1,18 @@
 package app
 
 import (
+	"errors"
+	"fmt"
+	"maps"
 	"net/url"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"go.uber.org/zap/zapcore"
 
+	"github.com/wa2genesys/connectorcache/adapters/memory"
 	"github.com/wa2genesys/connectorcache/adapters/seal"
 	"github.com/wa2genesys/connectorcache/domain"
 	"github.com/wa2genesys/connectorcache/internal/config"
@@ -25,6 +31,7 @@ type Config struct {
 	// StoreMemory for a single instance run locally.
 	Store  string
 	Redis  RedisConfig
+	Memory MemoryConfig
 	Token  TokenConfig
 	Dedupe DedupeConfig
 	Log    LogConfig
@@ -33,9 +40,13 @@ type Config struct {
 // RedisConfig configures the Redis client.
 type RedisConfig struct {
 	// URL is redis://[user[:password]@]host[:port][/db], or rediss:// for
-	// TLS. It may hold a password: log it only through [RedisConfig.RedactedURL].
+	// TLS, with no query string. A lone name in the user info
+	// (redis://secret@host) is a password, as redis-cli takes it, unless
+	// Password is set: it is then the user that Password is for. It may
+	// hold a password: log it only through [RedisConfig.RedactedURL].
 	URL string
-	// Password, when not empty, replaces the URL's password.
+	// Password, when not empty, replaces the URL's password. It is a
+	// secret: never log it.
 	Password string
 	// Sentinel, when its Master is set, finds the primary through Redis
 	// Sentinel: URL's host and port are then unused; its scheme, user,
@@ -47,8 +58,9 @@ type RedisConfig struct {
 	// (rediss:// for TLS), user and password still apply, and its database
 	// must be 0. It excludes Sentinel.
 	Cluster ClusterConfig
-	// TLSCAFile is a PEM file of CA certificates trusted for rediss://.
-	// Empty means the system's roots.
+	// TLSCAFile is a PEM file of CA certificates trusted for rediss://;
+	// LoadConfig refuses it with a redis:// URL. Empty means the system's
+	// roots.
 	TLSCAFile string
 	// DialTimeout bounds connecting and authenticating.
 	DialTimeout time.Duration
@@ -97,7 +109,8 @@ type BreakerConfig struct {
 
 // RedactedURL is URL with its password masked, fit for logs. A lone name
 // in the user info (redis://secret@host) is masked too: Redis clients take
-// it for a password.
+// it for a password. So is a query string, which LoadConfig refuses but a
+// Config made by hand may hold.
 func (c RedisConfig) RedactedURL() string {
 	u, err := url.Parse(c.URL)
 	if err != nil {
@@ -105,8 +118,14 @@ func (c RedisConfig) RedactedURL() string {
 	}
 	if u.User != nil {
 		if _, hasPassword := u.User.Password(); !hasPassword {
-			u.User = url.User("xxxxx")
+			u.User = url.User(masked)
 		}
+	}
+	if u.RawQuery != "" {
+		u.RawQuery = masked
+	}
+	if u.Fragment != "" {
+		u.Fragment = masked
 	}
 	return u.Redacted()
 }
@@ -127,6 +146,15 @@ type PoolConfig struct {
 	// TestIdleAfter: a connection idle at least this long is PINGed before
 	// reuse. Zero PINGs every reuse.
 	TestIdleAfter time.Duration
+}
+
+// MemoryConfig tunes the in-process stores of [StoreMemory].
+type MemoryConfig struct {
+	// MaxEntries bounds each store (dedupe records, tokens, fetch locks):
+	// a full store drops the entry written least recently to make room.
+	// Dropping a dedupe record can only let a redelivered message through
+	// twice, never lose one. Zero means memory.DefaultMaxEntries.
+	MaxEntries int
 }
 
 // TokenConfig tunes the token cache.
@@ -211,6 +239,7 @@ var keys = []config.Key{
 	{Name: "redis.breaker.failures", Default: 5},
 	{Name: "redis.breaker.cooldown", Default: "1s"},
 	{Name: "redis.breaker.probes", Default: 1},
+	{Name: "memory.max_entries", Default: memory.DefaultMaxEntries},
 	{Name: "token.refresh_margin", Default: "300s"},
 	{Name: "token.fetch_timeout", Default: "30s"},
 	{Name: "token.local_max_age", Default: "30s"},
@@ -232,6 +261,7 @@ const (
 	maxPool         = 1 << 16
 	maxBreaker      = 1 << 16
 	maxLocalEntries = 1 << 30
+	maxMemEntries   = 1 << 30
 )
 
 // LoadConfig reads the YAML file at path ("" reads none), lets the
@@ -270,6 +300,9 @@ func LoadConfig(path string) (Config, error) {
 				Probes:   r.Int("redis.breaker.probes", 1, maxBreaker),
 			},
 		},
+		Memory: MemoryConfig{
+			MaxEntries: r.Int("memory.max_entries", 1, maxMemEntries),
+		},
 		Token: TokenConfig{
 			RefreshMargin:    r.Duration("token.refresh_margin", config.Positive),
 			FetchTimeout:     r.Duration("token.fetch_timeout", config.Positive),
@@ -291,6 +324,10 @@ func LoadConfig(path string) (Config, error) {
 	if cfg.Redis.TLSCAFile != "" {
 		if _, err := os.Stat(cfg.Redis.TLSCAFile); err != nil {
 			r.Fail("redis.tls_ca_file", "cannot be read: %v", err)
+		}
+		// A bad redis.url ("" here) is reported as bad, not also here.
+		if redisURL != "" && !config.RedisTLS(redisURL) {
+			r.Fail("redis.tls_ca_file", "is set but redis.url is redis://: use rediss:// for TLS")
 		}
 	}
 	if err := r.Err(); err != nil {
@@ -369,4 +406,181 @@ func readCluster(r *config.Reader, redisURL string) ClusterConfig {
 		r.Fail("redis.url", "names database %d, but %s is set: Redis Cluster has only database 0", db, addrs)
 	}
 	return c
+}
+
+// masked stands for a secret wherever the configuration is printed or
+// logged.
+const masked = "xxxxx"
+
+// mask returns masked for s, a secret, or "" when s is empty, so that an
+// unset secret still shows as unset.
+func mask(s string) string {
+	if s == "" {
+		return ""
+	}
+	return masked
+}
+
+// Plain copies of the configuration types that print their own way: the
+// same fields without the methods, for fmt to format once the secrets are
+// masked. Their fields of types that print their own way still do.
+type (
+	plainConfig         Config
+	plainRedisConfig    RedisConfig
+	plainSentinelConfig SentinelConfig
+	plainTokenConfig    TokenConfig
+)
+
+// goSyntax is fmt's %#v of v, a plain copy, under name, the name of the
+// type it copies.
+func goSyntax(name string, v any) string {
+	s := fmt.Sprintf("%#v", v)
+	return name + s[strings.IndexByte(s, '{'):]
+}
+
+// String formats c as %+v would, with the Redis URL redacted and the
+// passwords masked; the encryption keys show as their ids.
+func (c Config) String() string { return fmt.Sprintf("%+v", plainConfig(c)) }
+
+// GoString formats c as %#v would, with the secrets masked as in
+// [Config.String].
+func (c Config) GoString() string { return goSyntax("app.Config", plainConfig(c)) }
+
+// MarshalLogObject writes c to a zap log under its configuration keys'
+// names, with the secrets masked as in [Config.String].
+func (c Config) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("store", c.Store)
+	return errors.Join(
+		enc.AddObject("redis", c.Redis),
+		enc.AddObject("memory", zapcore.ObjectMarshalerFunc(func(enc zapcore.ObjectEncoder) error {
+			enc.AddInt("max_entries", c.Memory.MaxEntries)
+			return nil
+		})),
+		enc.AddObject("token", c.Token),
+		enc.AddObject("dedupe", zapcore.ObjectMarshalerFunc(func(enc zapcore.ObjectEncoder) error {
+			enc.AddDuration("ttl", c.Dedupe.TTL)
+			enc.AddDuration("claim_ttl", c.Dedupe.ClaimTTL)
+			enc.AddInt("local_max_entries", c.Dedupe.LocalMaxEntries)
+			enc.AddDuration("local_max_age", c.Dedupe.LocalMaxAge)
+			return nil
+		})),
+		enc.AddObject("log", zapcore.ObjectMarshalerFunc(func(enc zapcore.ObjectEncoder) error {
+			enc.AddString("level", c.Log.Level.String())
+			return nil
+		})),
+	)
+}
+
+// redacted is a plain copy of c with URL redacted ([RedisConfig.RedactedURL])
+// and Password masked.
+func (c RedisConfig) redacted() plainRedisConfig {
+	c.URL, c.Password = c.RedactedURL(), mask(c.Password)
+	return plainRedisConfig(c)
+}
+
+// String formats c as %+v would, with URL redacted
+// ([RedisConfig.RedactedURL]) and the passwords masked.
+func (c RedisConfig) String() string { return fmt.Sprintf("%+v", c.redacted()) }
+
+// GoString formats c as %#v would, with the secrets masked as in
+// [RedisConfig.String].
+func (c RedisConfig) GoString() string { return goSyntax("app.RedisConfig", c.redacted()) }
+
+// MarshalLogObject writes c to a zap log under its configuration keys'
+// names, with the secrets masked as in [RedisConfig.String].
+func (c RedisConfig) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("url", c.RedactedURL())
+	enc.AddString("password", mask(c.Password))
+	enc.AddString("tls_ca_file", c.TLSCAFile)
+	enc.AddDuration("dial_timeout", c.DialTimeout)
+	enc.AddDuration("read_timeout", c.ReadTimeout)
+	enc.AddDuration("write_timeout", c.WriteTimeout)
+	enc.AddBool("pipeline", c.Pipeline)
+	return errors.Join(
+		enc.AddObject("sentinel", c.Sentinel),
+		enc.AddObject("cluster", zapcore.ObjectMarshalerFunc(func(enc zapcore.ObjectEncoder) error {
+			return enc.AddArray("addrs", stringArray(c.Cluster.Addrs))
+		})),
+		enc.AddObject("pool", zapcore.ObjectMarshalerFunc(func(enc zapcore.ObjectEncoder) error {
+			enc.AddInt("max_idle", c.Pool.MaxIdle)
+			enc.AddInt("max_active", c.Pool.MaxActive)
+			enc.AddDuration("idle_timeout", c.Pool.IdleTimeout)
+			enc.AddDuration("max_conn_lifetime", c.Pool.MaxConnLifetime)
+			enc.AddBool("wait", c.Pool.Wait)
+			enc.AddDuration("test_idle_after", c.Pool.TestIdleAfter)
+			return nil
+		})),
+		enc.AddObject("breaker", zapcore.ObjectMarshalerFunc(func(enc zapcore.ObjectEncoder) error {
+			enc.AddInt("failures", c.Breaker.Failures)
+			enc.AddDuration("cooldown", c.Breaker.Cooldown)
+			enc.AddInt("probes", c.Breaker.Probes)
+			return nil
+		})),
+	)
+}
+
+// redacted is a plain copy of c with Password masked.
+func (c SentinelConfig) redacted() plainSentinelConfig {
+	c.Password = mask(c.Password)
+	return plainSentinelConfig(c)
+}
+
+// String formats c as %+v would, with Password masked.
+func (c SentinelConfig) String() string { return fmt.Sprintf("%+v", c.redacted()) }
+
+// GoString formats c as %#v would, with Password masked.
+func (c SentinelConfig) GoString() string {
+	return goSyntax("app.SentinelConfig", c.redacted())
+}
+
+// MarshalLogObject writes c to a zap log under its configuration keys'
+// names, with Password masked.
+func (c SentinelConfig) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("master", c.Master)
+	enc.AddString("username", c.Username)
+	enc.AddString("password", mask(c.Password))
+	return enc.AddArray("addrs", stringArray(c.Addrs))
+}
+
+// String formats c as %+v would; EncryptionKeys shows as its key ids
+// ([seal.Keyring.String]).
+func (c TokenConfig) String() string { return fmt.Sprintf("%+v", plainTokenConfig(c)) }
+
+// GoString formats c as %#v would; EncryptionKeys shows as its key ids
+// ([seal.Keyring.GoString]).
+func (c TokenConfig) GoString() string { return goSyntax("app.TokenConfig", plainTokenConfig(c)) }
+
+// MarshalLogObject writes c to a zap log under its configuration keys'
+// names; of EncryptionKeys, only the key ids, as encryption_key_ids.
+func (c TokenConfig) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddDuration("refresh_margin", c.RefreshMargin)
+	enc.AddDuration("fetch_timeout", c.FetchTimeout)
+	enc.AddDuration("local_max_age", c.LocalMaxAge)
+	enc.AddDuration("lock_ttl", c.LockTTL)
+	enc.AddDuration("refresh_ahead", c.RefreshAhead)
+	enc.AddDuration("stale_min_validity", c.StaleMinValidity)
+	enc.AddInt("pool_size", c.PoolSize)
+	var err error
+	if len(c.PoolSizes) > 0 {
+		err = enc.AddObject("pool_sizes", zapcore.ObjectMarshalerFunc(func(enc zapcore.ObjectEncoder) error {
+			for _, tenant := range slices.Sorted(maps.Keys(c.PoolSizes)) {
+				enc.AddInt(tenant, c.PoolSizes[tenant])
+			}
+			return nil
+		}))
+	}
+	if c.EncryptionKeys != nil {
+		err = errors.Join(err, enc.AddArray("encryption_key_ids", stringArray(c.EncryptionKeys.IDs())))
+	}
+	return err
+}
+
+// stringArray is a list of strings as a zap array.
+type stringArray []string
+
+func (a stringArray) MarshalLogArray(enc zapcore.ArrayEncoder) error {
+	for _, s := range a {
+		enc.AppendString(s)
+	}
+	return nil
 }

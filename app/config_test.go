@@ -40,6 +40,7 @@ var wantDefaults = app.Config{
 		},
 		Breaker: app.BreakerConfig{Failures: 5, Cooldown: time.Second, Probes: 1},
 	},
+	Memory: app.MemoryConfig{MaxEntries: 1_000_000},
 	Token: app.TokenConfig{
 		RefreshMargin:    300 * time.Second,
 		FetchTimeout:     30 * time.Second,
@@ -149,6 +150,8 @@ redis:
     failures: 3
     cooldown: 5s
     probes: 2
+memory:
+  max_entries: 5000
 token:
   refresh_margin: 120s
   fetch_timeout: 10s
@@ -226,6 +229,7 @@ func writeOverrides(t *testing.T, top topology) (string, app.Config) {
 			},
 			Breaker: app.BreakerConfig{Failures: 3, Cooldown: 5 * time.Second, Probes: 2},
 		},
+		Memory: app.MemoryConfig{MaxEntries: 5000},
 		Token: app.TokenConfig{
 			RefreshMargin:    120 * time.Second,
 			FetchTimeout:     10 * time.Second,
@@ -298,7 +302,7 @@ func TestLoadConfig_EnvironmentOverridesYAML(t *testing.T) {
 		want func(c *app.Config)
 	}{
 		{key: "store", give: "redis", want: func(c *app.Config) { c.Store = app.StoreRedis }},
-		{key: "redis.url", give: "redis://env-host:7000/3", want: func(c *app.Config) { c.Redis.URL = "redis://env-host:7000/3" }},
+		{key: "redis.url", give: "rediss://env-host:7000/3", want: func(c *app.Config) { c.Redis.URL = "rediss://env-host:7000/3" }},
 		{key: "redis.password", give: "env-password", want: func(c *app.Config) { c.Redis.Password = "env-password" }},
 		{key: "redis.sentinel.master", give: "env-master", want: func(c *app.Config) { c.Redis.Sentinel.Master = "env-master" }},
 		{key: "redis.sentinel.addrs", give: " env-sentinel-1:26379, env-sentinel-2:26379,", want: func(c *app.Config) {
@@ -323,6 +327,7 @@ func TestLoadConfig_EnvironmentOverridesYAML(t *testing.T) {
 		{key: "redis.breaker.failures", give: "10", want: func(c *app.Config) { c.Redis.Breaker.Failures = 10 }},
 		{key: "redis.breaker.cooldown", give: "250ms", want: func(c *app.Config) { c.Redis.Breaker.Cooldown = 250 * time.Millisecond }},
 		{key: "redis.breaker.probes", give: "4", want: func(c *app.Config) { c.Redis.Breaker.Probes = 4 }},
+		{key: "memory.max_entries", give: "1073741824", want: func(c *app.Config) { c.Memory.MaxEntries = 1 << 30 }},
 		{key: "token.refresh_margin", give: "60s", want: func(c *app.Config) { c.Token.RefreshMargin = time.Minute }},
 		{key: "token.fetch_timeout", give: "5s", want: func(c *app.Config) { c.Token.FetchTimeout = 5 * time.Second }},
 		{key: "token.local_max_age", give: "1m", want: func(c *app.Config) { c.Token.LocalMaxAge = time.Minute }},
@@ -426,6 +431,9 @@ func TestLoadConfig_RejectsInvalidEnvironment(t *testing.T) {
 		{name: "non-numeric db", giveEnv: map[string]string{"REDIS_URL": "redis://redis:6379/cache"}, wantKey: "redis.url"},
 		{name: "negative db", giveEnv: map[string]string{"REDIS_URL": "redis://redis:6379/-1"}, wantKey: "redis.url"},
 		{name: "unparsable URL", giveEnv: map[string]string{"REDIS_URL": "redis://redis:port"}, wantKey: "redis.url"},
+		{name: "password in the URL's query", giveEnv: map[string]string{"REDIS_URL": "redis://redis:6379/0?password=" + secret}, wantKey: "redis.url", want: "query string"},
+		{name: "options in the URL's query", giveEnv: map[string]string{"REDIS_URL": "rediss://redis:6380?db=2&ssl_cert_reqs=" + secret}, wantKey: "redis.url", want: "query string"},
+		{name: "URL cut at a # in its password", giveEnv: map[string]string{"REDIS_URL": "redis://redis:6379#" + secret + "@host"}, wantKey: "redis.url", want: "fragment"},
 		{name: "zero dial timeout", giveEnv: map[string]string{"REDIS_DIAL_TIMEOUT": "0s"}, wantKey: "redis.dial_timeout"},
 		{name: "negative dial timeout", giveEnv: map[string]string{"REDIS_DIAL_TIMEOUT": "-1s"}, wantKey: "redis.dial_timeout"},
 		{name: "word for a duration", giveEnv: map[string]string{"REDIS_READ_TIMEOUT": "abc"}, wantKey: "redis.read_timeout"},
@@ -459,6 +467,10 @@ func TestLoadConfig_RejectsInvalidEnvironment(t *testing.T) {
 		{name: "encryption keys of commas only", giveEnv: map[string]string{"TOKEN_ENCRYPTION_KEYS": " , "}, wantKey: "token.encryption_keys", want: "holds no item"},
 		{name: "zero local max entries", giveEnv: map[string]string{"DEDUPE_LOCAL_MAX_ENTRIES": "0"}, wantKey: "dedupe.local_max_entries"},
 		{name: "local max age under a second", giveEnv: map[string]string{"DEDUPE_LOCAL_MAX_AGE": "10ms"}, wantKey: "dedupe.local_max_age"},
+		{name: "zero memory max entries", giveEnv: map[string]string{"MEMORY_MAX_ENTRIES": "0"}, wantKey: "memory.max_entries", want: "from 1 to 1073741824"},
+		{name: "memory max entries above the maximum", giveEnv: map[string]string{"MEMORY_MAX_ENTRIES": "1073741825"}, wantKey: "memory.max_entries", want: "from 1 to 1073741824"},
+		{name: "memory max entries a word", giveEnv: map[string]string{"MEMORY_MAX_ENTRIES": "lots"}, wantKey: "memory.max_entries"},
+		{name: "memory max entries with a unit", giveEnv: map[string]string{"MEMORY_MAX_ENTRIES": "1M"}, wantKey: "memory.max_entries"},
 		{name: "bad log level", giveEnv: map[string]string{"LOG_LEVEL": "loud"}, wantKey: "log.level"},
 		{name: "missing CA file", giveEnv: map[string]string{"REDIS_TLS_CA_FILE": "/nonexistent/ca.pem"}, wantKey: "redis.tls_ca_file"},
 		{name: "master without addrs", giveEnv: map[string]string{"REDIS_SENTINEL_MASTER": "mymaster"}, wantKey: "redis.sentinel.addrs", want: "is required: redis.sentinel.master is set"},
@@ -609,11 +621,14 @@ func TestLoadConfig_BadURLErrorHidesPassword(t *testing.T) {
 		{name: "bad port", give: "redis://user:hunter2@redis:port/0"},
 		{name: "space in the host", give: "redis://user:hunter2@re dis:6379"},
 		{name: "control character", give: "redis://user:hunter2@redis:6379/0\x7f"},
+		{name: "password in the query", give: "redis://redis:6379/0?password=hunter2"},
+		{name: "TLS CA file with redis://", give: "redis://user:hunter2@redis:6379/0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clearConfigEnv(t)
 			t.Setenv("REDIS_URL", tt.give)
+			t.Setenv("REDIS_TLS_CA_FILE", repoConfig) // any file: redis:// refuses it
 			_, err := app.LoadConfig("")
 			if err == nil {
 				t.Fatalf("LoadConfig with REDIS_URL=%q = nil error", tt.give)
@@ -650,6 +665,52 @@ func TestLoadConfig_NamesEveryBadKeyInOneError(t *testing.T) {
 		if !strings.Contains(err.Error(), key) {
 			t.Errorf("error does not name %s:\n%v", key, err)
 		}
+	}
+}
+
+// TestLoadConfig_TLSCAFileNeedsRediss checks that redis.tls_ca_file is
+// refused with a redis:// URL, whose connections would not use it.
+func TestLoadConfig_TLSCAFileNeedsRediss(t *testing.T) {
+	const secret = "url-s3cret"
+	ca := writeFile(t, t.TempDir(), "ca.pem", "not read at load")
+	tests := []struct {
+		name     string
+		giveURL  string
+		wantErrs []string // keys named, one error each; none for a valid configuration
+	}{
+		{name: "rediss", giveURL: "rediss://user:" + secret + "@cache:6380/2"},
+		{name: "rediss in upper case", giveURL: "REDISS://cache:6380"},
+		{name: "redis", giveURL: "redis://user:" + secret + "@cache:6379/2", wantErrs: []string{"redis.tls_ca_file"}},
+		{name: "redis, lone name", giveURL: "redis://" + secret + "@cache:6379", wantErrs: []string{"redis.tls_ca_file"}},
+		{name: "bad URL, reported once", giveURL: "http://user:" + secret + "@cache", wantErrs: []string{"redis.url"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := loadWithEnv(t, map[string]string{"REDIS_URL": tt.giveURL, "REDIS_TLS_CA_FILE": ca})
+			if tt.wantErrs == nil {
+				if err != nil || got.Redis.TLSCAFile != ca {
+					t.Errorf("LoadConfig = TLSCAFile %q, %v; want %q, no error", got.Redis.TLSCAFile, err, ca)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("LoadConfig = nil error, want one naming %v", tt.wantErrs)
+			}
+			if n := strings.Count(err.Error(), "config: "); n != len(tt.wantErrs) {
+				t.Errorf("LoadConfig gave %d errors, want %d:\n%v", n, len(tt.wantErrs), err)
+			}
+			for _, key := range tt.wantErrs {
+				if !strings.Contains(err.Error(), key+" (env "+config.EnvName(key)+")") {
+					t.Errorf("error %q does not name %s", err, key)
+				}
+			}
+			if tt.wantErrs[0] == "redis.tls_ca_file" && !strings.Contains(err.Error(), "is set but redis.url is redis://: use rediss:// for TLS") {
+				t.Errorf("error %q does not say to use rediss://", err)
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("error %q echoes the URL's password", err)
+			}
+		})
 	}
 }
 
@@ -858,6 +919,8 @@ func TestRedisConfig_RedactedURL(t *testing.T) {
 		{give: "redis://user:hunter2@redis:6379/2", want: "redis://user:xxxxx@redis:6379/2"},
 		{give: "rediss://:hunter2@cache.internal:6380", want: "rediss://:xxxxx@cache.internal:6380"},
 		{give: "redis://hunter2@redis:6379", want: "redis://xxxxx@redis:6379"}, // a lone name is taken for a password
+		{give: "redis://redis:6379/0?password=hunter2", want: "redis://redis:6379/0?xxxxx"},
+		{give: "redis://redis:6379#hunter2", want: "redis://redis:6379#xxxxx"},
 		{give: "redis://user:hunter2@redis:port", want: "(unparsable)"},
 	}
 	for _, tt := range tests {

@@ -9,8 +9,11 @@ package ports
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
+
+	"go.uber.org/zap/zapcore"
 )
 
 // ErrUnavailable is returned, wrapped, by a store that did not try the
@@ -29,6 +32,23 @@ type Token struct {
 	ExpiresIn time.Duration
 }
 
+// String formats t with its access token masked, such as
+// ports.Token{AccessToken: "xxxxx", ExpiresIn: 1h0m0s}.
+func (t Token) String() string {
+	return fmt.Sprintf("ports.Token{AccessToken: %q, ExpiresIn: %v}", masked(t.AccessToken), t.ExpiresIn)
+}
+
+// GoString formats t for %#v with its access token masked.
+func (t Token) GoString() string {
+	return fmt.Sprintf("ports.Token{AccessToken:%q, ExpiresIn:%d}", masked(t.AccessToken), int64(t.ExpiresIn))
+}
+
+// MarshalLogObject writes t to a zap log without its access token.
+func (t Token) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddDuration("expires_in", t.ExpiresIn)
+	return nil
+}
+
 // TokenFetcher obtains a fresh access token for a tenant from the auth
 // service. Errors are returned as they happened; the caller decides.
 type TokenFetcher interface {
@@ -45,6 +65,34 @@ type CachedToken struct {
 	// without one (by an older version), which readers take to be
 	// ExpiresAt less their refresh margin.
 	RefreshAt time.Time
+}
+
+// String formats t with its access token masked, such as
+// ports.CachedToken{AccessToken: "xxxxx", ExpiresAt: 2025-11-26T06:10:00Z,
+// RefreshAt: 2025-11-26T06:05:00Z}.
+func (t CachedToken) String() string {
+	return fmt.Sprintf("ports.CachedToken{AccessToken: %q, ExpiresAt: %s, RefreshAt: %s}",
+		masked(t.AccessToken), t.ExpiresAt.Format(time.RFC3339Nano), t.RefreshAt.Format(time.RFC3339Nano))
+}
+
+// GoString formats t for %#v with its access token masked.
+func (t CachedToken) GoString() string {
+	return fmt.Sprintf("ports.CachedToken{AccessToken:%q, ExpiresAt:%#v, RefreshAt:%#v}", masked(t.AccessToken), t.ExpiresAt, t.RefreshAt)
+}
+
+// MarshalLogObject writes t to a zap log without its access token.
+func (t CachedToken) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddTime("expires_at", t.ExpiresAt)
+	enc.AddTime("refresh_at", t.RefreshAt)
+	return nil
+}
+
+// masked is an access token as printed: "xxxxx", or "" when there is none.
+func masked(accessToken string) string {
+	if accessToken == "" {
+		return ""
+	}
+	return "xxxxx"
 }
 
 // TokenStore caches one access token per tenant.

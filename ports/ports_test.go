@@ -1,7 +1,14 @@
 package ports_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/wa2genesys/connectorcache/ports"
 )
@@ -22,4 +29,79 @@ func TestClaimState_String(t *testing.T) {
 			t.Errorf("ClaimState(%d).String() = %q, want %q", int(tt.give), got, tt.want)
 		}
 	}
+}
+
+func TestTokensPrintWithoutTheAccessToken(t *testing.T) {
+	const secret = "eyJhbGciOi-the-access-token"
+	expiresAt := time.Date(2025, 11, 26, 6, 10, 0, 0, time.UTC)
+	tok := ports.Token{AccessToken: secret, ExpiresIn: time.Hour}
+	cached := ports.CachedToken{AccessToken: secret, ExpiresAt: expiresAt, RefreshAt: expiresAt.Add(-5 * time.Minute)}
+
+	tests := []struct {
+		name       string
+		give       any
+		wantString string
+		wantGo     string
+		wantLog    map[string]any
+	}{
+		{
+			name:       "Token",
+			give:       tok,
+			wantString: `ports.Token{AccessToken: "xxxxx", ExpiresIn: 1h0m0s}`,
+			wantGo:     `ports.Token{AccessToken:"xxxxx", ExpiresIn:3600000000000}`,
+			wantLog:    map[string]any{"expires_in": time.Hour},
+		},
+		{
+			name:       "Token without an access token",
+			give:       ports.Token{},
+			wantString: `ports.Token{AccessToken: "", ExpiresIn: 0s}`,
+			wantGo:     `ports.Token{AccessToken:"", ExpiresIn:0}`,
+			wantLog:    map[string]any{"expires_in": time.Duration(0)},
+		},
+		{
+			name:       "CachedToken",
+			give:       cached,
+			wantString: `ports.CachedToken{AccessToken: "xxxxx", ExpiresAt: 2025-11-26T06:10:00Z, RefreshAt: 2025-11-26T06:05:00Z}`,
+			wantGo: `ports.CachedToken{AccessToken:"xxxxx", ExpiresAt:time.Date(2025, time.November, 26, 6, 10, 0, 0, time.UTC), ` +
+				`RefreshAt:time.Date(2025, time.November, 26, 6, 5, 0, 0, time.UTC)}`,
+			wantLog: map[string]any{"expires_at": expiresAt, "refresh_at": expiresAt.Add(-5 * time.Minute)},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := fmt.Sprint(tt.give); got != tt.wantString {
+				t.Errorf("%%v = %s\nwant %s", got, tt.wantString)
+			}
+			if got := fmt.Sprintf("%#v", tt.give); got != tt.wantGo {
+				t.Errorf("%%#v = %s\nwant %s", got, tt.wantGo)
+			}
+			core, logs := observer.New(zapcore.DebugLevel)
+			zap.New(core).Info("token", zap.Any("tok", tt.give))
+			if got := logs.All()[0].ContextMap()["tok"]; fmt.Sprint(got) != fmt.Sprint(tt.wantLog) {
+				t.Errorf("logged as %v, want %v", got, tt.wantLog)
+			}
+		})
+	}
+
+	t.Run("every form", func(t *testing.T) {
+		core, logs := observer.New(zapcore.DebugLevel)
+		zap.New(core).Info("tokens", zap.Any("tok", tok), zap.Any("cached", cached), zap.Any("ptr", &tok), zap.Object("obj", cached))
+		holder := struct {
+			Tok    ports.Token
+			Cached *ports.CachedToken
+			All    []ports.Token
+		}{tok, &cached, []ports.Token{tok}}
+		outputs := []string{
+			fmt.Sprintf("%v %+v %#v %s %q", tok, tok, tok, tok, tok),
+			fmt.Sprintf("%v %+v %#v %s %q", &tok, &tok, &tok, &tok, &tok),
+			fmt.Sprintf("%v %+v %#v %s %q", cached, cached, cached, cached, cached),
+			fmt.Sprintf("%v %+v %#v", holder, holder, holder),
+			fmt.Sprint(logs.All()[0].ContextMap()),
+		}
+		for _, out := range outputs {
+			if strings.Contains(out, secret) {
+				t.Errorf("output shows the access token: %s", out)
+			}
+		}
+	})
 }

@@ -56,8 +56,11 @@ type Endpoint struct {
 
 // DelivererConfig tunes a [Deliverer].
 type DelivererConfig struct {
-	// Client sends the requests. Nil means a client whose requests time out
-	// after DefaultTimeout.
+	// Client sends the requests, through a copy of it that follows no
+	// redirect, whatever its CheckRedirect says: a 3xx answer fails the
+	// delivery like any other that is not a 2xx, and the bearer token and
+	// the message go nowhere else. Nil means a client whose requests time
+	// out after DefaultTimeout.
 	Client *http.Client
 	// MaxRetryAfter is the longest a delivery waits in all for Genesys's
 	// Retry-After on 429 answers. A 429 whose wait would go past it, or
@@ -88,8 +91,9 @@ func (e *StatusError) Error() string {
 // had no 429 in this delivery ([Tokens.TokenExcept]: Genesys limits each
 // token on its own); when there is none (a pool of one, every token of the
 // pool limited, or none to be had) it is retried after its Retry-After,
-// within MaxRetryAfter. Anything else that is not a 2xx, and any transport error or
-// timeout, fails the delivery.
+// within MaxRetryAfter. Anything else that is not a 2xx (a 3xx included:
+// redirects are not followed) fails the delivery with a [*StatusError], and
+// any transport error or timeout fails it too.
 type Deliverer struct {
 	endpoints     map[string]Endpoint
 	tokens        Tokens
@@ -115,6 +119,7 @@ func NewDeliverer(endpoints map[string]Endpoint, tokens Tokens, cfg DelivererCon
 	if d.client == nil {
 		d.client = &http.Client{Timeout: DefaultTimeout}
 	}
+	d.client = noRedirects(d.client)
 	if d.sleep == nil {
 		d.sleep = sleep
 	}

@@ -332,6 +332,35 @@ func TestDeliverer_Failures(t *testing.T) {
 	})
 }
 
+// TestDeliverer_FollowsNoRedirect checks that a 3xx from the API host fails
+// the delivery with its status, and that neither the bearer token nor the
+// message reaches the redirect's target.
+func TestDeliverer_FollowsNoRedirect(t *testing.T) {
+	for _, tt := range redirectCases {
+		t.Run(tt.name, func(t *testing.T) {
+			target := newRedirectTarget(t)
+			api := newRedirector(t, tt.status, target.URL+"/api/v2/conversations/messages/"+integrationID+"/inbound/open/message", tt.tls)
+			var client *http.Client
+			if tt.tls {
+				client = api.Client()
+			}
+			d := genesys.NewDeliverer(map[string]genesys.Endpoint{
+				"acme": {APIURL: api.URL, IntegrationID: integrationID},
+			}, newTokens(t), genesys.DelivererConfig{Client: client})
+
+			err := d.Deliver(context.Background(), textMessage())
+			var se *genesys.StatusError
+			if !errors.As(err, &se) || se.StatusCode != tt.status {
+				t.Errorf("Deliver = %v, want a StatusError %d", err, tt.status)
+			}
+			target.checkNotFollowed(t)
+			if client != nil && client.CheckRedirect != nil {
+				t.Error("the client given had its CheckRedirect changed")
+			}
+		})
+	}
+}
+
 func TestDeliverer_RealRetryAfterWait(t *testing.T) {
 	api := newAPIServer(t, answer{status: 429, retryAfter: "1"})
 	d := genesys.NewDeliverer(map[string]genesys.Endpoint{"acme": {APIURL: api.URL, IntegrationID: "i"}},

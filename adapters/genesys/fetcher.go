@@ -53,8 +53,11 @@ type TokenFetcher struct {
 var _ ports.TokenFetcher = (*TokenFetcher)(nil)
 
 // NewTokenFetcher returns a TokenFetcher for the tenants in creds, keyed by
-// tenant id. Requests go through client; nil means http.DefaultClient. The
-// fetch is bounded by the caller's context.
+// tenant id. Requests go through a copy of client that follows no
+// redirect, whatever client's CheckRedirect says: a login host answering
+// 3xx fails the fetch, and the client credentials go nowhere else. Nil
+// means a zero http.Client (http.DefaultTransport, no timeout). The fetch
+// is bounded by the caller's context.
 func NewTokenFetcher(creds map[string]Credentials, client *http.Client) *TokenFetcher {
 	configs := make(map[string]*clientcredentials.Config, len(creds))
 	for id, c := range creds {
@@ -65,7 +68,19 @@ func NewTokenFetcher(creds map[string]Credentials, client *http.Client) *TokenFe
 			AuthStyle:    oauth2.AuthStyleInHeader,
 		}
 	}
-	return &TokenFetcher{configs: configs, client: client}
+	return &TokenFetcher{configs: configs, client: noRedirects(client)}
+}
+
+// noRedirects returns a copy of client, or of a zero http.Client when it is
+// nil, that follows no redirect: a 3xx answer is returned as it is, to be
+// taken for a failure. client itself is left as it is.
+func noRedirects(client *http.Client) *http.Client {
+	c := &http.Client{}
+	if client != nil {
+		*c = *client
+	}
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return c
 }
 
 // FetchToken fetches a fresh token for the tenant. Its ExpiresIn is the
@@ -76,10 +91,7 @@ func (f *TokenFetcher) FetchToken(ctx context.Context, tenantID string) (ports.T
 	if !ok {
 		return ports.Token{}, fmt.Errorf("fetch token for tenant %s: %w", tenantID, ErrUnknownTenant)
 	}
-	if f.client != nil {
-		ctx = context.WithValue(ctx, oauth2.HTTPClient, f.client)
-	}
-	tok, err := cfg.Token(ctx)
+	tok, err := cfg.Token(context.WithValue(ctx, oauth2.HTTPClient, f.client))
 	if err != nil {
 		return ports.Token{}, fmt.Errorf("fetch token for tenant %s: %w", tenantID, tokenError(err))
 	}

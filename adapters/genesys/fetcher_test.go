@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -164,6 +166,97 @@ func TestTokenFetcher_BoundedByContext(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("FetchToken took %v past a 100ms deadline", d)
+	}
+}
+
+// redirectTarget stands where a redirecting host sends its clients: it
+// counts the requests it gets, and those that carry an Authorization
+// header.
+type redirectTarget struct {
+	*httptest.Server
+	hits, authorized atomic.Int64
+}
+
+func newRedirectTarget(t *testing.T) *redirectTarget {
+	t.Helper()
+	rt := &redirectTarget{}
+	rt.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rt.hits.Add(1)
+		if r.Header.Get("Authorization") != "" {
+			rt.authorized.Add(1)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"access_token":"from-the-redirect","token_type":"bearer","expires_in":3600}`)
+	}))
+	t.Cleanup(rt.Close)
+	return rt
+}
+
+// checkNotFollowed fails t when the target got any request.
+func (rt *redirectTarget) checkNotFollowed(t *testing.T) {
+	t.Helper()
+	if n := rt.hits.Load(); n != 0 {
+		t.Errorf("the redirect was followed: its target got %d requests, %d with an Authorization header", n, rt.authorized.Load())
+	}
+}
+
+// newRedirector starts a host, over TLS when tls is set, that answers
+// every request with status and a Location of location.
+func newRedirector(t *testing.T, status int, location string, tls bool) *httptest.Server {
+	t.Helper()
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		http.Redirect(w, r, location, status)
+	})
+	srv := httptest.NewUnstartedServer(h)
+	if tls {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// redirectCases are the redirects the clients must not follow. With tls,
+// the redirecting host is https and its target http, and the client given
+// is the redirecting host's own (trusting its certificate, following
+// redirects); otherwise the adapter's default client is used.
+var redirectCases = []struct {
+	name   string
+	status int
+	tls    bool
+}{
+	{name: "302, default client", status: http.StatusFound},
+	{name: "307, default client", status: http.StatusTemporaryRedirect},
+	{name: "302 from https to http, given client", status: http.StatusFound, tls: true},
+	{name: "308 from https to http, given client", status: http.StatusPermanentRedirect, tls: true},
+}
+
+func TestTokenFetcher_FollowsNoRedirect(t *testing.T) {
+	for _, tt := range redirectCases {
+		t.Run(tt.name, func(t *testing.T) {
+			target := newRedirectTarget(t)
+			login := newRedirector(t, tt.status, target.URL+"/oauth/token", tt.tls)
+			var client *http.Client
+			if tt.tls {
+				client = login.Client()
+			}
+			f := genesys.NewTokenFetcher(map[string]genesys.Credentials{
+				"t": {LoginURL: login.URL, ClientID: "id", ClientSecret: "secret"},
+			}, client)
+
+			switch tok, err := f.FetchToken(context.Background(), "t"); {
+			case err == nil:
+				t.Errorf("FetchToken = %v, want an error for the %d", tok, tt.status)
+			case !strings.Contains(err.Error(), strconv.Itoa(tt.status)):
+				t.Errorf("error %q does not say %d", err, tt.status)
+			}
+			target.checkNotFollowed(t)
+			if client != nil && client.CheckRedirect != nil {
+				t.Error("the client given had its CheckRedirect changed")
+			}
+		})
 	}
 }
 

@@ -9,6 +9,13 @@ import (
 )
 
 // DedupeStore is a [ports.DedupeStore] in process memory.
+//
+// A full DedupeStore (see [WithMaxEntries]) drops the record written least
+// recently, a claim or a commit, to make room. That can only cause a
+// duplicate, never lose a message: the message forgotten is claimable
+// again, so a redelivery of it is processed a second time, while a message
+// the store still answers held or committed for is one that was claimed or
+// processed.
 type DedupeStore struct {
 	marks *expiring[messageKey, mark]
 }

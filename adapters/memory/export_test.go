@@ -1,5 +1,7 @@
 package memory
 
+import "fmt"
+
 // Len reports how many tokens the store holds, expired ones not yet
 // reclaimed included.
 func (s *TokenStore) Len() int { return s.tokens.len() }
@@ -12,9 +14,29 @@ func (s *DedupeStore) Len() int { return s.marks.len() }
 // reclaimed included.
 func (l *TokenLock) Len() int { return l.holders.len() }
 
-// len counts the entries held, expired or not.
+// MaxEntries reports the bound of the store.
+func (s *TokenStore) MaxEntries() int { return s.tokens.max }
+
+// MaxEntries reports the bound of the store.
+func (s *DedupeStore) MaxEntries() int { return s.marks.max }
+
+// MaxEntries reports the bound of the store.
+func (l *TokenLock) MaxEntries() int { return l.holders.max }
+
+// len counts the entries held, expired or not, and checks that the write
+// order links each of them once, as the map holds them.
 func (m *expiring[K, V]) len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.cur) + len(m.old)
+	linked := 0
+	for it := m.order.next; it != &m.order; it = it.next {
+		if m.items[it.key] != it || it.next.prev != it {
+			panic("memory: write order out of step with the map")
+		}
+		linked++
+	}
+	if linked != len(m.items) {
+		panic(fmt.Sprintf("memory: write order links %d items, the map holds %d", linked, len(m.items)))
+	}
+	return len(m.items)
 }

@@ -13,8 +13,9 @@ import (
 //
 // As on Redis, an owner locking a lock it holds (a retried call) has it,
 // and its TTL is left as it was; an unlock by any other owner changes
-// nothing. With [WithMaxEntries], a held lock may be dropped before its TTL
-// to make room, which lets a second owner fetch too; nothing worse.
+// nothing. A full TokenLock (see [WithMaxEntries]) drops the lock taken
+// least recently, held or not, to make room, which lets a second owner
+// fetch too; nothing worse.
 type TokenLock struct {
 	holders *expiring[string, string] // tenant → owner
 }

@@ -2,6 +2,7 @@ package memory_test
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +25,22 @@ func TestDedupeStoreContract(t *testing.T) {
 
 func TestTokenLockContract(t *testing.T) {
 	contract.TokenLock(t, func(*testing.T) ports.TokenLock { return memory.NewTokenLock() })
+}
+
+// TestContractsWithABound runs the contract suites on stores bounded far
+// above what one case writes, but low enough that the sweep goes round
+// them many times.
+func TestContractsWithABound(t *testing.T) {
+	const bound = 1000
+	t.Run("tokens", func(t *testing.T) {
+		contract.TokenStore(t, func(*testing.T) ports.TokenStore { return memory.NewTokenStore(memory.WithMaxEntries(bound)) })
+	})
+	t.Run("dedupe", func(t *testing.T) {
+		contract.DedupeStore(t, func(*testing.T) ports.DedupeStore { return memory.NewDedupeStore(memory.WithMaxEntries(bound)) })
+	})
+	t.Run("lock", func(t *testing.T) {
+		contract.TokenLock(t, func(*testing.T) ports.TokenLock { return memory.NewTokenLock(memory.WithMaxEntries(bound)) })
+	})
 }
 
 func TestTokenStoreExpiresExactlyAtTTL(t *testing.T) {
@@ -99,9 +116,12 @@ func TestDedupeStoreExpiresExactlyAtTTL(t *testing.T) {
 	}
 }
 
-// reclaimAfter is further than the stores' sweep interval: a write this
-// long after the last sweep reclaims expired entries.
+// reclaimAfter is longer than any short TTL the reclaim tests give.
 const reclaimAfter = time.Hour
+
+// sweepWrites is how many writes reclaim every expired entry of a store
+// holding n entries: twice n, as the package promises.
+func sweepWrites(n int) int { return 2 * n }
 
 func TestTokenStoreReclaimsExpiredEntries(t *testing.T) {
 	clk := fakeclock.New()
@@ -123,9 +143,11 @@ func TestTokenStoreReclaimsExpiredEntries(t *testing.T) {
 	}
 
 	clk.Advance(reclaimAfter)
-	put("trigger", time.Second)
+	for range sweepWrites(s.Len() + 1) {
+		put("trigger", time.Second)
+	}
 	if got, want := s.Len(), 10+1; got != want {
-		t.Errorf("Len after the sweep = %d, want %d (the live tokens and the new one)", got, want)
+		t.Errorf("Len after the sweep = %d, want %d (the live tokens and the one rewritten)", got, want)
 	}
 	for i := range 10 {
 		if _, found, _ := s.GetToken(t.Context(), fmt.Sprintf("long-%d", i)); !found {
@@ -165,9 +187,11 @@ func TestDedupeStoreReclaimsExpiredEntries(t *testing.T) {
 	}
 
 	clk.Advance(reclaimAfter)
-	claim("trigger", time.Minute)
+	for range sweepWrites(s.Len() + 1) {
+		claim("trigger", time.Minute) // claimed again by its owner: rewritten
+	}
 	if got, want := s.Len(), 10+1; got != want {
-		t.Errorf("Len after the sweep = %d, want %d (the live commits and the new claim)", got, want)
+		t.Errorf("Len after the sweep = %d, want %d (the live commits and the claim rewritten)", got, want)
 	}
 	for i := range 10 {
 		if st, _ := s.Claim(t.Context(), "tenant", fmt.Sprintf("live-commit-%d", i), "other", time.Minute); st != ports.ClaimCommitted {
@@ -374,6 +398,239 @@ func TestWithMaxEntriesDropsTheOldestEntries(t *testing.T) {
 	}
 	if _, found, _ := s.GetToken(t.Context(), "tenant-0"); found {
 		t.Error("the token closest to expiry was kept")
+	}
+}
+
+func TestWithMaxEntriesDefault(t *testing.T) {
+	tests := []struct {
+		name string
+		give []memory.Option
+		want int
+	}{
+		{name: "no option", want: memory.DefaultMaxEntries},
+		{name: "zero", give: []memory.Option{memory.WithMaxEntries(0)}, want: memory.DefaultMaxEntries},
+		{name: "negative", give: []memory.Option{memory.WithMaxEntries(-1)}, want: memory.DefaultMaxEntries},
+		{name: "one", give: []memory.Option{memory.WithMaxEntries(1)}, want: 1},
+		{name: "above the default", give: []memory.Option{memory.WithMaxEntries(2 * memory.DefaultMaxEntries)}, want: 2 * memory.DefaultMaxEntries},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := []int{
+				memory.NewTokenStore(tt.give...).MaxEntries(),
+				memory.NewDedupeStore(tt.give...).MaxEntries(),
+				memory.NewTokenLock(tt.give...).MaxEntries(),
+			}
+			for _, n := range got {
+				if n != tt.want {
+					t.Errorf("MaxEntries of the token store, dedupe store, lock = %v, want %d each", got, tt.want)
+					break
+				}
+			}
+		})
+	}
+}
+
+// boundedStore is one store kind under a test of its bound: write puts
+// key i for a long TTL, holds reports whether key i is there without
+// writing it when it is, and length is the store's Len.
+type boundedStore struct {
+	write  func(t *testing.T, i int)
+	holds  func(t *testing.T, i int) bool
+	length func() int
+}
+
+// boundedStores makes each store kind with opts.
+var boundedStores = []struct {
+	name     string
+	newStore func(opts ...memory.Option) boundedStore
+}{
+	{
+		name: "tokens",
+		newStore: func(opts ...memory.Option) boundedStore {
+			s := memory.NewTokenStore(opts...)
+			return boundedStore{
+				write: func(t *testing.T, i int) {
+					if err := s.PutToken(t.Context(), strconv.Itoa(i), ports.CachedToken{AccessToken: "tok"}, time.Hour); err != nil {
+						t.Fatal(err)
+					}
+				},
+				holds: func(t *testing.T, i int) bool {
+					_, found, err := s.GetToken(t.Context(), strconv.Itoa(i))
+					if err != nil {
+						t.Fatal(err)
+					}
+					return found
+				},
+				length: s.Len,
+			}
+		},
+	},
+	{
+		name: "dedupe",
+		newStore: func(opts ...memory.Option) boundedStore {
+			s := memory.NewDedupeStore(opts...)
+			return boundedStore{
+				write: func(t *testing.T, i int) {
+					if st, err := s.Claim(t.Context(), "tenant", strconv.Itoa(i), "owner", time.Hour); err != nil || st != ports.ClaimAcquired {
+						t.Fatalf("Claim(%d) = %v, %v; want ClaimAcquired", i, st, err)
+					}
+				},
+				holds: func(t *testing.T, i int) bool {
+					// Held: nothing written. Acquired: the message was
+					// forgotten, and is claimed now.
+					st, err := s.Claim(t.Context(), "tenant", strconv.Itoa(i), "other", time.Hour)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return st == ports.ClaimHeld
+				},
+				length: s.Len,
+			}
+		},
+	},
+	{
+		name: "lock",
+		newStore: func(opts ...memory.Option) boundedStore {
+			l := memory.NewTokenLock(opts...)
+			return boundedStore{
+				write: func(t *testing.T, i int) {
+					if acquired, err := l.LockToken(t.Context(), strconv.Itoa(i), "owner", time.Hour); err != nil || !acquired {
+						t.Fatalf("LockToken(%d) = %v, %v; want acquired", i, acquired, err)
+					}
+				},
+				holds: func(t *testing.T, i int) bool {
+					acquired, err := l.LockToken(t.Context(), strconv.Itoa(i), "other", time.Hour)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return !acquired
+				},
+				length: l.Len,
+			}
+		},
+	},
+}
+
+// TestWithMaxEntriesBoundsEveryStore writes more live entries than the
+// bound: the store never holds more, and keeps the latest.
+func TestWithMaxEntriesBoundsEveryStore(t *testing.T) {
+	const bound, writes = 10, 100
+	for _, tt := range boundedStores {
+		t.Run(tt.name, func(t *testing.T) {
+			s := tt.newStore(memory.WithMaxEntries(bound))
+			for i := range writes {
+				s.write(t, i)
+				if n := s.length(); n > bound {
+					t.Fatalf("Len after %d writes = %d, want at most %d", i+1, n, bound)
+				}
+			}
+			if n := s.length(); n != bound {
+				t.Errorf("Len after %d writes = %d, want %d", writes, n, bound)
+			}
+			for i := writes - bound; i < writes; i++ {
+				if !s.holds(t, i) {
+					t.Errorf("entry %d, among the last %d written, was dropped", i, bound)
+				}
+			}
+			// Last: for the dedupe store and the lock, finding an entry
+			// gone writes it.
+			if s.holds(t, writes-bound-1) {
+				t.Errorf("entry %d, written before the last %d, was kept", writes-bound-1, bound)
+			}
+		})
+	}
+}
+
+// TestWithMaxEntriesDropsTheLeastRecentlyWritten checks that a rewritten
+// entry counts as new: with a bound of 3, after a, b, c, then a again, d
+// drops b.
+func TestWithMaxEntriesDropsTheLeastRecentlyWritten(t *testing.T) {
+	t.Run("tokens", func(t *testing.T) {
+		s := memory.NewTokenStore(memory.WithMaxEntries(3))
+		for _, tenant := range []string{"a", "b", "c", "a", "d"} {
+			if err := s.PutToken(t.Context(), tenant, ports.CachedToken{AccessToken: "tok-" + tenant}, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for tenant, want := range map[string]bool{"a": true, "b": false, "c": true, "d": true} {
+			if _, found, _ := s.GetToken(t.Context(), tenant); found != want {
+				t.Errorf("GetToken(%s) found = %v, want %v", tenant, found, want)
+			}
+		}
+	})
+	t.Run("dedupe", func(t *testing.T) {
+		s := memory.NewDedupeStore(memory.WithMaxEntries(3))
+		for _, msg := range []string{"a", "b", "c"} {
+			if st, err := s.Claim(t.Context(), "tenant", msg, "owner", time.Hour); err != nil || st != ports.ClaimAcquired {
+				t.Fatalf("Claim(%s) = %v, %v; want ClaimAcquired", msg, st, err)
+			}
+		}
+		if owned, err := s.Commit(t.Context(), "tenant", "a", "owner", time.Hour); err != nil || !owned {
+			t.Fatalf("Commit(a) = %v, %v; want owned", owned, err)
+		}
+		if st, err := s.Claim(t.Context(), "tenant", "d", "owner", time.Hour); err != nil || st != ports.ClaimAcquired {
+			t.Fatalf("Claim(d) = %v, %v; want ClaimAcquired", st, err)
+		}
+		// Asked in this order, no answer drops another of them.
+		for _, tc := range []struct {
+			msg  string
+			want ports.ClaimState
+		}{{"a", ports.ClaimCommitted}, {"c", ports.ClaimHeld}, {"d", ports.ClaimHeld}, {"b", ports.ClaimAcquired}} {
+			if st, err := s.Claim(t.Context(), "tenant", tc.msg, "other", time.Hour); err != nil || st != tc.want {
+				t.Errorf("Claim(%s) by another owner = %v, %v; want %v", tc.msg, st, err, tc.want)
+			}
+		}
+	})
+}
+
+// TestDedupeStoreDropsOnlyToDuplicate checks what a full dedupe store does
+// to the messages it drops: each is claimable again (a redelivery is a
+// duplicate), and its owner can still settle it as a store that never
+// heard of it lets it.
+func TestDedupeStoreDropsOnlyToDuplicate(t *testing.T) {
+	s := memory.NewDedupeStore(memory.WithMaxEntries(2))
+	mustClaim := func(msg, owner string, want ports.ClaimState) {
+		t.Helper()
+		if st, err := s.Claim(t.Context(), "tenant", msg, owner, time.Hour); err != nil || st != want {
+			t.Fatalf("Claim(%s) by %s = %v, %v; want %v", msg, owner, st, err, want)
+		}
+	}
+	mustClaim("processed", "a", ports.ClaimAcquired)
+	if owned, err := s.Commit(t.Context(), "tenant", "processed", "a", time.Hour); err != nil || !owned {
+		t.Fatalf("Commit(processed) = %v, %v; want owned", owned, err)
+	}
+	mustClaim("in-flight", "a", ports.ClaimAcquired)
+	mustClaim("x", "b", ports.ClaimAcquired) // drops processed
+	mustClaim("y", "b", ports.ClaimAcquired) // drops in-flight
+
+	// The processed message, redelivered, is processed again: a duplicate.
+	mustClaim("processed", "c", ports.ClaimAcquired)
+	// The message in flight is settled by its owner as if never recorded:
+	// its commit marks it processed.
+	if owned, err := s.Commit(t.Context(), "tenant", "in-flight", "a", time.Hour); err != nil || !owned {
+		t.Errorf("Commit(in-flight) by its owner after the drop = %v, %v; want owned", owned, err)
+	}
+	mustClaim("in-flight", "c", ports.ClaimCommitted)
+}
+
+// TestDedupeStoreStaysBoundedOverAMillionMessages claims a million distinct
+// messages with a bound of a thousand: the store never holds more than the
+// bound.
+func TestDedupeStoreStaysBoundedOverAMillionMessages(t *testing.T) {
+	const bound, messages = 1000, 1_000_000
+	s := memory.NewDedupeStore(memory.WithMaxEntries(bound))
+	for i := range messages {
+		if _, err := s.Claim(t.Context(), "tenant", strconv.Itoa(i), "owner", time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if i%(bound/2) == 0 {
+			if n := s.Len(); n > bound {
+				t.Fatalf("Len after %d claims = %d, want at most %d", i+1, n, bound)
+			}
+		}
+	}
+	if n := s.Len(); n != bound {
+		t.Errorf("Len after %d claims = %d, want %d", messages, n, bound)
 	}
 }
 

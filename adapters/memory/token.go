@@ -8,7 +8,9 @@ import (
 	"github.com/wa2genesys/connectorcache/ports"
 )
 
-// TokenStore is a [ports.TokenStore] in process memory.
+// TokenStore is a [ports.TokenStore] in process memory. A full TokenStore
+// (see [WithMaxEntries]) drops the token written least recently to make
+// room: a miss, and the token is fetched again.
 type TokenStore struct {
 	tokens *expiring[string, ports.CachedToken]
 }

@@ -95,6 +95,8 @@ func TestRequirePass(t *testing.T) {
 		{name: "password in the URL only", give: redigo.Options{URL: "redis://:" + password + "@" + srv.Addr()}},
 		{name: "password option replaces the URL's", give: redigo.Options{URL: "redis://:" + wrong + "@" + srv.Addr(), Password: password}},
 		{name: "password option with the default user named", give: redigo.Options{URL: "redis://default@" + srv.Addr(), Password: password}},
+		{name: "lone name in the URL is the password", give: redigo.Options{URL: "redis://" + password + "@" + srv.Addr()}},
+		{name: "lone wrong name in the URL", give: redigo.Options{URL: "redis://" + wrong + "@" + srv.Addr()}, wantErr: true},
 		{name: "wrong password option", give: redigo.Options{URL: srv.URL(), Password: wrong}, wantErr: true},
 		{name: "wrong password in the URL", give: redigo.Options{URL: "redis://:" + wrong + "@" + srv.Addr()}, wantErr: true},
 		{name: "no password", give: redigo.Options{URL: srv.URL()}, wantErr: true},

@@ -33,7 +33,10 @@ import (
 // Options configures a [Client]. Zero values are documented per field.
 type Options struct {
 	// URL is the server address: redis://[user[:password]@]host[:port][/db],
-	// or rediss:// for TLS. Empty means redis://localhost:6379.
+	// or rediss:// for TLS. Empty means redis://localhost:6379. A lone
+	// name in the user info (redis://secret@host) is a password, as
+	// redis-cli and redigo's DialURL take it, unless Password is set: it is
+	// then the user that Password is for.
 	URL string
 	// Password, when not empty, replaces the URL's password.
 	Password string
@@ -256,10 +259,15 @@ func dialOptions(o Options) (u *url.URL, opts []redis.DialOption, err error) {
 		return nil, nil, fmt.Errorf("redis url: scheme %q, want redis or rediss", u.Scheme)
 	}
 	if u.User != nil {
-		if name := u.User.Username(); name != "" {
+		name := u.User.Username()
+		pass, hasPass := u.User.Password()
+		if !hasPass && o.Password == "" {
+			name, pass = "", name // a lone name is a password
+		}
+		if name != "" {
 			opts = append(opts, redis.DialUsername(name))
 		}
-		if pass, ok := u.User.Password(); ok {
+		if pass != "" {
 			opts = append(opts, redis.DialPassword(pass))
 		}
 		u.User = nil

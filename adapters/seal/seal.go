@@ -128,6 +128,23 @@ func ParseKeys(specs []string) (*Keyring, error) {
 // are not secret: log them to tell which keys a process holds.
 func (k *Keyring) IDs() []string { return append([]string(nil), k.ids...) }
 
+// String formats k as its key ids, the sealing key's first, such as
+// seal.Keyring{IDs: ["k2" "k1"]}: never any part of a key.
+func (k *Keyring) String() string {
+	if k == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("seal.Keyring{IDs: %q}", k.ids)
+}
+
+// GoString formats k for %#v as its key ids, as [Keyring.String] does.
+func (k *Keyring) GoString() string {
+	if k == nil {
+		return "(*seal.Keyring)(nil)"
+	}
+	return fmt.Sprintf("&seal.Keyring{IDs:%#v}", k.ids)
+}
+
 // validID reports whether id is 1 to maxIDLen of A-Z, a-z, 0-9, '_' and
 // '-'. No valid id holds '.', which ends it in a sealed value.
 func validID(id string) bool {

@@ -650,6 +650,42 @@ func TestKeyringIDs(t *testing.T) {
 	}
 }
 
+// TestKeyringPrintsOnlyIDs checks every way a keyring is printed or
+// logged: the key ids show, no form of a key does.
+func TestKeyringPrintsOnlyIDs(t *testing.T) {
+	k1, k2 := newKey(t, "new"), newKey(t, "old")
+	ring := keyring(t, k1, k2)
+
+	if got, want := ring.String(), `seal.Keyring{IDs: ["new" "old"]}`; got != want {
+		t.Errorf("String() = %s, want %s", got, want)
+	}
+	if got, want := ring.GoString(), `&seal.Keyring{IDs:[]string{"new", "old"}}`; got != want {
+		t.Errorf("GoString() = %s, want %s", got, want)
+	}
+	var none *seal.Keyring
+	if got := fmt.Sprintf("%v %#v", none, none); got != "<nil> (*seal.Keyring)(nil)" {
+		t.Errorf("a nil keyring prints as %s", got)
+	}
+
+	log, logs := observed()
+	log.Info("keys", zap.Any("keyring", ring), zap.Stringer("stringer", ring))
+	outputs := []string{
+		fmt.Sprintf("%v %+v %#v %s %q", ring, ring, ring, ring, ring),
+		fmt.Sprintf("%v %+v %#v", struct{ K *seal.Keyring }{ring}, struct{ K *seal.Keyring }{ring}, struct{ K *seal.Keyring }{ring}),
+		fmt.Sprint(logs.All()[0].ContextMap()),
+	}
+	for _, out := range outputs {
+		if !strings.Contains(out, "new") || !strings.Contains(out, "old") {
+			t.Errorf("output %q does not show the key ids", out)
+		}
+		for _, secret := range slices.Concat(k1.secrets(), k2.secrets()) {
+			if strings.Contains(out, secret) {
+				t.Errorf("output %q shows a key", out)
+			}
+		}
+	}
+}
+
 func TestNewTokenStoreNeedsKeyName(t *testing.T) {
 	defer func() {
 		if recover() == nil {

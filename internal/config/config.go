@@ -364,9 +364,11 @@ func (r *Reader) HostPort(key string) string {
 	return s
 }
 
-// RedisURL returns key's value, a redis:// or rediss:// URL with a host
-// and at most a database number for path. The URL may hold a password: it
-// is never echoed.
+// RedisURL returns key's value, a redis:// or rediss:// URL with a host,
+// at most a database number for path, and no query string or fragment:
+// Redis clients read options from a query differently, or not at all, and
+// a password there would be neither used nor masked in logs. The URL may
+// hold a password: it is never echoed, nor is its query.
 func (r *Reader) RedisURL(key string) string {
 	s := strings.TrimSpace(r.String(key))
 	u, err := url.Parse(s)
@@ -377,6 +379,10 @@ func (r *Reader) RedisURL(key string) string {
 		r.Fail(key, "scheme %q, want redis:// or rediss://", u.Scheme)
 	case u.Opaque != "" || u.Host == "":
 		r.Fail(key, "no host; want redis://host:port")
+	case strings.ContainsAny(s, "?#"):
+		// Past the checks above, a ? or # can only start a query or a
+		// fragment: the user info and the host hold neither unescaped.
+		r.Fail(key, "holds a query string or a fragment (after ? or #), which is not read; a password holding ? or # must escape them as %%3F and %%23")
 	case u.Path != "" && u.Path != "/" && !isDBPath(u.Path):
 		r.Fail(key, "path %q is not a database number", u.Path)
 	default:
@@ -400,6 +406,14 @@ func RedisDB(redisURL string) int {
 	}
 	n, _ := strconv.Atoi(strings.TrimPrefix(u.Path, "/"))
 	return n
+}
+
+// RedisTLS reports whether redisURL, a URL [Reader.RedisURL] accepted,
+// asks for TLS: whether its scheme is rediss. It is false when redisURL is
+// not such a URL.
+func RedisTLS(redisURL string) bool {
+	u, err := url.Parse(redisURL)
+	return err == nil && u.Scheme == "rediss"
 }
 
 // BaseURL returns key's value, an optional http(s) base URL without user

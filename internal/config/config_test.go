@@ -207,6 +207,11 @@ func TestReader_URLsAreNeverEchoed(t *testing.T) {
 		{name: "redis, http scheme", read: (*config.Reader).RedisURL, give: "http://u:" + secret + "@cache", err: `scheme "http"`},
 		{name: "redis, no host", read: (*config.Reader).RedisURL, give: "redis:" + secret, err: "no host"},
 		{name: "redis, path not a db", read: (*config.Reader).RedisURL, give: "redis://cache/x", err: "not a database number"},
+		{name: "redis, password in the query", read: (*config.Reader).RedisURL, give: "redis://cache:6379/0?password=" + secret, err: "query string"},
+		{name: "redis, other query", read: (*config.Reader).RedisURL, give: "rediss://cache:6380?db=2&x=" + secret, err: "query string"},
+		{name: "redis, empty query", read: (*config.Reader).RedisURL, give: "redis://cache:6379?", err: "query string"},
+		{name: "redis, password cut at a #", read: (*config.Reader).RedisURL, give: "redis://cache:6379#" + secret, err: "fragment"},
+		{name: "redis, ? escaped in the password", read: (*config.Reader).RedisURL, give: "redis://:" + secret + "%3F@cache", want: "redis://:" + secret + "%3F@cache"},
 		{name: "base URL, trailing slash", read: (*config.Reader).BaseURL, give: "https://api.example/", want: "https://api.example"},
 		{name: "base URL, unset", read: (*config.Reader).BaseURL, give: "", want: ""},
 		{name: "base URL with user info", read: (*config.Reader).BaseURL, give: "https://u:" + secret + "@api.example", err: "not an http(s) base URL"},
@@ -243,6 +248,24 @@ func TestRedisDB(t *testing.T) {
 	for _, tt := range tests {
 		if got := config.RedisDB(tt.give); got != tt.want {
 			t.Errorf("RedisDB(%q) = %d, want %d", tt.give, got, tt.want)
+		}
+	}
+}
+
+func TestRedisTLS(t *testing.T) {
+	tests := []struct {
+		give string
+		want bool
+	}{
+		{give: "rediss://cache:6380", want: true},
+		{give: "REDISS://u:p@cache:6380/2", want: true},
+		{give: "redis://cache:6379", want: false},
+		{give: "redis://cache:port", want: false},
+		{give: "", want: false},
+	}
+	for _, tt := range tests {
+		if got := config.RedisTLS(tt.give); got != tt.want {
+			t.Errorf("RedisTLS(%q) = %v, want %v", tt.give, got, tt.want)
 		}
 	}
 }
