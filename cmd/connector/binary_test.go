@@ -27,27 +27,40 @@ import (
 // read from r, and returns its address. Every line is also copied to logs.
 func listenAddr(t *testing.T, r io.Reader, logs *syncBuffer) string {
 	t.Helper()
-	found := make(chan string, 1)
+	addr, _ := listenAddrs(t, r, logs)
+	return addr
+}
+
+// listenAddrs is listenAddr that also returns the admin listener's
+// address, "" when there is none.
+func listenAddrs(t *testing.T, r io.Reader, logs *syncBuffer) (addr, adminAddr string) {
+	t.Helper()
+	type listening struct {
+		Msg       string
+		Addr      string
+		AdminAddr string `json:"admin_addr"`
+	}
+	found := make(chan listening, 1)
 	go func() {
 		sc := bufio.NewScanner(r)
 		for sc.Scan() {
 			fmt.Fprintln(logs, sc.Text())
-			var line struct{ Msg, Addr string }
+			var line listening
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "connector listening" {
 				select {
-				case found <- line.Addr:
+				case found <- line:
 				default:
 				}
 			}
 		}
 	}()
 	select {
-	case addr := <-found:
-		return addr
+	case line := <-found:
+		return line.Addr, line.AdminAddr
 	case <-time.After(30 * time.Second):
 		t.Fatalf("the connector did not log that it listens; its logs:\n%s", logs)
 	}
-	return ""
+	return "", ""
 }
 
 // TestBinary_DevConfigSampleAndSIGTERM runs the connector as `make run`
@@ -137,9 +150,10 @@ delivery: genesys
 whatsapp: {app_secret: %s}
 tenants:
   - id: acme
-    verify_token: vt
+    verify_token: %s
+    whatsapp: {waba_ids: [%q]}
     genesys: {client_id: %s, client_secret: %s, integration_id: %s}
-`, e2eAppSecret, e2eClientID, e2eClientSecret, e2eIntegration))
+`, e2eAppSecret, e2eVerifyToken, e2eWABAID, e2eClientID, e2eClientSecret, e2eIntegration))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -227,8 +241,9 @@ delivery: log
 whatsapp: {app_secret: %s}
 tenants:
   - id: %s
-    verify_token: vt
-`, e2eAppSecret, tenant))
+    verify_token: %s
+    whatsapp: {waba_ids: [%q]}
+`, e2eAppSecret, tenant, e2eVerifyToken, e2eWABAID))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"strings"
 	"time"
 
@@ -22,27 +24,56 @@ const (
 )
 
 // Config is the connector's configuration: the module's, plus the host's
-// own keys. [loadConfig] fills every field and validates it.
+// own keys. [loadConfig] fills every field and validates it. Its String,
+// GoString and MarshalLogObject methods mask every secret (see redact.go).
 type Config struct {
 	Module app.Config
-	HTTP   HTTPConfig
+	// Dev is development mode: app secrets and verify tokens may then be
+	// short or dev.yaml's own values, and the connector warns at start.
+	// False (the zero value) enforces the rules of [checkSecret].
+	Dev     bool
+	HTTP    HTTPConfig
+	Webhook WebhookConfig
 	// Delivery is where messages go: deliveryGenesys (Open Messaging) or
 	// deliveryLog (JSON lines on standard output).
 	Delivery string
-	// AppSecret is the Meta app secret webhook bodies are signed with. It
-	// is a secret: never log it.
+	// AppSecret is the Meta app secret webhook bodies are signed with, for
+	// every tenant without one of its own
+	// ([TenantWhatsApp.AppSecret]). Empty when every tenant has its own.
+	// It is a secret: never log it.
 	AppSecret string
 	Genesys   GenesysConfig
 	Tenants   []TenantConfig
 }
 
-// HTTPConfig configures the HTTP server.
+// HTTPConfig configures the HTTP servers.
 type HTTPConfig struct {
-	// Addr is the address to listen on, such as ":8080".
+	// Addr is the address the webhook listens on, such as ":8080".
 	Addr string
+	// AdminAddr, when set, is the host:port of a second listener that
+	// serves /healthz, /readyz and /metrics instead of Addr, which then
+	// serves only /webhook/. Empty serves everything on Addr.
+	AdminAddr string
 	// ShutdownTimeout bounds how long in-flight requests may finish once a
 	// shutdown begins.
 	ShutdownTimeout time.Duration
+	// MaxInflightBodies caps the webhook request bodies being read at
+	// once, from 1 to maxInflightBodies.
+	MaxInflightBodies int
+	// BodyTimeout bounds reading one webhook request body; positive. The
+	// server's read timeout is raised to fit it: see [serverReadTimeout].
+	BodyTimeout time.Duration
+	// RequestTimeout bounds processing one webhook POST once its body is
+	// read: the messages not started by then are left for Meta's
+	// redelivery; positive.
+	RequestTimeout time.Duration
+}
+
+// WebhookConfig bounds what one webhook request may carry.
+type WebhookConfig struct {
+	// MaxMessages is the most messages one request may hold, from 1 to
+	// maxMessages.
+	MaxMessages int
 }
 
 // GenesysConfig holds the Genesys settings shared by every tenant.
@@ -53,8 +84,13 @@ type GenesysConfig struct {
 	// on 429 answers; zero means a 429 fails at once.
 	MaxRetryAfter time.Duration
 	// LoginURL and APIURL, when set, replace the region's hosts for every
-	// tenant that sets none of its own (tests, proxies).
+	// tenant that sets none of its own (tests, proxies). Like every Genesys
+	// URL they are https://, or http:// to a loopback host, unless
+	// AllowInsecureHTTP.
 	LoginURL, APIURL string
+	// AllowInsecureHTTP lets Genesys URLs be http:// to any host. False
+	// (the zero value) allows http:// only to loopback hosts.
+	AllowInsecureHTTP bool
 }
 
 // TenantConfig is one tenant: a WhatsApp webhook at /webhook/{ID} whose
@@ -64,7 +100,22 @@ type TenantConfig struct {
 	// VerifyToken is what Meta's subscription handshake must present. A
 	// secret.
 	VerifyToken string
+	WhatsApp    TenantWhatsApp
 	Genesys     TenantGenesys
+}
+
+// TenantWhatsApp is what binds webhooks to a tenant.
+type TenantWhatsApp struct {
+	// WABAIDs are the WhatsApp Business Account ids whose webhooks the
+	// tenant takes (entry[].id); at least one.
+	WABAIDs []string
+	// PhoneNumberIDs, when not empty, are the only business phone number
+	// ids whose webhooks the tenant takes (metadata.phone_number_id). Empty
+	// takes every phone number of its accounts.
+	PhoneNumberIDs []string
+	// AppSecret is the Meta app secret the tenant's webhooks are signed
+	// with. Empty means [Config.AppSecret]. A secret.
+	AppSecret string
 }
 
 // TenantGenesys is a tenant's Genesys organization and integration.
@@ -87,15 +138,31 @@ type TenantGenesys struct {
 
 // hostKeys are the host's keys with their defaults.
 var hostKeys = []config.Key{
+	{Name: "dev", Default: false},
 	{Name: "http.addr", Default: ":8080"},
+	{Name: "http.admin_addr", Default: ""},
 	{Name: "http.shutdown_timeout", Default: "15s"},
+	{Name: "http.max_inflight_bodies", Default: 64},
+	{Name: "http.body_timeout", Default: "10s"},
+	{Name: "http.request_timeout", Default: "20s"},
+	{Name: "webhook.max_messages", Default: 1000},
 	{Name: "delivery", Default: deliveryGenesys},
 	{Name: "whatsapp.app_secret", Default: ""},
 	{Name: "genesys.timeout", Default: "10s"},
 	{Name: "genesys.max_retry_after", Default: "5s"},
 	{Name: "genesys.login_url", Default: ""},
 	{Name: "genesys.api_url", Default: ""},
+	{Name: "genesys.allow_insecure_http", Default: false},
 }
+
+// Upper bounds of the host's integer keys.
+const (
+	maxInflightBodies = 1 << 16
+	maxMessages       = 100000
+	// maxMetaIDLen is the longest WhatsApp Business Account or phone
+	// number id accepted, in digits.
+	maxMetaIDLen = 64
+)
 
 // tenantKeys are the keys of one entry of the tenants list. Each but the id
 // can be set from the environment as TENANT_<ID>_<KEY>: see
@@ -103,6 +170,9 @@ var hostKeys = []config.Key{
 var tenantKeys = []string{
 	"id",
 	"verify_token",
+	"whatsapp.waba_ids",
+	"whatsapp.phone_number_ids",
+	"whatsapp.app_secret",
 	"genesys.region",
 	"genesys.client_id",
 	"genesys.client_secret",
@@ -141,20 +211,50 @@ func loadConfig(path string) (Config, error) {
 	}
 	cfg := Config{
 		Module: mod,
+		Dev:    r.Bool("dev"),
 		HTTP: HTTPConfig{
-			Addr:            r.HostPort("http.addr"),
-			ShutdownTimeout: r.Duration("http.shutdown_timeout", config.Positive),
+			Addr:              r.HostPort("http.addr"),
+			ShutdownTimeout:   r.Duration("http.shutdown_timeout", config.Positive),
+			MaxInflightBodies: r.Int("http.max_inflight_bodies", 1, maxInflightBodies),
+			BodyTimeout:       r.Duration("http.body_timeout", config.Positive),
+			RequestTimeout:    r.Duration("http.request_timeout", config.Positive),
 		},
+		Webhook:   WebhookConfig{MaxMessages: r.Int("webhook.max_messages", 1, maxMessages)},
 		Delivery:  r.OneOf("delivery", deliveryGenesys, deliveryLog),
-		AppSecret: r.Required("whatsapp.app_secret", "webhooks are verified with it"),
+		AppSecret: r.String("whatsapp.app_secret"),
 		Genesys: GenesysConfig{
-			Timeout:       r.Duration("genesys.timeout", config.Positive),
-			MaxRetryAfter: r.Duration("genesys.max_retry_after", config.NonNegative),
-			LoginURL:      r.BaseURL("genesys.login_url"),
-			APIURL:        r.BaseURL("genesys.api_url"),
+			Timeout:           r.Duration("genesys.timeout", config.Positive),
+			MaxRetryAfter:     r.Duration("genesys.max_retry_after", config.NonNegative),
+			AllowInsecureHTTP: r.Bool("genesys.allow_insecure_http"),
 		},
 	}
+	if r.IsSet("http.admin_addr") {
+		cfg.HTTP.AdminAddr = r.HostPort("http.admin_addr")
+		if _, port, _ := net.SplitHostPort(cfg.HTTP.AdminAddr); cfg.HTTP.AdminAddr == cfg.HTTP.Addr && port != "0" {
+			r.Fail("http.admin_addr", "is http.addr; give the admin listener an address of its own, or leave it empty")
+		}
+	}
+	cfg.Genesys.LoginURL = genesysURL(r, "genesys.login_url", cfg.Genesys.AllowInsecureHTTP)
+	cfg.Genesys.APIURL = genesysURL(r, "genesys.api_url", cfg.Genesys.AllowInsecureHTTP)
+	if cfg.AppSecret != "" && !cfg.Dev {
+		checkSecret(r, "whatsapp.app_secret", cfg.AppSecret)
+	}
 	cfg.Tenants = readTenants(r, cfg)
+	if cfg.AppSecret == "" {
+		var without []string
+		for _, t := range cfg.Tenants {
+			if t.WhatsApp.AppSecret == "" {
+				without = append(without, t.ID)
+			}
+		}
+		switch {
+		case len(cfg.Tenants) == 0:
+			r.Fail("whatsapp.app_secret", "is required: webhooks are verified with it")
+		case len(without) > 0:
+			r.Fail("whatsapp.app_secret", "is required unless every tenant sets its own whatsapp.app_secret; these do not: %s",
+				strings.Join(without, ", "))
+		}
+	}
 	cfg.Module.Token.PoolSizes = tokenPoolSizes(cfg.Tenants)
 	if err := errors.Join(modErr, r.Err()); err != nil {
 		return Config{}, err
@@ -178,7 +278,7 @@ func readTenants(r *config.Reader, cfg Config) []TenantConfig {
 		where := fmt.Sprintf("tenants[%d]", i)
 		m, ok := item.(map[string]any)
 		if !ok {
-			r.FailAt(where, "want a mapping with id, verify_token and genesys")
+			r.FailAt(where, "want a mapping with id, verify_token, whatsapp and genesys")
 			continue
 		}
 		id := tenantID(m)
@@ -216,17 +316,30 @@ func tenantID(m map[string]any) string {
 
 // readTenant reads one tenant's settings from its section.
 func readTenant(r *config.Reader, id string, cfg Config) TenantConfig {
+	insecure := cfg.Genesys.AllowInsecureHTTP
 	t := TenantConfig{
 		ID:          id,
 		VerifyToken: r.Required("verify_token", "Meta's webhook handshake presents it"),
+		WhatsApp: TenantWhatsApp{
+			WABAIDs:        metaIDs(r, "whatsapp.waba_ids"),
+			PhoneNumberIDs: metaIDs(r, "whatsapp.phone_number_ids"),
+			AppSecret:      r.String("whatsapp.app_secret"),
+		},
 		Genesys: TenantGenesys{
 			Region:        strings.TrimSpace(r.String("genesys.region")),
 			ClientID:      strings.TrimSpace(r.String("genesys.client_id")),
 			ClientSecret:  r.String("genesys.client_secret"),
 			IntegrationID: strings.TrimSpace(r.String("genesys.integration_id")),
-			LoginURL:      cmp.Or(r.BaseURL("genesys.login_url"), cfg.Genesys.LoginURL),
-			APIURL:        cmp.Or(r.BaseURL("genesys.api_url"), cfg.Genesys.APIURL),
+			LoginURL:      cmp.Or(genesysURL(r, "genesys.login_url", insecure), cfg.Genesys.LoginURL),
+			APIURL:        cmp.Or(genesysURL(r, "genesys.api_url", insecure), cfg.Genesys.APIURL),
 		},
+	}
+	if !r.IsSet("whatsapp.waba_ids") {
+		r.Fail("whatsapp.waba_ids", "is required: list the WhatsApp Business Account ids (entry[].id) whose webhooks the tenant takes")
+	}
+	if !cfg.Dev {
+		checkSecret(r, "verify_token", t.VerifyToken)
+		checkSecret(r, "whatsapp.app_secret", t.WhatsApp.AppSecret)
 	}
 	if r.IsSet("genesys.token_pool_size") {
 		t.Genesys.TokenPoolSize = r.Int("genesys.token_pool_size", 1, domain.MaxPoolSize)
@@ -280,4 +393,86 @@ func validRegion(s string) bool {
 		}
 	}
 	return true
+}
+
+// Development values shipped in dev.yaml, for `make run` and `make sample`.
+// Outside development mode no app secret or verify token may be one of
+// them: see [checkSecret].
+const (
+	devAppSecret   = "dev-app-secret"
+	devVerifyToken = "dev-verify-token"
+)
+
+// minSecretLen is the fewest bytes an app secret or a verify token holds
+// outside development mode.
+const minSecretLen = 16
+
+// checkSecret records an error about key when secret, an app secret or a
+// verify token, is set but shorter than minSecretLen bytes or one of
+// dev.yaml's values. Callers skip it in development mode. The error never
+// holds the value.
+func checkSecret(r *config.Reader, key, secret string) {
+	switch {
+	case secret == "":
+	case secret == devAppSecret || secret == devVerifyToken:
+		r.Fail(key, "is a development value from dev.yaml; set a secret of your own, or dev: true for a local run")
+	case len(secret) < minSecretLen:
+		r.Fail(key, "is shorter than %d bytes; set a longer secret, or dev: true for a local run", minSecretLen)
+	}
+}
+
+// metaIDs reads key, an optional list of Meta object ids (WhatsApp
+// Business Account or phone number ids): each 1 to maxMetaIDLen decimal
+// digits. In YAML a number too long for an integer would lose digits: such
+// an id must be quoted.
+func metaIDs(r *config.Reader, key string) []string {
+	items := []any{r.Get(key)}
+	if list, ok := items[0].([]any); ok {
+		items = list
+	}
+	for i, item := range items {
+		switch item.(type) {
+		case nil, string, int, int64, uint64:
+		default:
+			r.Fail(key, "item %d is not a string of digits; quote the ids", i+1)
+			return nil
+		}
+	}
+	ids := r.List(key)
+	for i, id := range ids {
+		if len(id) > maxMetaIDLen || strings.ContainsFunc(id, func(c rune) bool { return c < '0' || c > '9' }) {
+			r.Fail(key, "item %d is not an id of 1 to %d digits", i+1, maxMetaIDLen)
+			return nil
+		}
+	}
+	return ids
+}
+
+// genesysURL reads key, an optional Genesys base URL ([config.Reader.BaseURL]):
+// https://, or http:// to a loopback host (127.0.0.0/8, ::1, localhost)
+// or when insecure is true. The URL is never echoed.
+func genesysURL(r *config.Reader, key string, insecure bool) string {
+	s := r.BaseURL(key)
+	if s == "" || insecure {
+		return s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "" // BaseURL parsed it already
+	}
+	if u.Scheme != "https" && !isLoopback(u.Hostname()) {
+		r.Fail(key, "is http:// to a host that is not loopback; use https://, or set genesys.allow_insecure_http: true")
+		return ""
+	}
+	return s
+}
+
+// isLoopback reports whether host, a URL's host name without port or
+// brackets, is localhost or a loopback address (127.0.0.0/8, ::1).
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

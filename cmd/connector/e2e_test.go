@@ -39,6 +39,9 @@ const (
 	e2eClientID     = "e2e-client-id"
 	e2eClientSecret = "e2e-client-secret-b41d"
 	e2eIntegration  = "6c0d1b4e-2f3a-4b5c-9d8e-7f6a5b4c3d2e"
+	// e2eWABAID is the WhatsApp Business Account of the tenant, and of
+	// every payload the tests send (the fixtures' entry[].id).
+	e2eWABAID = "209988776655443"
 	// tokenMark is in every access token the login stand-in issues, so
 	// that a log line holding one is easy to find.
 	tokenMark = "SECRET-ACCESS-TOKEN"
@@ -234,13 +237,15 @@ genesys:
 tenants:
   - id: %s
     verify_token: %s
+    whatsapp:
+      waba_ids: [%q]
     genesys:
       region: mypurecloud.com
       client_id: %s
       integration_id: %s
 log:
   level: debug
-`, e2eAppSecret, opt.maxRetryAfter, g.login.URL, g.api.URL, h.tenant, e2eVerifyToken, e2eClientID, e2eIntegration)
+`, e2eAppSecret, opt.maxRetryAfter, g.login.URL, g.api.URL, h.tenant, e2eVerifyToken, e2eWABAID, e2eClientID, e2eIntegration)
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +325,7 @@ func dedupeKeys(t *testing.T, url, tenant string) []string {
 
 // textPayload is a one-message webhook payload, as WhatsApp sends it.
 func textPayload(wamid, text string) []byte {
-	return []byte(fmt.Sprintf(`{"object":"whatsapp_business_account","entry":[{"id":"209988776655443","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550104477","phone_number_id":"114477885522001"},"contacts":[{"profile":{"name":"Dana Ortiz"},"wa_id":"12025550142"}],"messages":[{"from":"12025550142","id":%q,"timestamp":"1764137400","type":"text","text":{"body":%q}}]}}]}]}`, wamid, text))
+	return []byte(fmt.Sprintf(`{"object":"whatsapp_business_account","entry":[{"id":%q,"changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550104477","phone_number_id":"114477885522001"},"contacts":[{"profile":{"name":"Dana Ortiz"},"wa_id":"12025550142"}],"messages":[{"from":"12025550142","id":%q,"timestamp":"1764137400","type":"text","text":{"body":%q}}]}}]}]}`, e2eWABAID, wamid, text))
 }
 
 func readFixture(t *testing.T, name string) []byte {
@@ -606,6 +611,10 @@ func TestE2E_RejectedRequestsClaimAndDeliverNothing(t *testing.T) {
 	text := readFixture(t, "text-message.json")
 	big := append(bytes.Repeat([]byte(" "), 2<<20), text...)
 	malformed := []byte(`{"object":"whatsapp_business_account","entry":[`)
+	otherAccount := bytes.Replace(text, []byte(`"id": "`+e2eWABAID+`"`), []byte(`"id": "309988776655443"`), 1)
+	if bytes.Equal(otherAccount, text) {
+		t.Fatalf("text-message.json has no entry id %s", e2eWABAID)
+	}
 	sign := func(b []byte) string { return webhook.Sign([]byte(e2eAppSecret), b) }
 	tests := []struct {
 		name   string
@@ -618,7 +627,9 @@ func TestE2E_RejectedRequestsClaimAndDeliverNothing(t *testing.T) {
 		{"missing signature", h.tenant, text, "", http.StatusUnauthorized},
 		{"2 MiB body", h.tenant, big, sign(big), http.StatusRequestEntityTooLarge},
 		{"malformed JSON", h.tenant, malformed, sign(malformed), http.StatusBadRequest},
-		{"unknown tenant", "no-such-tenant", text, sign(text), http.StatusNotFound},
+		// The same answer as a bad signature: no answer tells which tenants exist.
+		{"unknown tenant", "no-such-tenant", text, sign(text), http.StatusUnauthorized},
+		{"another account's webhook", h.tenant, otherAccount, sign(otherAccount), http.StatusForbidden},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,14 +8,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/wa2genesys/connectorcache/internal/webhook"
 )
 
-// sample signs a webhook payload with the configured app secret and POSTs
+// sample signs a webhook payload with the tenant's app secret and POSTs
 // it to a running connector n times, printing each answer: with n = 2 the
 // first is delivered and the second skipped as a duplicate.
 func sample(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -43,11 +45,19 @@ func sample(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *tenant == "" {
 		*tenant = cfg.Tenants[0].ID
 	}
-	target := strings.TrimSuffix(*base, "/") + "/webhook/" + *tenant
-	sig := webhook.Sign([]byte(cfg.AppSecret), body)
+	ti := slices.IndexFunc(cfg.Tenants, func(t TenantConfig) bool { return t.ID == *tenant })
+	if ti < 0 {
+		return fmt.Errorf("tenant %q is not configured", *tenant)
+	}
+	secret, secretKey := cfg.AppSecret, "whatsapp.app_secret"
+	if own := cfg.Tenants[ti].WhatsApp.AppSecret; own != "" {
+		secret, secretKey = own, "the tenant's whatsapp.app_secret"
+	}
+	target := strings.TrimSuffix(*base, "/") + "/webhook/" + url.PathEscape(*tenant)
+	sig := webhook.Sign([]byte(secret), body)
 	client := &http.Client{Timeout: 30 * time.Second}
 
-	fmt.Fprintf(stdout, "POST %s  (%s, signed with whatsapp.app_secret)\n", target, *file)
+	fmt.Fprintf(stdout, "POST %s  (%s, signed with %s)\n", target, *file, secretKey)
 	failed := 0
 	for i := 1; i <= *n; i++ {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))

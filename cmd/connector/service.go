@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"net/http"
@@ -19,8 +20,13 @@ import (
 // service is the wired connector: the module, a deliverer, and the HTTP
 // routes in front of them.
 type service struct {
+	// handler serves the webhook listener (http.addr): /webhook/, plus the
+	// admin routes when admin is nil.
 	handler http.Handler
-	mod     *app.Module
+	// admin serves /healthz, /readyz and /metrics on the admin listener
+	// (http.admin_addr); nil when none is configured.
+	admin http.Handler
+	mod   *app.Module
 }
 
 // newService wires the connector that cfg describes. Delivered messages go
@@ -30,10 +36,15 @@ func newService(ctx context.Context, cfg Config, log *zap.Logger, stdout io.Writ
 	var (
 		creds     = map[string]genesys.Credentials{}
 		endpoints = map[string]genesys.Endpoint{}
-		verify    = map[string]string{}
+		tenants   = map[string]webhook.Tenant{}
 	)
 	for _, t := range cfg.Tenants {
-		verify[t.ID] = t.VerifyToken
+		tenants[t.ID] = webhook.Tenant{
+			VerifyToken:    t.VerifyToken,
+			AppSecret:      []byte(cmp.Or(t.WhatsApp.AppSecret, cfg.AppSecret)),
+			WABAIDs:        t.WhatsApp.WABAIDs,
+			PhoneNumberIDs: t.WhatsApp.PhoneNumberIDs,
+		}
 		if cfg.Delivery == deliveryGenesys {
 			creds[t.ID] = genesys.Credentials{LoginURL: t.Genesys.LoginURL, ClientID: t.Genesys.ClientID, ClientSecret: t.Genesys.ClientSecret}
 			endpoints[t.ID] = genesys.Endpoint{APIURL: t.Genesys.APIURL, IntegrationID: t.Genesys.IntegrationID}
@@ -70,15 +81,24 @@ func newService(ctx context.Context, cfg Config, log *zap.Logger, stdout io.Writ
 
 	mux := http.NewServeMux()
 	mux.Handle("/webhook/", webhook.NewHandler(webhook.Config{
-		AppSecret:    []byte(cfg.AppSecret),
-		VerifyTokens: verify,
-		Dedupe:       mod.Dedupe,
-		Deliverer:    deliverer,
-		Logger:       log,
-		Metrics:      metrics,
+		Tenants:           tenants,
+		Dedupe:            mod.Dedupe,
+		Deliverer:         deliverer,
+		Logger:            log,
+		Metrics:           metrics,
+		MaxInflightBodies: cfg.HTTP.MaxInflightBodies,
+		BodyTimeout:       cfg.HTTP.BodyTimeout,
+		RequestTimeout:    cfg.HTTP.RequestTimeout,
+		MaxMessages:       cfg.Webhook.MaxMessages,
 	}))
-	mux.HandleFunc("GET /healthz", healthHandler)
-	mux.Handle("GET /readyz", readyHandler(mod))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	return &service{handler: mux, mod: mod}, nil
+	svc := &service{handler: mux, mod: mod}
+	admin := mux
+	if cfg.HTTP.AdminAddr != "" {
+		admin = http.NewServeMux()
+		svc.admin = admin
+	}
+	admin.HandleFunc("GET /healthz", healthHandler)
+	admin.Handle("GET /readyz", readyHandler(mod))
+	admin.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return svc, nil
 }
