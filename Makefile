@@ -48,7 +48,7 @@ bench: redis
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	cd bench && $(GO) run . $(BENCHFLAGS)
 
-## run: the connector on :8080 with the memory store, log delivery, a development app secret and tenant "demo".
+## run: the connector on 127.0.0.1:8080 with the memory store, log delivery, a development app secret and tenant "demo".
 run:
 	@$(GO) run ./cmd/connector -config cmd/connector/dev.yaml
 

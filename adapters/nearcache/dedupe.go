@@ -11,7 +11,7 @@ import (
 // DedupeConfig tunes a near claim record.
 type DedupeConfig struct {
 	// MaxEntries bounds the record: past it, the oldest messages are
-	// forgotten first. Zero means no bound.
+	// forgotten first. Zero means memory.DefaultMaxEntries.
 	MaxEntries int
 	// MaxAge caps how long the record remembers a message. Zero means as
 	// long as the TTL it was claimed or committed with.
