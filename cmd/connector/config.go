@@ -255,6 +255,10 @@ func loadConfig(path string) (Config, error) {
 				strings.Join(without, ", "))
 		}
 	}
+	checkOwnership(r, cfg.Tenants)
+	if cfg.Dev {
+		checkDevListeners(r, cfg.HTTP)
+	}
 	cfg.Module.Token.PoolSizes = tokenPoolSizes(cfg.Tenants)
 	if err := errors.Join(modErr, r.Err()); err != nil {
 		return Config{}, err
@@ -431,9 +435,8 @@ func metaIDs(r *config.Reader, key string) []string {
 		items = list
 	}
 	for i, item := range items {
-		switch item.(type) {
-		case nil, string, int, int64, uint64:
-		default:
+		// Numbers are refused: YAML reads 0x10 as 16 and 0123 as 83.
+		if _, ok := item.(string); !ok && item != nil {
 			r.Fail(key, "item %d is not a string of digits; quote the ids", i+1)
 			return nil
 		}
@@ -446,6 +449,51 @@ func metaIDs(r *config.Reader, key string) []string {
 		}
 	}
 	return ids
+}
+
+// checkOwnership fails the configuration when two tenants could take the
+// same webhook entry: a phone number id listed by two tenants, or a
+// WhatsApp Business Account id listed by two tenants unless each of them
+// lists its phone number ids (which then split the account between them).
+// A body signed for one could otherwise be delivered to the other.
+func checkOwnership(r *config.Reader, tenants []TenantConfig) {
+	wabaOwners := map[string][]TenantConfig{}
+	phoneOwner := map[string]string{}
+	for _, t := range tenants {
+		for _, id := range t.WhatsApp.WABAIDs {
+			wabaOwners[id] = append(wabaOwners[id], t)
+		}
+		for _, id := range t.WhatsApp.PhoneNumberIDs {
+			if other, ok := phoneOwner[id]; ok && other != t.ID {
+				r.FailAt("tenants", "tenants %s and %s both list phone number id %s", other, t.ID, id)
+			}
+			phoneOwner[id] = t.ID
+		}
+	}
+	for id, owners := range wabaOwners {
+		if len(owners) < 2 {
+			continue
+		}
+		for _, t := range owners {
+			if len(t.WhatsApp.PhoneNumberIDs) == 0 {
+				r.FailAt("tenants", "tenant %s lists WhatsApp Business Account id %s, which another tenant lists too, "+
+					"without whatsapp.phone_number_ids: list the phone numbers each takes", t.ID, id)
+			}
+		}
+	}
+}
+
+// checkDevListeners fails the configuration when development mode, which
+// lets development secrets through, would listen beyond loopback.
+func checkDevListeners(r *config.Reader, h HTTPConfig) {
+	for key, addr := range map[string]string{"http.addr": h.Addr, "http.admin_addr": h.AdminAddr} {
+		if addr == "" {
+			continue
+		}
+		if host, _, err := net.SplitHostPort(addr); err == nil && !isLoopback(host) {
+			r.Fail(key, "is %s, not a loopback address, and dev is true: development mode listens on loopback only", addr)
+		}
+	}
 }
 
 // genesysURL reads key, an optional Genesys base URL ([config.Reader.BaseURL]):

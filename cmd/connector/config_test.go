@@ -206,6 +206,7 @@ store: memory
 delivery: log
 dev: true
 http:
+  addr: "127.0.0.1:8080"
   admin_addr: "127.0.0.1:9091"
   max_inflight_bodies: 8
   body_timeout: 3s
@@ -225,7 +226,7 @@ tenants: [{id: a, verify_token: test-verify-token-0123456789, whatsapp: {waba_id
 	}{
 		{
 			name: "from the file",
-			wantHTTP: HTTPConfig{Addr: ":8080", AdminAddr: "127.0.0.1:9091", ShutdownTimeout: 15 * time.Second,
+			wantHTTP: HTTPConfig{Addr: "127.0.0.1:8080", AdminAddr: "127.0.0.1:9091", ShutdownTimeout: 15 * time.Second,
 				MaxInflightBodies: 8, BodyTimeout: 3 * time.Second, RequestTimeout: 7 * time.Second},
 			wantMax: 50, wantDev: true, wantInsecure: true,
 		},
@@ -234,7 +235,7 @@ tenants: [{id: a, verify_token: test-verify-token-0123456789, whatsapp: {waba_id
 			giveEnv: map[string]string{"DEV": "false", "HTTP_ADMIN_ADDR": ":9092", "HTTP_MAX_INFLIGHT_BODIES": "65536",
 				"HTTP_BODY_TIMEOUT": "500ms", "HTTP_REQUEST_TIMEOUT": "1m", "WEBHOOK_MAX_MESSAGES": "100000",
 				"GENESYS_ALLOW_INSECURE_HTTP": "true"},
-			wantHTTP: HTTPConfig{Addr: ":8080", AdminAddr: ":9092", ShutdownTimeout: 15 * time.Second,
+			wantHTTP: HTTPConfig{Addr: "127.0.0.1:8080", AdminAddr: ":9092", ShutdownTimeout: 15 * time.Second,
 				MaxInflightBodies: 65536, BodyTimeout: 500 * time.Millisecond, RequestTimeout: time.Minute},
 			wantMax: 100000, wantDev: false, wantInsecure: true,
 		},
@@ -266,7 +267,7 @@ tenants:
   - id: acme-eu
     verify_token: test-verify-token-0123456789
     whatsapp:
-      waba_ids: ["209988776655443", 209988776655444]
+      waba_ids: ["209988776655443", "209988776655444"]
       app_secret: acme-app-secret-0123456789
   - id: globex
     verify_token: test-verify-token-0123456789
@@ -327,6 +328,7 @@ func TestLoadConfig_DevModeLetsDevelopmentSecretsThrough(t *testing.T) {
 	cfg, err := loadConfig(writeConfig(t, `
 dev: true
 delivery: log
+http: {addr: "localhost:8080"}
 whatsapp: {app_secret: short}
 tenants:
   - {id: a, verify_token: dev-verify-token, whatsapp: {waba_ids: ["1"], app_secret: dev-app-secret}}
@@ -696,6 +698,27 @@ tenants:
   - {id: a, verify_token: test-verify-token-0123456789, whatsapp: {waba_ids: ["1"], app_secret: a-app-secret-0123456789}}
   - {id: b, verify_token: test-verify-token-0123456789, whatsapp: {waba_ids: ["2"]}}
 `, nil, []string{"whatsapp.app_secret (env WHATSAPP_APP_SECRET)", "is required", ": b"}},
+		{"waba id an unquoted number", `
+delivery: log
+whatsapp: {app_secret: test-app-secret-0123456789}
+tenants: [{id: a, verify_token: test-verify-token-0123456789, whatsapp: {waba_ids: [0x10]}}]
+`, nil, []string{"whatsapp.waba_ids", "item 1", "quote the ids"}},
+		{"waba id of two tenants, one without phone number ids", `
+delivery: log
+whatsapp: {app_secret: test-app-secret-0123456789}
+tenants:
+  - {id: a, verify_token: test-verify-token-0123456789, whatsapp: {waba_ids: ["111"], phone_number_ids: ["901"]}}
+  - {id: b, verify_token: test-verify-token-0123456789, whatsapp: {waba_ids: ["111"]}}
+`, nil, []string{"tenant b", "111", "whatsapp.phone_number_ids"}},
+		{"phone number id of two tenants", `
+delivery: log
+whatsapp: {app_secret: test-app-secret-0123456789}
+tenants:
+  - {id: a, verify_token: test-verify-token-0123456789, whatsapp: {waba_ids: ["111"], phone_number_ids: ["901"]}}
+  - {id: c, verify_token: test-verify-token-0123456789, whatsapp: {waba_ids: ["222"], phone_number_ids: ["901"]}}
+`, nil, []string{"tenants a and c", "901"}},
+		{"dev mode on every interface", valid, map[string]string{"DEV": "true", "HTTP_ADDR": ":8080"},
+			[]string{"http.addr (env HTTP_ADDR)", "loopback"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -808,5 +831,24 @@ func TestLocalURL(t *testing.T) {
 		if got := localURL(tt.give); got != tt.want {
 			t.Errorf("localURL(%q) = %q, want %q", tt.give, got, tt.want)
 		}
+	}
+}
+
+// TestLoadConfig_SharedAccountSplitByPhoneNumbers: two tenants may list one
+// WhatsApp Business Account when each lists the phone numbers it takes.
+func TestLoadConfig_SharedAccountSplitByPhoneNumbers(t *testing.T) {
+	clearHostEnv(t)
+	cfg, err := loadConfig(writeConfig(t, `
+delivery: log
+whatsapp: {app_secret: test-app-secret-0123456789}
+tenants:
+  - {id: a, verify_token: test-verify-token-0123456789, whatsapp: {waba_ids: ["111"], phone_number_ids: ["901"]}}
+  - {id: b, verify_token: test-verify-token-0123456789, whatsapp: {waba_ids: ["111"], phone_number_ids: ["902"]}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Tenants) != 2 {
+		t.Errorf("tenants = %d, want 2", len(cfg.Tenants))
 	}
 }
