@@ -10,10 +10,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
-
-	"go.uber.org/zap/zapcore"
 )
 
 // ErrUnavailable is returned, wrapped, by a store that did not try the
@@ -43,11 +42,10 @@ func (t Token) GoString() string {
 	return fmt.Sprintf("ports.Token{AccessToken:%q, ExpiresIn:%d}", masked(t.AccessToken), int64(t.ExpiresIn))
 }
 
-// MarshalLogObject writes t to a zap log without its access token.
-func (t Token) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	enc.AddDuration("expires_in", t.ExpiresIn)
-	return nil
-}
+// Format formats t for every verb with its access token masked: %#v as
+// [Token.GoString], any other verb as it formats [Token.String]. Without
+// it, a verb such as %d would print the fields themselves.
+func (t Token) Format(f fmt.State, verb rune) { format(f, verb, t.String, t.GoString) }
 
 // TokenFetcher obtains a fresh access token for a tenant from the auth
 // service. Errors are returned as they happened; the caller decides.
@@ -80,11 +78,18 @@ func (t CachedToken) GoString() string {
 	return fmt.Sprintf("ports.CachedToken{AccessToken:%q, ExpiresAt:%#v, RefreshAt:%#v}", masked(t.AccessToken), t.ExpiresAt, t.RefreshAt)
 }
 
-// MarshalLogObject writes t to a zap log without its access token.
-func (t CachedToken) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	enc.AddTime("expires_at", t.ExpiresAt)
-	enc.AddTime("refresh_at", t.RefreshAt)
-	return nil
+// Format formats t for every verb with its access token masked, as
+// [Token.Format] does.
+func (t CachedToken) Format(f fmt.State, verb rune) { format(f, verb, t.String, t.GoString) }
+
+// format writes to f for verb: %#v as goString formats, any other verb
+// applied to what str formats.
+func format(f fmt.State, verb rune, str, goString func() string) {
+	if verb == 'v' && f.Flag('#') {
+		_, _ = io.WriteString(f, goString())
+		return
+	}
+	_, _ = fmt.Fprintf(f, fmt.FormatString(f, verb), str())
 }
 
 // masked is an access token as printed: "xxxxx", or "" when there is none.

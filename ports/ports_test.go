@@ -1,6 +1,8 @@
 package ports_test
 
 import (
+	"bytes"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"testing"
@@ -42,21 +44,18 @@ func TestTokensPrintWithoutTheAccessToken(t *testing.T) {
 		give       any
 		wantString string
 		wantGo     string
-		wantLog    map[string]any
 	}{
 		{
 			name:       "Token",
 			give:       tok,
 			wantString: `ports.Token{AccessToken: "xxxxx", ExpiresIn: 1h0m0s}`,
 			wantGo:     `ports.Token{AccessToken:"xxxxx", ExpiresIn:3600000000000}`,
-			wantLog:    map[string]any{"expires_in": time.Hour},
 		},
 		{
 			name:       "Token without an access token",
 			give:       ports.Token{},
 			wantString: `ports.Token{AccessToken: "", ExpiresIn: 0s}`,
 			wantGo:     `ports.Token{AccessToken:"", ExpiresIn:0}`,
-			wantLog:    map[string]any{"expires_in": time.Duration(0)},
 		},
 		{
 			name:       "CachedToken",
@@ -64,7 +63,6 @@ func TestTokensPrintWithoutTheAccessToken(t *testing.T) {
 			wantString: `ports.CachedToken{AccessToken: "xxxxx", ExpiresAt: 2025-11-26T06:10:00Z, RefreshAt: 2025-11-26T06:05:00Z}`,
 			wantGo: `ports.CachedToken{AccessToken:"xxxxx", ExpiresAt:time.Date(2025, time.November, 26, 6, 10, 0, 0, time.UTC), ` +
 				`RefreshAt:time.Date(2025, time.November, 26, 6, 5, 0, 0, time.UTC)}`,
-			wantLog: map[string]any{"expires_at": expiresAt, "refresh_at": expiresAt.Add(-5 * time.Minute)},
 		},
 	}
 	for _, tt := range tests {
@@ -72,35 +70,49 @@ func TestTokensPrintWithoutTheAccessToken(t *testing.T) {
 			if got := fmt.Sprint(tt.give); got != tt.wantString {
 				t.Errorf("%%v = %s\nwant %s", got, tt.wantString)
 			}
+			if got := fmt.Sprintf("%+v", tt.give); got != tt.wantString {
+				t.Errorf("%%+v = %s\nwant %s", got, tt.wantString)
+			}
 			if got := fmt.Sprintf("%#v", tt.give); got != tt.wantGo {
 				t.Errorf("%%#v = %s\nwant %s", got, tt.wantGo)
 			}
+			// zap.Any takes the tokens as fmt.Stringers: ports knows
+			// nothing of zap.
 			core, logs := observer.New(zapcore.DebugLevel)
 			zap.New(core).Info("token", zap.Any("tok", tt.give))
-			if got := logs.All()[0].ContextMap()["tok"]; fmt.Sprint(got) != fmt.Sprint(tt.wantLog) {
-				t.Errorf("logged as %v, want %v", got, tt.wantLog)
+			if got := logs.All()[0].ContextMap()["tok"]; got != tt.wantString {
+				t.Errorf("zap.Any logged %v, want %s", got, tt.wantString)
 			}
 		})
 	}
 
 	t.Run("every form", func(t *testing.T) {
 		core, logs := observer.New(zapcore.DebugLevel)
-		zap.New(core).Info("tokens", zap.Any("tok", tok), zap.Any("cached", cached), zap.Any("ptr", &tok), zap.Object("obj", cached))
+		zap.New(core).Info("tokens", zap.Any("tok", tok), zap.Any("cached", cached), zap.Any("ptr", &tok), zap.Any("cached_ptr", &cached))
+		var json bytes.Buffer
+		zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&json), zapcore.DebugLevel)).
+			Info("tokens", zap.Any("tok", tok), zap.Any("cached", cached), zap.Any("ptr", &tok))
 		holder := struct {
 			Tok    ports.Token
 			Cached *ports.CachedToken
 			All    []ports.Token
-		}{tok, &cached, []ports.Token{tok}}
-		outputs := []string{
-			fmt.Sprintf("%v %+v %#v %s %q", tok, tok, tok, tok, tok),
-			fmt.Sprintf("%v %+v %#v %s %q", &tok, &tok, &tok, &tok, &tok),
-			fmt.Sprintf("%v %+v %#v %s %q", cached, cached, cached, cached, cached),
-			fmt.Sprintf("%v %+v %#v", holder, holder, holder),
-			fmt.Sprint(logs.All()[0].ContextMap()),
+			ByID   map[string]ports.CachedToken
+		}{tok, &cached, []ports.Token{tok}, map[string]ports.CachedToken{"acme": cached}}
+		outputs := map[string]string{
+			"zap observer": fmt.Sprint(logs.All()[0].ContextMap()),
+			"zap JSON":     json.String(),
 		}
-		for _, out := range outputs {
-			if strings.Contains(out, secret) {
-				t.Errorf("output shows the access token: %s", out)
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d", "%10.3s", "%T %[1]v"} {
+			for name, v := range map[string]any{"Token": tok, "*Token": &tok, "CachedToken": cached, "*CachedToken": &cached, "a struct holding them": holder} {
+				outputs[verb+" of "+name] = fmt.Sprintf(verb, v)
+			}
+		}
+		forms := []string{secret, hex.EncodeToString([]byte(secret)), strings.ToUpper(hex.EncodeToString([]byte(secret))), secret[:10]}
+		for how, out := range outputs {
+			for _, form := range forms {
+				if strings.Contains(out, form) {
+					t.Errorf("%s shows the access token (as %q): %s", how, form, out)
+				}
 			}
 		}
 	})

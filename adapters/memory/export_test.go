@@ -24,7 +24,8 @@ func (s *DedupeStore) MaxEntries() int { return s.marks.max }
 func (l *TokenLock) MaxEntries() int { return l.holders.max }
 
 // len counts the entries held, expired or not, and checks that the write
-// order links each of them once, as the map holds them.
+// order links each of them once, and the expiry heap holds each of them
+// once, in order, as the map holds them.
 func (m *expiring[K, V]) len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -37,6 +38,17 @@ func (m *expiring[K, V]) len() int {
 	}
 	if linked != len(m.items) {
 		panic(fmt.Sprintf("memory: write order links %d items, the map holds %d", linked, len(m.items)))
+	}
+	if len(m.expiry) != len(m.items) {
+		panic(fmt.Sprintf("memory: expiry heap holds %d items, the map %d", len(m.expiry), len(m.items)))
+	}
+	for i, it := range m.expiry {
+		if it.index != i || m.items[it.key] != it {
+			panic("memory: expiry heap out of step with the map")
+		}
+		if i > 0 && it.expiresAt.Before(m.expiry[(i-1)/2].expiresAt) {
+			panic("memory: expiry heap out of order")
+		}
 	}
 	return len(m.items)
 }

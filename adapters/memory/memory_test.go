@@ -28,8 +28,7 @@ func TestTokenLockContract(t *testing.T) {
 }
 
 // TestContractsWithABound runs the contract suites on stores bounded far
-// above what one case writes, but low enough that the sweep goes round
-// them many times.
+// above what one case writes, but low enough that they fill up.
 func TestContractsWithABound(t *testing.T) {
 	const bound = 1000
 	t.Run("tokens", func(t *testing.T) {
@@ -120,7 +119,8 @@ func TestDedupeStoreExpiresExactlyAtTTL(t *testing.T) {
 const reclaimAfter = time.Hour
 
 // sweepWrites is how many writes reclaim every expired entry of a store
-// holding n entries: twice n, as the package promises.
+// holding n entries, at most: each write drops two expired entries, so n
+// writes are enough; twice n leaves room.
 func sweepWrites(n int) int { return 2 * n }
 
 func TestTokenStoreReclaimsExpiredEntries(t *testing.T) {
@@ -581,6 +581,100 @@ func TestWithMaxEntriesDropsTheLeastRecentlyWritten(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestWithMaxEntriesDropsExpiredEntriesFirst fills a store of bound 3 with
+// a, b and c, of which c, the most recently written, expires; the next new
+// entry drops c and keeps a, the least recently written, which is live.
+func TestWithMaxEntriesDropsExpiredEntriesFirst(t *testing.T) {
+	type store struct {
+		write func(t *testing.T, key string, ttl time.Duration)
+		holds func(t *testing.T, key string) bool // writes nothing when it holds key
+		len   func() int
+	}
+	tests := []struct {
+		name     string
+		newStore func(opts ...memory.Option) store
+	}{
+		{"tokens", func(opts ...memory.Option) store {
+			s := memory.NewTokenStore(opts...)
+			return store{
+				write: func(t *testing.T, key string, ttl time.Duration) {
+					if err := s.PutToken(t.Context(), key, ports.CachedToken{AccessToken: "tok-" + key}, ttl); err != nil {
+						t.Fatal(err)
+					}
+				},
+				holds: func(t *testing.T, key string) bool {
+					_, found, err := s.GetToken(t.Context(), key)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return found
+				},
+				len: s.Len,
+			}
+		}},
+		{"dedupe", func(opts ...memory.Option) store {
+			s := memory.NewDedupeStore(opts...)
+			return store{
+				write: func(t *testing.T, key string, ttl time.Duration) {
+					if st, err := s.Claim(t.Context(), "tenant", key, "owner", ttl); err != nil || st != ports.ClaimAcquired {
+						t.Fatalf("Claim(%s) = %v, %v; want ClaimAcquired", key, st, err)
+					}
+				},
+				holds: func(t *testing.T, key string) bool {
+					st, err := s.Claim(t.Context(), "tenant", key, "other", time.Hour)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return st == ports.ClaimHeld
+				},
+				len: s.Len,
+			}
+		}},
+		{"lock", func(opts ...memory.Option) store {
+			l := memory.NewTokenLock(opts...)
+			return store{
+				write: func(t *testing.T, key string, ttl time.Duration) {
+					if acquired, err := l.LockToken(t.Context(), key, "owner", ttl); err != nil || !acquired {
+						t.Fatalf("LockToken(%s) = %v, %v; want acquired", key, acquired, err)
+					}
+				},
+				holds: func(t *testing.T, key string) bool {
+					acquired, err := l.LockToken(t.Context(), key, "other", time.Hour)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return !acquired
+				},
+				len: l.Len,
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := fakeclock.New()
+			s := tt.newStore(memory.WithClock(clk.Now), memory.WithMaxEntries(3))
+			s.write(t, "a", time.Hour)
+			s.write(t, "b", time.Hour)
+			s.write(t, "c", time.Minute)
+			clk.Advance(2 * time.Minute)
+			s.write(t, "d", time.Hour)
+			if n := s.len(); n != 3 {
+				t.Errorf("Len = %d, want 3", n)
+			}
+			for _, key := range []string{"a", "b", "d"} {
+				if !s.holds(t, key) {
+					t.Errorf("live entry %s was dropped", key)
+				}
+			}
+			// Last: finding c gone writes it for the dedupe store and the
+			// lock.
+			if s.holds(t, "c") {
+				t.Error("expired entry c was kept")
+			}
+		})
+	}
 }
 
 // TestDedupeStoreDropsOnlyToDuplicate checks what a full dedupe store does

@@ -4,17 +4,20 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/wa2genesys/connectorcache/adapters/memory"
 	"github.com/wa2genesys/connectorcache/domain"
 	"github.com/wa2genesys/connectorcache/internal/webhook"
 )
@@ -43,17 +46,21 @@ func (b *pipeBody) Read(p []byte) (int, error) {
 	return b.r.Read(p)
 }
 
-func TestHandler_InflightBodiesAreCapped(t *testing.T) {
-	const limit = 2
-	hs := newHarnessWith(t, harnessOptions{config: func(cfg *webhook.Config) { cfg.MaxInflightBodies = limit }})
-	type held struct {
-		body  *pipeBody
-		bytes []byte
-		done  chan *httptest.ResponseRecorder
-	}
-	var holders []held
-	for i := range limit {
-		b := held{body: newPipeBody(), bytes: payload(entry(wabaAcme, phoneAcme, textMessage(fmt.Sprintf("wamid.held.%d", i)))),
+// heldBody is a POST whose body is being read, and held there until it is
+// released.
+type heldBody struct {
+	body  *pipeBody
+	bytes []byte
+	done  chan *httptest.ResponseRecorder
+}
+
+// holdBodies starts n POSTs to tenant acme and returns once the handler is
+// reading each body: n slots of MaxInflightBodies are held.
+func (hs *harness) holdBodies(t *testing.T, n int) []heldBody {
+	t.Helper()
+	var held []heldBody
+	for i := range n {
+		b := heldBody{body: newPipeBody(), bytes: payload(entry(wabaAcme, phoneAcme, textMessage(fmt.Sprintf("wamid.held.%d", i)))),
 			done: make(chan *httptest.ResponseRecorder, 1)}
 		req := httptest.NewRequest(http.MethodPost, "/webhook/acme", b.body)
 		req.Header.Set(webhook.SignatureHeader, webhook.Sign([]byte(appSecret), b.bytes))
@@ -67,8 +74,29 @@ func TestHandler_InflightBodiesAreCapped(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("body %d never read", i)
 		}
-		holders = append(holders, b)
+		held = append(held, b)
 	}
+	return held
+}
+
+// releaseBodies sends each held body whole, and wants each POST answered 200.
+func releaseBodies(t *testing.T, held []heldBody) {
+	t.Helper()
+	for i, b := range held {
+		if _, err := b.body.w.Write(b.bytes); err != nil {
+			t.Fatal(err)
+		}
+		_ = b.body.w.Close()
+		if rec := <-b.done; rec.Code != http.StatusOK {
+			t.Errorf("held POST %d = %d %s, want 200", i, rec.Code, rec.Body)
+		}
+	}
+}
+
+func TestHandler_InflightBodiesAreCapped(t *testing.T) {
+	const limit = 2
+	hs := newHarnessWith(t, harnessOptions{config: func(cfg *webhook.Config) { cfg.MaxInflightBodies = limit }})
+	held := hs.holdBodies(t, limit)
 
 	text := fixture(t, "text-message.json")
 	spy := newReadSpy(text)
@@ -86,18 +114,48 @@ func TestHandler_InflightBodiesAreCapped(t *testing.T) {
 		t.Errorf("rejected{reason=busy} = %v, want 1", got)
 	}
 
-	for i, b := range holders {
-		if _, err := b.body.w.Write(b.bytes); err != nil {
-			t.Fatal(err)
-		}
-		_ = b.body.w.Close()
-		if rec := <-b.done; rec.Code != http.StatusOK {
-			t.Errorf("held POST %d = %d %s, want 200", i, rec.Code, rec.Body)
-		}
-	}
+	releaseBodies(t, held)
 	if status, res := hs.postSigned(t, text); status != http.StatusOK || res != (webhook.Result{Delivered: 1}) {
 		t.Errorf("POST once the bodies are read = %d %+v, want 200 {Delivered:1}", status, res)
 	}
+}
+
+// TestHandler_DeclaredTooLargeIsRefusedWithoutASlot holds every slot and
+// POSTs a body whose Content-Length is over MaxBodyBytes, to a known tenant
+// and to an unknown one: each is answered 413 at once, its body not read.
+func TestHandler_DeclaredTooLargeIsRefusedWithoutASlot(t *testing.T) {
+	const limit = 1
+	hs := newHarnessWith(t, harnessOptions{config: func(cfg *webhook.Config) { cfg.MaxInflightBodies = limit }})
+	held := hs.holdBodies(t, limit)
+
+	text := fixture(t, "text-message.json")
+	var answers []*httptest.ResponseRecorder
+	for _, tenant := range []string{"acme", "nobody"} {
+		spy := newReadSpy(text)
+		req := httptest.NewRequest(http.MethodPost, "/webhook/"+tenant, spy)
+		req.ContentLength = 2 << 20
+		req.Header.Set(webhook.SignatureHeader, webhook.Sign([]byte(appSecret), text))
+		rec := hs.serve(t, req)
+		if rec.Code != http.StatusRequestEntityTooLarge || rec.Header().Get("Connection") != "close" ||
+			rec.Body.String() != `{"error":"body too large"}`+"\n" {
+			t.Errorf("POST to %s with Content-Length 2 MiB = %d %q, Connection %q; want 413 body too large, close",
+				tenant, rec.Code, rec.Body, rec.Header().Get("Connection"))
+		}
+		if spy.read.Load() {
+			t.Errorf("the body of the POST to %s was read", tenant)
+		}
+		answers = append(answers, rec)
+	}
+	if !reflect.DeepEqual(answers[0].Header(), answers[1].Header()) {
+		t.Errorf("known tenant's headers %v, unknown tenant's %v: want them the same", answers[0].Header(), answers[1].Header())
+	}
+	if got := counterValue(t, hs.reg, "connector_webhook_rejected_total", map[string]string{"reason": "too_large"}); got != 2 {
+		t.Errorf("rejected{reason=too_large} = %v, want 2", got)
+	}
+	if got := counterValue(t, hs.reg, "connector_webhook_rejected_total", map[string]string{"reason": "busy"}); got != 0 {
+		t.Errorf("rejected{reason=busy} = %v, want 0: the declared size is refused before a slot is sought", got)
+	}
+	releaseBodies(t, held)
 }
 
 // TestHandler_StalledBodyTimesOut sends part of a body over a real
@@ -147,14 +205,17 @@ func TestHandler_StalledBodyTimesOut(t *testing.T) {
 // TestHandler_BodyDeadlineEndsWithTheBody checks, over a real connection,
 // that the body's read deadline bounds the body only: a delivery that runs
 // past it is not cancelled, and the connection serves the next request.
+// The delivery stalls twice BodyTimeout after the body is read, so it ends
+// after the deadline whatever the scheduling; BodyTimeout is long enough for
+// a busy machine to read a small body sent at once.
 func TestHandler_BodyDeadlineEndsWithTheBody(t *testing.T) {
-	const bodyTimeout = 50 * time.Millisecond
+	const bodyTimeout = time.Second
 	hs := newHarnessWith(t, harnessOptions{
 		config: func(cfg *webhook.Config) { cfg.BodyTimeout = bodyTimeout },
 		wrap: func(next webhook.Deliverer) webhook.Deliverer {
 			return delivererFunc(func(ctx context.Context, msg webhook.Message) error {
 				select {
-				case <-time.After(4 * bodyTimeout):
+				case <-time.After(2 * bodyTimeout):
 				case <-ctx.Done():
 					return ctx.Err()
 				}
@@ -225,13 +286,48 @@ func TestHandler_MaxMessagesConfigured(t *testing.T) {
 	}
 }
 
+// claimerFunc is a webhook.Claimer made of a function.
+type claimerFunc func(ctx context.Context, tenantID, messageID string) (*domain.Claim, error)
+
+func (f claimerFunc) Claim(ctx context.Context, tenantID, messageID string) (*domain.Claim, error) {
+	return f(ctx, tenantID, messageID)
+}
+
+// heldOnce is a deliverer that holds the first delivery of wamidText: it
+// calls hold, then fails the delivery if fail is set, and otherwise
+// delivers it. It records whether the delivery's context was done once
+// hold returned.
+type heldOnce struct {
+	next    webhook.Deliverer
+	hold    func()
+	fail    bool
+	held    atomic.Bool
+	ctxDone atomic.Bool
+}
+
+func (d *heldOnce) Deliver(ctx context.Context, msg webhook.Message) error {
+	if msg.MessageID == wamidText && d.held.CompareAndSwap(false, true) {
+		d.hold()
+		d.ctxDone.Store(ctx.Err() != nil)
+		if d.fail {
+			return errors.New("delivery refused")
+		}
+	}
+	return d.next.Deliver(ctx, msg)
+}
+
 // TestHandler_RequestTimeoutDefersTheMessagesNotStarted holds the first
-// delivery of a batch until its request's time is up: the messages after it
-// are not started, and its claim is settled as its delivery went.
+// delivery of a batch until its request's time is up: the delivery still
+// finishes and its claim is settled as it went, and the messages after it
+// are not started. The held delivery waits for the very context the
+// request's claims are made on to be done, so the next message finds it
+// done whatever the scheduling. Should the time be up before even the
+// first message started (a handler goroutine that did not run for
+// RequestTimeout), every message is deferred: a right answer too.
 func TestHandler_RequestTimeoutDefersTheMessagesNotStarted(t *testing.T) {
 	tests := []struct {
 		name           string
-		fail           bool // whether the held delivery fails once the time is up
+		fail           bool // whether the held delivery fails
 		want           webhook.Result
 		wantStats      domain.DedupeStats
 		wantRedelivery webhook.Result
@@ -243,31 +339,100 @@ func TestHandler_RequestTimeoutDefersTheMessagesNotStarted(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var held atomic.Bool
+			store := memory.NewDedupeStore()
+			requestCtx := make(chan context.Context, 1)
+			var d *heldOnce
 			hs := newHarnessWith(t, harnessOptions{
-				config: func(cfg *webhook.Config) { cfg.RequestTimeout = 50 * time.Millisecond },
-				wrap: func(next webhook.Deliverer) webhook.Deliverer {
-					return delivererFunc(func(ctx context.Context, msg webhook.Message) error {
-						if msg.MessageID == wamidText && held.CompareAndSwap(false, true) {
-							<-ctx.Done()
-							if tt.fail {
-								return ctx.Err()
+				store: store,
+				config: func(cfg *webhook.Config) {
+					cfg.RequestTimeout = 100 * time.Millisecond
+					next := cfg.Dedupe
+					cfg.Dedupe = claimerFunc(func(ctx context.Context, tenantID, messageID string) (*domain.Claim, error) {
+						if messageID == wamidText {
+							select {
+							case requestCtx <- ctx:
+							default:
 							}
 						}
-						return next.Deliver(ctx, msg)
+						return next.Claim(ctx, tenantID, messageID)
 					})
 				},
+				wrap: func(next webhook.Deliverer) webhook.Deliverer {
+					d = &heldOnce{next: next, fail: tt.fail, hold: func() { <-(<-requestCtx).Done() }}
+					return d
+				},
 			})
+			want, wantStats, wantRedelivery := tt.want, tt.wantStats, tt.wantRedelivery
 			body := fixture(t, "batch-three-messages.json")
 			rec := hs.postRecorded(t, body)
-			if res := decodeResult(t, rec); rec.Code != http.StatusServiceUnavailable || res != tt.want {
-				t.Errorf("POST = %d %+v, want 503 %+v", rec.Code, res, tt.want)
+			if !d.held.Load() {
+				t.Log("the time was up before the first message started")
+				want, wantStats, wantRedelivery = webhook.Result{Deferred: 3}, domain.DedupeStats{}, webhook.Result{Delivered: 3}
+			}
+			if res := decodeResult(t, rec); rec.Code != http.StatusServiceUnavailable || res != want {
+				t.Errorf("POST = %d %+v, want 503 %+v", rec.Code, res, want)
 			}
 			if rec.Header().Get("Retry-After") == "" {
 				t.Error("503 without Retry-After")
 			}
+			if st := hs.dedupe.Stats(); st != wantStats {
+				t.Errorf("dedupe stats = %+v, want %+v: the held claim settled, the messages after it never claimed", st, wantStats)
+			}
+
+			// Meta's redelivery, to a handler on the same store with the
+			// default RequestTimeout.
+			again := newHarnessWith(t, harnessOptions{store: store})
+			if status, res := again.postSigned(t, body); status != http.StatusOK || res != wantRedelivery {
+				t.Errorf("redelivery = %d %+v, want 200 %+v", status, res, wantRedelivery)
+			}
+			got := append(hs.sink.ids(), again.sink.ids()...)
+			if want := []string{wamidText, wamidSecond, wamidThird}; strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Errorf("delivered %v, want each once, in order: %v", got, want)
+			}
+		})
+	}
+}
+
+// TestHandler_CancelledRequestLetsItsDeliveryFinish cancels a request from
+// within its first delivery: the delivery's context is not done, the
+// delivery finishes and is committed (or, failed, released), and the
+// messages after it are left for the redelivery.
+func TestHandler_CancelledRequestLetsItsDeliveryFinish(t *testing.T) {
+	tests := []struct {
+		name           string
+		fail           bool // whether the held delivery fails
+		want           webhook.Result
+		wantStats      domain.DedupeStats
+		wantRedelivery webhook.Result
+	}{
+		{"the held delivery succeeds", false, webhook.Result{Delivered: 1, Deferred: 2},
+			domain.DedupeStats{New: 1, Committed: 1}, webhook.Result{Delivered: 2, Duplicates: 1}},
+		{"the held delivery fails", true, webhook.Result{Failed: 1, Deferred: 2},
+			domain.DedupeStats{New: 1, Released: 1}, webhook.Result{Delivered: 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			var d *heldOnce
+			hs := newHarnessWith(t, harnessOptions{
+				wrap: func(next webhook.Deliverer) webhook.Deliverer {
+					d = &heldOnce{next: next, fail: tt.fail, hold: cancel}
+					return d
+				},
+			})
+			body := fixture(t, "batch-three-messages.json")
+			req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/webhook/acme", bytes.NewReader(body))
+			req.Header.Set(webhook.SignatureHeader, webhook.Sign([]byte(appSecret), body))
+			rec := hs.serve(t, req)
+			if res := decodeResult(t, rec); rec.Code != http.StatusServiceUnavailable || res != tt.want {
+				t.Errorf("POST = %d %+v, want 503 %+v", rec.Code, res, tt.want)
+			}
+			if d.ctxDone.Load() {
+				t.Error("the delivery's context was done once the request was cancelled")
+			}
 			if st := hs.dedupe.Stats(); st != tt.wantStats {
-				t.Errorf("dedupe stats = %+v, want %+v: the messages after the held one never claimed", st, tt.wantStats)
+				t.Errorf("dedupe stats = %+v, want %+v", st, tt.wantStats)
 			}
 			if status, res := hs.postSigned(t, body); status != http.StatusOK || res != tt.wantRedelivery {
 				t.Errorf("redelivery = %d %+v, want 200 %+v", status, res, tt.wantRedelivery)

@@ -81,19 +81,48 @@ type Config struct {
 	// without its body being read. Zero means DefaultMaxInflightBodies.
 	MaxInflightBodies int
 	// BodyTimeout bounds reading one body, as a read deadline on the
-	// connection: a body not read by then is answered 408. Zero means
+	// connection: a body not read by then is answered 408. A client that
+	// trickles its body holds one of the MaxInflightBodies slots that long
+	// before it is authenticated (see [Handler]). Zero means
 	// DefaultBodyTimeout.
 	BodyTimeout time.Duration
 	// RequestTimeout bounds processing one POST once its body is read: the
 	// messages not started by then are deferred (503, for Meta to
-	// redeliver), and the one being delivered settles its claim as always.
-	// Zero means DefaultRequestTimeout.
+	// redeliver). The delivery in progress when it passes is not
+	// cancelled: each delivery runs on a context that the request's
+	// deadline and cancellation do not reach, bounded on its own by
+	// RequestTimeout from its start, and its claim is then committed or
+	// released as always, within SettleTimeout. One POST is so processed
+	// within about twice RequestTimeout plus SettleTimeout. Zero means
+	// DefaultRequestTimeout.
 	RequestTimeout time.Duration
 	// MaxMessages caps the messages in one body: a body with more is
 	// answered 413 and nothing in it is claimed. Zero means
 	// DefaultMaxMessages.
 	MaxMessages int
 }
+
+// String formats c's tenants, through [Tenant.String], so with their
+// secrets masked, the types of its Dedupe and Deliverer, and its limits as
+// given, zero for a default.
+func (c Config) String() string {
+	return fmt.Sprintf("webhook.Config{Tenants: %v, Dedupe: %T, Deliverer: %T, SettleTimeout: %v, RetryAfter: %v, "+
+		"MaxInflightBodies: %d, BodyTimeout: %v, RequestTimeout: %v, MaxMessages: %d}",
+		c.Tenants, c.Dedupe, c.Deliverer, c.SettleTimeout, c.RetryAfter,
+		c.MaxInflightBodies, c.BodyTimeout, c.RequestTimeout, c.MaxMessages)
+}
+
+// GoString formats c for %#v as [Config.String] does, its tenants through
+// [Tenant.GoString].
+func (c Config) GoString() string {
+	return fmt.Sprintf("webhook.Config{Tenants:%#v, Dedupe:%T, Deliverer:%T, SettleTimeout:%d, RetryAfter:%d, "+
+		"MaxInflightBodies:%d, BodyTimeout:%d, RequestTimeout:%d, MaxMessages:%d}",
+		c.Tenants, c.Dedupe, c.Deliverer, int64(c.SettleTimeout), int64(c.RetryAfter),
+		c.MaxInflightBodies, int64(c.BodyTimeout), int64(c.RequestTimeout), c.MaxMessages)
+}
+
+// Format formats c for every verb as [Tenant.Format] formats a tenant.
+func (c Config) Format(f fmt.State, verb rune) { format(f, verb, c.String, c.GoString) }
 
 // Handler serves tenants' WhatsApp webhooks at /webhook/{tenantId}.
 //
@@ -105,6 +134,8 @@ type Config struct {
 //   - 401 {"error":"unauthorized"} when the X-Hub-Signature-256 header is
 //     missing or cannot be a signature, without the body being read (and
 //     Connection: close);
+//   - 413 with Connection: close, without the body being read, when its
+//     Content-Length is over [MaxBodyBytes];
 //   - 503 with Retry-After and Connection: close, without the body being
 //     read, when MaxInflightBodies bodies are being read already;
 //   - 408 when the body is not read within BodyTimeout, 413 when it is over
@@ -135,25 +166,33 @@ type Config struct {
 // detached from the request's, within the settle timeout), when claiming
 // failed, when a message is in flight: claimed by another request that has
 // not committed it yet, or when RequestTimeout passed (or the request was
-// cancelled) before every message was started. An in-flight message is not
-// skipped as a duplicate because its holder may never commit it (its
-// delivery fails and its release fails too, or its process dies): Meta's
-// redelivery finds it done (200), or free again once the holder released it
-// or its claim expired, and delivers it then. The request stops at the first
-// such message; the ones after it wait for the redelivery, so that their
-// order is kept. Otherwise it is answered 200. The answers 200 and 503 carry
-// a [Result].
+// cancelled) before every message was started; a delivery under way then
+// is not cancelled: it finishes, bounded on its own (see
+// [Config.RequestTimeout]), and its claim is settled as it went. An
+// in-flight message is not skipped as a duplicate because its holder may
+// never commit it (its delivery fails and its release fails too, or its
+// process dies): Meta's redelivery finds it done (200), or free again once
+// the holder released it or its claim expired, and delivers it then. The
+// request stops at the first such message; the ones after it wait for the
+// redelivery, so that their order is kept. Otherwise it is answered 200.
+// The answers 200 and 503 carry a [Result].
 //
 // A panicking deliverer is treated as a failed delivery: the panic is
 // recovered and logged with its stack, the claim released, and the request
 // answered 503, so that one bad message does not leave its claim held until
 // it expires.
 //
-// What a request carries is logged only when it passes an id syntax check
-// (tenant ids as [domain.ValidateTenantID] has them, message ids as
-// [domain.ValidateMessageID] has them and at most 128 bytes, WABA and phone
-// number ids as up to 64 digits, message types as up to 32 lower-case
-// letters), and otherwise as its length; a body never is.
+// What a request carries is logged only when it is a configured tenant's id
+// or passes an id syntax check (message ids as up to 128 bytes of printable
+// ASCII, WABA and phone number ids as up to 64 digits, message types as up
+// to 32 lower-case letters), and otherwise as its length; a body never is.
+//
+// Before a POST is authenticated, a client can hold one of the
+// MaxInflightBodies slots for up to BodyTimeout by sending its body slowly,
+// and so, with enough connections, have every other POST answered 503.
+// Facing the internet, the handler belongs behind a reverse proxy that
+// buffers request bodies before passing them on, or behind an allowlist of
+// the addresses Meta sends webhooks from.
 //
 // It is safe for concurrent use.
 type Handler struct {
@@ -231,18 +270,18 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request) {
 	tenantID := r.PathValue("tenantId")
 	t, ok := h.tenants[tenantID]
 	if !ok {
-		h.warn.Warn("webhook for unknown tenant", tenantField(tenantID), zap.String("method", r.Method))
+		h.warn.Warn("webhook for unknown tenant", h.tenantField(tenantID), zap.String("method", r.Method))
 		writeError(w, http.StatusForbidden, "verification refused")
 		return
 	}
 	q := r.URL.Query()
 	if t.verifyToken == "" || q.Get("hub.mode") != "subscribe" ||
 		subtle.ConstantTimeCompare([]byte(q.Get("hub.verify_token")), []byte(t.verifyToken)) != 1 {
-		h.warn.Warn("webhook verification refused", tenantField(tenantID))
+		h.warn.Warn("webhook verification refused", h.tenantField(tenantID))
 		writeError(w, http.StatusForbidden, "verification refused")
 		return
 	}
-	h.log.Info("webhook verified", tenantField(tenantID))
+	h.log.Info("webhook verified", h.tenantField(tenantID))
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	_, _ = io.WriteString(w, q.Get("hub.challenge"))
@@ -284,6 +323,13 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, http.StatusUnauthorized, rejectUnauthorized, "unauthorized")
 		return
 	}
+	if r.ContentLength > MaxBodyBytes {
+		h.warn.Warn("webhook body too large", h.tenantField(tenantID),
+			zap.Int64("content_length", r.ContentLength), zap.Int64("limit", MaxBodyBytes))
+		w.Header().Set("Connection", "close")
+		h.reject(w, http.StatusRequestEntityTooLarge, rejectTooLarge, "body too large")
+		return
+	}
 	body, ok := h.readBody(w, r, tenantID)
 	if !ok {
 		return
@@ -298,26 +344,26 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !utf8.Valid(body) {
-		h.warn.Warn("webhook body not UTF-8", tenantField(tenantID), zap.Int("body_len", len(body)))
+		h.warn.Warn("webhook body not UTF-8", h.tenantField(tenantID), zap.Int("body_len", len(body)))
 		h.reject(w, http.StatusBadRequest, rejectNotUTF8, "body not UTF-8")
 		return
 	}
 	batch, err := Parse(body)
 	if err != nil {
 		// Parse's errors never quote the payload.
-		h.warn.Warn("webhook payload malformed", tenantField(tenantID), zap.Error(err))
+		h.warn.Warn("webhook payload malformed", h.tenantField(tenantID), zap.Error(err))
 		h.reject(w, http.StatusBadRequest, rejectMalformed, "malformed payload")
 		return
 	}
 	if n := batch.MessageCount(); n > h.maxMessages {
-		h.warn.Warn("webhook payload has too many messages", tenantField(tenantID),
+		h.warn.Warn("webhook payload has too many messages", h.tenantField(tenantID),
 			zap.Int("messages", n), zap.Int("limit", h.maxMessages))
 		h.reject(w, http.StatusRequestEntityTooLarge, rejectTooManyMessages, "too many messages")
 		return
 	}
 	a := h.admit(t, tenantID, batch)
 	if !a.owned {
-		h.warn.Warn("webhook payload refused: nothing in it is the tenant's", tenantField(tenantID),
+		h.warn.Warn("webhook payload refused: nothing in it is the tenant's", h.tenantField(tenantID),
 			zap.Int("entries", len(batch.Entries)))
 		h.reject(w, http.StatusForbidden, rejectForeign, "forbidden")
 		return
@@ -337,10 +383,10 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 // warnUnauthorized logs, sampled, a POST refused 401.
 func (h *Handler) warnUnauthorized(tenantID string, known, signed bool) {
 	if !known {
-		h.warn.Warn("webhook for unknown tenant", tenantField(tenantID), zap.String("method", http.MethodPost))
+		h.warn.Warn("webhook for unknown tenant", h.tenantField(tenantID), zap.String("method", http.MethodPost))
 		return
 	}
-	h.warn.Warn("webhook signature invalid", tenantField(tenantID), zap.Bool("signature_present", signed))
+	h.warn.Warn("webhook signature invalid", h.tenantField(tenantID), zap.Bool("signature_present", signed))
 }
 
 // readBody reads r's body, at most MaxBodyBytes of it, while fewer than
@@ -352,7 +398,7 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, tenantID stri
 	case h.bodies <- struct{}{}:
 		defer func() { <-h.bodies }()
 	default:
-		h.warn.Warn("webhook busy: too many bodies being read", tenantField(tenantID), zap.Int("limit", cap(h.bodies)))
+		h.warn.Warn("webhook busy: too many bodies being read", h.tenantField(tenantID), zap.Int("limit", cap(h.bodies)))
 		w.Header().Set("Connection", "close")
 		w.Header().Set("Retry-After", h.retryAfter)
 		h.reject(w, http.StatusServiceUnavailable, rejectBusy, "busy")
@@ -376,14 +422,14 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, tenantID stri
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		h.warn.Warn("webhook body too large", tenantField(tenantID), zap.Int64("limit", tooBig.Limit))
+		h.warn.Warn("webhook body too large", h.tenantField(tenantID), zap.Int64("limit", tooBig.Limit))
 		h.reject(w, http.StatusRequestEntityTooLarge, rejectTooLarge, "body too large")
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		h.warn.Warn("webhook body timed out", tenantField(tenantID),
+		h.warn.Warn("webhook body timed out", h.tenantField(tenantID),
 			zap.Duration("timeout", h.bodyTimeout), zap.Int("read", len(body)))
 		h.reject(w, http.StatusRequestTimeout, rejectBodyTimeout, "body timeout")
 	default:
-		h.warn.Warn("webhook body unreadable", tenantField(tenantID), zap.Error(err))
+		h.warn.Warn("webhook body unreadable", h.tenantField(tenantID), zap.Error(err))
 		h.reject(w, http.StatusBadRequest, rejectBodyUnreadable, "body unreadable")
 	}
 	return nil, false
@@ -404,7 +450,7 @@ func (h *Handler) process(ctx context.Context, tenantID string, msgs []Message, 
 	for i, msg := range msgs {
 		if err := ctx.Err(); err != nil {
 			res.Deferred = len(msgs) - i
-			h.log.Warn("request over before its last messages started; they are left for redelivery", tenantField(tenantID),
+			h.log.Warn("request over before its last messages started; they are left for redelivery", h.tenantField(tenantID),
 				zap.Int("deferred", res.Deferred), zap.Error(err))
 			return
 		}
@@ -417,8 +463,9 @@ func (h *Handler) process(ctx context.Context, tenantID string, msgs []Message, 
 }
 
 // processOne handles one message and reports whether the next may go on.
+// ctx bounds its claim; its delivery runs on a context detached from ctx.
 func (h *Handler) processOne(ctx context.Context, msg Message, res *Result) bool {
-	fields := []zap.Field{tenantField(msg.TenantID), messageIDField(msg.MessageID)}
+	fields := []zap.Field{h.tenantField(msg.TenantID), messageIDField(msg.MessageID)}
 	claim, err := h.dedupe.Claim(ctx, msg.TenantID, msg.MessageID)
 	if err != nil {
 		h.log.Error("claim failed", append(fields, zap.Error(err))...)
@@ -437,9 +484,13 @@ func (h *Handler) processOne(ctx context.Context, msg Message, res *Result) bool
 		return false
 	}
 
+	// The delivery is not cut short by the request's deadline: once
+	// started, it finishes and its claim is settled as it went.
+	deliverCtx, cancelDeliver := context.WithTimeout(context.WithoutCancel(ctx), h.requestTimeout)
 	start := time.Now()
-	err = h.deliverRecovered(ctx, msg, fields)
+	err = h.deliverRecovered(deliverCtx, msg, fields)
 	took := time.Since(start)
+	cancelDeliver()
 
 	settleCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.settle)
 	defer cancel()

@@ -5,8 +5,6 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-
-	"github.com/wa2genesys/connectorcache/domain"
 )
 
 // warnEvery is how often each warning about a bad request is logged at
@@ -35,20 +33,24 @@ func sampled(logger *zap.Logger) *zap.Logger {
 	}))
 }
 
-// tenantField logs a tenant id as it is if [domain.ValidateTenantID] accepts
-// it, and otherwise as its length, tenant_len.
-func tenantField(id string) zap.Field {
-	if domain.ValidateTenantID(id) != nil {
+// tenantField logs a tenant id as it is if it is a configured tenant's, and
+// otherwise as its length, tenant_len: an id that only a request carries
+// may hold anything, control, bidirectional and zero-width characters
+// included, even when it passes domain.ValidateTenantID.
+func (h *Handler) tenantField(id string) zap.Field {
+	if _, ok := h.tenants[id]; !ok {
 		return zap.Int("tenant_len", len(id))
 	}
 	return zap.String("tenant", id)
 }
 
-// messageIDField logs a message id as it is if [domain.ValidateMessageID]
-// accepts it and it is at most maxLoggedMessageIDLen bytes, and otherwise as
-// its length, message_id_len.
+// messageIDField logs a message id as it is if it is 1 to
+// maxLoggedMessageIDLen bytes of printable ASCII other than space, as
+// WhatsApp's are, and otherwise as its length, message_id_len:
+// domain.ValidateMessageID alone lets through bidirectional and zero-width
+// characters.
 func messageIDField(id string) zap.Field {
-	if len(id) > maxLoggedMessageIDLen || domain.ValidateMessageID(id) != nil {
+	if !isWord(id, maxLoggedMessageIDLen, func(c byte) bool { return '!' <= c && c <= '~' }) {
 		return zap.Int("message_id_len", len(id))
 	}
 	return zap.String("message_id", id)

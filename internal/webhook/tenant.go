@@ -1,6 +1,8 @@
 package webhook
 
 import (
+	"fmt"
+	"io"
 	"slices"
 
 	"go.uber.org/zap"
@@ -22,6 +24,44 @@ type Tenant struct {
 	// messages the tenant takes: a change for another phone number is
 	// refused. Empty takes every phone number of the tenant's accounts.
 	PhoneNumberIDs []string
+}
+
+// String formats t with its secrets masked, such as
+// webhook.Tenant{VerifyToken: "xxxxx", AppSecret: "xxxxx", WABAIDs:
+// [209988776655443], PhoneNumberIDs: []}: a secret shows as "xxxxx" when it
+// is set and as "" when it is not.
+func (t Tenant) String() string {
+	return fmt.Sprintf("webhook.Tenant{VerifyToken: %q, AppSecret: %q, WABAIDs: %v, PhoneNumberIDs: %v}",
+		masked(t.VerifyToken != ""), masked(len(t.AppSecret) > 0), t.WABAIDs, t.PhoneNumberIDs)
+}
+
+// GoString formats t for %#v with its secrets masked as in [Tenant.String].
+func (t Tenant) GoString() string {
+	return fmt.Sprintf("webhook.Tenant{VerifyToken:%q, AppSecret:%q, WABAIDs:%#v, PhoneNumberIDs:%#v}",
+		masked(t.VerifyToken != ""), masked(len(t.AppSecret) > 0), t.WABAIDs, t.PhoneNumberIDs)
+}
+
+// Format formats t for every verb with its secrets masked: %#v as
+// [Tenant.GoString], any other verb as it formats [Tenant.String]. Without
+// it, a verb such as %d would print the fields themselves.
+func (t Tenant) Format(f fmt.State, verb rune) { format(f, verb, t.String, t.GoString) }
+
+// format writes to f for verb: %#v as goString formats, any other verb
+// applied to what str formats.
+func format(f fmt.State, verb rune, str, goString func() string) {
+	if verb == 'v' && f.Flag('#') {
+		_, _ = io.WriteString(f, goString())
+		return
+	}
+	_, _ = fmt.Fprintf(f, fmt.FormatString(f, verb), str())
+}
+
+// masked is a secret as printed: "xxxxx" when it is set, "" when it is not.
+func masked(set bool) string {
+	if !set {
+		return ""
+	}
+	return "xxxxx"
 }
 
 // tenant is a [Tenant] ready for lookups, and a copy: the caller may reuse
@@ -76,7 +116,7 @@ type admitted struct {
 // check, the lengths of the others, and never a message's content.
 func (h *Handler) admit(t *tenant, tenantID string, b Batch) admitted {
 	var a admitted
-	tf := tenantField(tenantID)
+	tf := h.tenantField(tenantID)
 	for _, e := range b.Entries {
 		if !t.wabaIDs[e.WABAID] {
 			n := changesMessages(e.Changes)

@@ -2,12 +2,18 @@ package webhook_test
 
 import (
 	"bytes"
+	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/wa2genesys/connectorcache/domain"
 	"github.com/wa2genesys/connectorcache/internal/webhook"
@@ -226,4 +232,107 @@ func TestHandler_RefusedIDsAreLoggedOnlyWhenTheyAreIDs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTenantAndConfigPrintWithoutSecrets prints tenants and a handler's
+// Config every way fmt and zap do: the ids show, the secrets never do.
+func TestTenantAndConfigPrintWithoutSecrets(t *testing.T) {
+	const (
+		verify = "verify-Tok3n-of-acme"
+		secret = "app-S3cret-of-acme"
+	)
+	acme := webhook.Tenant{VerifyToken: verify, AppSecret: []byte(secret), WABAIDs: []string{wabaAcme}, PhoneNumberIDs: []string{phoneAcme}}
+	cfg := webhook.Config{Tenants: map[string]webhook.Tenant{"acme": acme, "bare": {}}, MaxMessages: 7}
+
+	tests := []struct {
+		name string
+		give any
+		want []string // each shows in every output
+	}{
+		{"Tenant", acme, []string{wabaAcme, phoneAcme, "xxxxx"}},
+		{"*Tenant", &acme, []string{wabaAcme, phoneAcme, "xxxxx"}},
+		{"Config", cfg, []string{"acme", "bare", wabaAcme, "7"}},
+		{"*Config", &cfg, []string{"acme", "bare", wabaAcme, "7"}},
+		{"in a struct", struct{ Webhook webhook.Config }{cfg}, []string{"acme", wabaAcme}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			outputs := map[string]string{
+				"fmt":     fmt.Sprintf("%v %+v %#v %s", tt.give, tt.give, tt.give, tt.give),
+				"zap.Any": observedField(zap.Any("v", tt.give)),
+			}
+			if tt.name != "in a struct" { // zap reflects an arbitrary struct through encoding/json
+				outputs["zap, JSON"] = jsonField(t, zap.Any("v", tt.give))
+			}
+			for _, verb := range []string{"%q", "%x", "%d", "%10.4s"} {
+				outputs[verb] = fmt.Sprintf(verb, tt.give)
+			}
+			for how, out := range outputs {
+				if !strings.HasPrefix(how, "%") {
+					for _, want := range tt.want {
+						if !strings.Contains(out, want) {
+							t.Errorf("%s does not show %q: %s", how, want, out)
+						}
+					}
+				}
+				for _, s := range []string{verify, secret, hex.EncodeToString([]byte(secret)), fmt.Sprint([]byte(secret)), secret[:6], verify[:6]} {
+					if strings.Contains(out, s) {
+						t.Errorf("%s shows the secret as %q: %s", how, s, out)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestTenantPrintsWhetherItsSecretsAreSet checks what a tenant prints in
+// place of its secrets.
+func TestTenantPrintsWhetherItsSecretsAreSet(t *testing.T) {
+	tests := []struct {
+		name   string
+		give   webhook.Tenant
+		want   string
+		wantGo string
+	}{
+		{
+			name:   "both set",
+			give:   webhook.Tenant{VerifyToken: "v", AppSecret: []byte("s"), WABAIDs: []string{wabaAcme}},
+			want:   `webhook.Tenant{VerifyToken: "xxxxx", AppSecret: "xxxxx", WABAIDs: [` + wabaAcme + `], PhoneNumberIDs: []}`,
+			wantGo: `webhook.Tenant{VerifyToken:"xxxxx", AppSecret:"xxxxx", WABAIDs:[]string{"` + wabaAcme + `"}, PhoneNumberIDs:[]string(nil)}`,
+		},
+		{
+			name:   "neither set",
+			give:   webhook.Tenant{PhoneNumberIDs: []string{phoneAcme}},
+			want:   `webhook.Tenant{VerifyToken: "", AppSecret: "", WABAIDs: [], PhoneNumberIDs: [` + phoneAcme + `]}`,
+			wantGo: `webhook.Tenant{VerifyToken:"", AppSecret:"", WABAIDs:[]string(nil), PhoneNumberIDs:[]string{"` + phoneAcme + `"}}`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := fmt.Sprint(tt.give); got != tt.want {
+				t.Errorf("%%v = %s\nwant %s", got, tt.want)
+			}
+			if got := fmt.Sprintf("%#v", tt.give); got != tt.wantGo {
+				t.Errorf("%%#v = %s\nwant %s", got, tt.wantGo)
+			}
+		})
+	}
+}
+
+// observedField is field as the zap observer records it.
+func observedField(field zap.Field) string {
+	core, logs := observer.New(zap.DebugLevel)
+	zap.New(core).Info("value", field)
+	return fmt.Sprint(logs.All()[0].ContextMap())
+}
+
+// jsonField is field as zap's production JSON encoder writes it.
+func jsonField(t *testing.T, field zap.Field) string {
+	t.Helper()
+	buf, err := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()).EncodeEntry(zapcore.Entry{Message: "value"}, []zap.Field{field})
+	if err != nil {
+		t.Fatalf("JSON encoding: %v", err)
+	}
+	defer buf.Free()
+	return buf.String()
 }
