@@ -1,13 +1,13 @@
 package app
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"net/url"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"go.uber.org/zap/zapcore"
@@ -16,6 +16,7 @@ import (
 	"github.com/wa2genesys/connectorcache/adapters/seal"
 	"github.com/wa2genesys/connectorcache/domain"
 	"github.com/wa2genesys/connectorcache/internal/config"
+	"github.com/wa2genesys/connectorcache/internal/redact"
 )
 
 // Store kinds for [Config.Store].
@@ -118,14 +119,14 @@ func (c RedisConfig) RedactedURL() string {
 	}
 	if u.User != nil {
 		if _, hasPassword := u.User.Password(); !hasPassword {
-			u.User = url.User(masked)
+			u.User = url.User(redact.Mask)
 		}
 	}
 	if u.RawQuery != "" {
-		u.RawQuery = masked
+		u.RawQuery = redact.Mask
 	}
 	if u.Fragment != "" {
-		u.Fragment = masked
+		u.Fragment = redact.Mask
 	}
 	return u.Redacted()
 }
@@ -408,19 +409,6 @@ func readCluster(r *config.Reader, redisURL string) ClusterConfig {
 	return c
 }
 
-// masked stands for a secret wherever the configuration is printed or
-// logged.
-const masked = "xxxxx"
-
-// mask returns masked for s, a secret, or "" when s is empty, so that an
-// unset secret still shows as unset.
-func mask(s string) string {
-	if s == "" {
-		return ""
-	}
-	return masked
-}
-
 // Plain copies of the configuration types that print their own way: the
 // same fields without the methods, for fmt to format once the secrets are
 // masked. Their fields of types that print their own way still do.
@@ -431,20 +419,21 @@ type (
 	plainTokenConfig    TokenConfig
 )
 
-// goSyntax is fmt's %#v of v, a plain copy, under name, the name of the
-// type it copies.
-func goSyntax(name string, v any) string {
-	s := fmt.Sprintf("%#v", v)
-	return name + s[strings.IndexByte(s, '{'):]
-}
-
 // String formats c as %+v would, with the Redis URL redacted and the
 // passwords masked; the encryption keys show as their ids.
 func (c Config) String() string { return fmt.Sprintf("%+v", plainConfig(c)) }
 
 // GoString formats c as %#v would, with the secrets masked as in
 // [Config.String].
-func (c Config) GoString() string { return goSyntax("app.Config", plainConfig(c)) }
+func (c Config) GoString() string { return redact.GoSyntax("app.Config", plainConfig(c)) }
+
+// Format formats c for every verb with the secrets masked: %#v as
+// [Config.GoString], any other verb as it formats [Config.String].
+func (c Config) Format(f fmt.State, verb rune) { redact.Format(f, verb, c.String, c.GoString) }
+
+// MarshalJSON encodes c as encoding/json would, with the secrets masked as
+// in [Config.String].
+func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(plainConfig(c)) }
 
 // MarshalLogObject writes c to a zap log under its configuration keys'
 // names, with the secrets masked as in [Config.String].
@@ -474,7 +463,7 @@ func (c Config) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 // redacted is a plain copy of c with URL redacted ([RedisConfig.RedactedURL])
 // and Password masked.
 func (c RedisConfig) redacted() plainRedisConfig {
-	c.URL, c.Password = c.RedactedURL(), mask(c.Password)
+	c.URL, c.Password = c.RedactedURL(), redact.Secret(c.Password)
 	return plainRedisConfig(c)
 }
 
@@ -484,13 +473,21 @@ func (c RedisConfig) String() string { return fmt.Sprintf("%+v", c.redacted()) }
 
 // GoString formats c as %#v would, with the secrets masked as in
 // [RedisConfig.String].
-func (c RedisConfig) GoString() string { return goSyntax("app.RedisConfig", c.redacted()) }
+func (c RedisConfig) GoString() string { return redact.GoSyntax("app.RedisConfig", c.redacted()) }
+
+// Format formats c for every verb with the secrets masked, as
+// [Config.Format] does.
+func (c RedisConfig) Format(f fmt.State, verb rune) { redact.Format(f, verb, c.String, c.GoString) }
+
+// MarshalJSON encodes c as encoding/json would, with the secrets masked as
+// in [RedisConfig.String].
+func (c RedisConfig) MarshalJSON() ([]byte, error) { return json.Marshal(c.redacted()) }
 
 // MarshalLogObject writes c to a zap log under its configuration keys'
 // names, with the secrets masked as in [RedisConfig.String].
 func (c RedisConfig) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("url", c.RedactedURL())
-	enc.AddString("password", mask(c.Password))
+	enc.AddString("password", redact.Secret(c.Password))
 	enc.AddString("tls_ca_file", c.TLSCAFile)
 	enc.AddDuration("dial_timeout", c.DialTimeout)
 	enc.AddDuration("read_timeout", c.ReadTimeout)
@@ -521,7 +518,7 @@ func (c RedisConfig) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 
 // redacted is a plain copy of c with Password masked.
 func (c SentinelConfig) redacted() plainSentinelConfig {
-	c.Password = mask(c.Password)
+	c.Password = redact.Secret(c.Password)
 	return plainSentinelConfig(c)
 }
 
@@ -530,15 +527,22 @@ func (c SentinelConfig) String() string { return fmt.Sprintf("%+v", c.redacted()
 
 // GoString formats c as %#v would, with Password masked.
 func (c SentinelConfig) GoString() string {
-	return goSyntax("app.SentinelConfig", c.redacted())
+	return redact.GoSyntax("app.SentinelConfig", c.redacted())
 }
+
+// Format formats c for every verb with Password masked, as [Config.Format]
+// does.
+func (c SentinelConfig) Format(f fmt.State, verb rune) { redact.Format(f, verb, c.String, c.GoString) }
+
+// MarshalJSON encodes c as encoding/json would, with Password masked.
+func (c SentinelConfig) MarshalJSON() ([]byte, error) { return json.Marshal(c.redacted()) }
 
 // MarshalLogObject writes c to a zap log under its configuration keys'
 // names, with Password masked.
 func (c SentinelConfig) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("master", c.Master)
 	enc.AddString("username", c.Username)
-	enc.AddString("password", mask(c.Password))
+	enc.AddString("password", redact.Secret(c.Password))
 	return enc.AddArray("addrs", stringArray(c.Addrs))
 }
 
@@ -548,7 +552,9 @@ func (c TokenConfig) String() string { return fmt.Sprintf("%+v", plainTokenConfi
 
 // GoString formats c as %#v would; EncryptionKeys shows as its key ids
 // ([seal.Keyring.GoString]).
-func (c TokenConfig) GoString() string { return goSyntax("app.TokenConfig", plainTokenConfig(c)) }
+func (c TokenConfig) GoString() string {
+	return redact.GoSyntax("app.TokenConfig", plainTokenConfig(c))
+}
 
 // MarshalLogObject writes c to a zap log under its configuration keys'
 // names; of EncryptionKeys, only the key ids, as encryption_key_ids.

@@ -1,6 +1,8 @@
 package app_test
 
 import (
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -60,25 +62,31 @@ func TestConfigPrintsNoSecret(t *testing.T) {
 				{"in a struct", struct{ Module app.Config }{cfg}, "sentinel-user"},
 			}
 			for _, v := range values {
+				marshaled, err := json.Marshal(v.give)
+				if err != nil {
+					t.Fatalf("json.Marshal(%s): %v", v.name, err)
+				}
 				outputs := map[string]string{
-					"fmt":       fmt.Sprintf("%v %+v %#v %s", v.give, v.give, v.give, v.give),
-					"zap.Any":   observedField(t, zap.Any("cfg", v.give)),
-					"zap, JSON": jsonField(t, zap.Any("cfg", v.give)),
+					"fmt":     fmt.Sprintf("%v %+v %#v %s %d %q %10.2000s", v.give, v.give, v.give, v.give, v.give, v.give, v.give),
+					"zap.Any": observedField(t, zap.Any("cfg", v.give)),
+					// zap.Any of an arbitrary struct, and zap.Reflect, go
+					// through encoding/json.
+					"zap, JSON":    jsonField(t, zap.Any("cfg", v.give)),
+					"zap.Reflect":  jsonField(t, zap.Reflect("cfg", v.give)),
+					"json.Marshal": string(marshaled),
 				}
 				for how, out := range outputs {
-					if how != "fmt" && v.name == "in a struct" {
-						continue // zap reflects an arbitrary struct through encoding/json
-					}
 					if !strings.Contains(out, v.want) {
 						t.Errorf("%s of %s does not show %q: %s", how, v.name, v.want, out)
 					}
 					for _, s := range secrets {
-						if strings.Contains(out, s) {
+						if strings.Contains(out, s) || strings.Contains(out, hex.EncodeToString([]byte(s))) {
 							t.Errorf("%s of %s shows the secret %q: %s", how, v.name, s, out)
 						}
 					}
 				}
 			}
+
 		})
 	}
 }

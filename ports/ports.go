@@ -8,11 +8,13 @@ package ports
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"time"
+
+	"github.com/wa2genesys/connectorcache/internal/redact"
 )
 
 // ErrUnavailable is returned, wrapped, by a store that did not try the
@@ -34,18 +36,26 @@ type Token struct {
 // String formats t with its access token masked, such as
 // ports.Token{AccessToken: "xxxxx", ExpiresIn: 1h0m0s}.
 func (t Token) String() string {
-	return fmt.Sprintf("ports.Token{AccessToken: %q, ExpiresIn: %v}", masked(t.AccessToken), t.ExpiresIn)
+	return fmt.Sprintf("ports.Token{AccessToken: %q, ExpiresIn: %v}", redact.Secret(t.AccessToken), t.ExpiresIn)
 }
 
 // GoString formats t for %#v with its access token masked.
 func (t Token) GoString() string {
-	return fmt.Sprintf("ports.Token{AccessToken:%q, ExpiresIn:%d}", masked(t.AccessToken), int64(t.ExpiresIn))
+	return fmt.Sprintf("ports.Token{AccessToken:%q, ExpiresIn:%d}", redact.Secret(t.AccessToken), int64(t.ExpiresIn))
 }
 
 // Format formats t for every verb with its access token masked: %#v as
 // [Token.GoString], any other verb as it formats [Token.String]. Without
 // it, a verb such as %d would print the fields themselves.
-func (t Token) Format(f fmt.State, verb rune) { format(f, verb, t.String, t.GoString) }
+func (t Token) Format(f fmt.State, verb rune) { redact.Format(f, verb, t.String, t.GoString) }
+
+// MarshalJSON encodes t as encoding/json would, with its access token
+// masked, such as {"AccessToken":"xxxxx","ExpiresIn":3600000000000}.
+func (t Token) MarshalJSON() ([]byte, error) {
+	type plain Token
+	t.AccessToken = redact.Secret(t.AccessToken)
+	return json.Marshal(plain(t))
+}
 
 // TokenFetcher obtains a fresh access token for a tenant from the auth
 // service. Errors are returned as they happened; the caller decides.
@@ -70,34 +80,24 @@ type CachedToken struct {
 // RefreshAt: 2025-11-26T06:05:00Z}.
 func (t CachedToken) String() string {
 	return fmt.Sprintf("ports.CachedToken{AccessToken: %q, ExpiresAt: %s, RefreshAt: %s}",
-		masked(t.AccessToken), t.ExpiresAt.Format(time.RFC3339Nano), t.RefreshAt.Format(time.RFC3339Nano))
+		redact.Secret(t.AccessToken), t.ExpiresAt.Format(time.RFC3339Nano), t.RefreshAt.Format(time.RFC3339Nano))
 }
 
 // GoString formats t for %#v with its access token masked.
 func (t CachedToken) GoString() string {
-	return fmt.Sprintf("ports.CachedToken{AccessToken:%q, ExpiresAt:%#v, RefreshAt:%#v}", masked(t.AccessToken), t.ExpiresAt, t.RefreshAt)
+	return fmt.Sprintf("ports.CachedToken{AccessToken:%q, ExpiresAt:%#v, RefreshAt:%#v}", redact.Secret(t.AccessToken), t.ExpiresAt, t.RefreshAt)
 }
 
 // Format formats t for every verb with its access token masked, as
 // [Token.Format] does.
-func (t CachedToken) Format(f fmt.State, verb rune) { format(f, verb, t.String, t.GoString) }
+func (t CachedToken) Format(f fmt.State, verb rune) { redact.Format(f, verb, t.String, t.GoString) }
 
-// format writes to f for verb: %#v as goString formats, any other verb
-// applied to what str formats.
-func format(f fmt.State, verb rune, str, goString func() string) {
-	if verb == 'v' && f.Flag('#') {
-		_, _ = io.WriteString(f, goString())
-		return
-	}
-	_, _ = fmt.Fprintf(f, fmt.FormatString(f, verb), str())
-}
-
-// masked is an access token as printed: "xxxxx", or "" when there is none.
-func masked(accessToken string) string {
-	if accessToken == "" {
-		return ""
-	}
-	return "xxxxx"
+// MarshalJSON encodes t as encoding/json would, with its access token
+// masked.
+func (t CachedToken) MarshalJSON() ([]byte, error) {
+	type plain CachedToken
+	t.AccessToken = redact.Secret(t.AccessToken)
+	return json.Marshal(plain(t))
 }
 
 // TokenStore caches one access token per tenant.

@@ -3,6 +3,7 @@ package ports_test
 import (
 	"bytes"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -89,8 +90,8 @@ func TestTokensPrintWithoutTheAccessToken(t *testing.T) {
 	t.Run("every form", func(t *testing.T) {
 		core, logs := observer.New(zapcore.DebugLevel)
 		zap.New(core).Info("tokens", zap.Any("tok", tok), zap.Any("cached", cached), zap.Any("ptr", &tok), zap.Any("cached_ptr", &cached))
-		var json bytes.Buffer
-		zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&json), zapcore.DebugLevel)).
+		var logged bytes.Buffer
+		zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&logged), zapcore.DebugLevel)).
 			Info("tokens", zap.Any("tok", tok), zap.Any("cached", cached), zap.Any("ptr", &tok))
 		holder := struct {
 			Tok    ports.Token
@@ -98,9 +99,23 @@ func TestTokensPrintWithoutTheAccessToken(t *testing.T) {
 			All    []ports.Token
 			ByID   map[string]ports.CachedToken
 		}{tok, &cached, []ports.Token{tok}, map[string]ports.CachedToken{"acme": cached}}
+		// encoding/json, which zap.Reflect and zap.Any of a struct holding
+		// a token go through.
+		marshaled, err := json.Marshal(holder)
+		if err != nil {
+			t.Fatalf("json.Marshal of a struct holding tokens: %v", err)
+		}
+		var reflected bytes.Buffer
+		zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&reflected), zapcore.DebugLevel)).
+			Info("tokens", zap.Reflect("tok", tok), zap.Any("holder", holder))
 		outputs := map[string]string{
-			"zap observer": fmt.Sprint(logs.All()[0].ContextMap()),
-			"zap JSON":     json.String(),
+			"zap observer":        fmt.Sprint(logs.All()[0].ContextMap()),
+			"zap JSON":            logged.String(),
+			"json.Marshal":        string(marshaled),
+			"zap.Reflect and Any": reflected.String(),
+		}
+		if want := `"AccessToken":"xxxxx"`; !strings.Contains(string(marshaled), want) {
+			t.Errorf("json.Marshal = %s, want the access token as %s", marshaled, want)
 		}
 		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d", "%10.3s", "%T %[1]v"} {
 			for name, v := range map[string]any{"Token": tok, "*Token": &tok, "CachedToken": cached, "*CachedToken": &cached, "a struct holding them": holder} {

@@ -43,6 +43,7 @@ import (
 	"crypto/cipher"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -50,6 +51,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/wa2genesys/connectorcache/internal/redact"
 	"github.com/wa2genesys/connectorcache/ports"
 )
 
@@ -143,6 +145,19 @@ func (k *Keyring) GoString() string {
 		return "(*seal.Keyring)(nil)"
 	}
 	return fmt.Sprintf("&seal.Keyring{IDs:%#v}", k.ids)
+}
+
+// Format formats k for every verb as its key ids: %#v as
+// [Keyring.GoString], any other verb as it formats [Keyring.String].
+// Without it, a verb such as %d would print the ciphers' key schedules.
+func (k *Keyring) Format(f fmt.State, verb rune) { redact.Format(f, verb, k.String, k.GoString) }
+
+// MarshalJSON encodes k as its key ids, such as {"IDs":["k2","k1"]}.
+func (k *Keyring) MarshalJSON() ([]byte, error) {
+	if k == nil {
+		return []byte("null"), nil
+	}
+	return json.Marshal(struct{ IDs []string }{k.ids})
 }
 
 // validID reports whether id is 1 to maxIDLen of A-Z, a-z, 0-9, '_' and

@@ -673,6 +673,13 @@ func TestKeyringPrintsOnlyIDs(t *testing.T) {
 		fmt.Sprintf("%v %+v %#v %s %q", ring, ring, ring, ring, ring),
 		fmt.Sprintf("%v %+v %#v", struct{ K *seal.Keyring }{ring}, struct{ K *seal.Keyring }{ring}, struct{ K *seal.Keyring }{ring}),
 		fmt.Sprint(logs.All()[0].ContextMap()),
+		// Every verb prints the ids, not the ciphers' key schedules.
+		fmt.Sprintf("%d %10.40s", ring, ring),
+		// encoding/json, which zap.Reflect goes through.
+		mustJSON(t, struct{ K *seal.Keyring }{ring}),
+	}
+	if got, want := outputs[len(outputs)-1], `{"K":{"IDs":["new","old"]}}`; got != want {
+		t.Errorf("json.Marshal = %s, want %s", got, want)
 	}
 	for _, out := range outputs {
 		if !strings.Contains(out, "new") || !strings.Contains(out, "old") {
@@ -684,6 +691,15 @@ func TestKeyringPrintsOnlyIDs(t *testing.T) {
 			}
 		}
 	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatalf("json.Marshal(%T): %v", v, err)
+	}
+	return string(b)
 }
 
 func TestNewTokenStoreNeedsKeyName(t *testing.T) {

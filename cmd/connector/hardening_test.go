@@ -854,3 +854,65 @@ tenants:
 // cutOff is what a stalled client got when the connector closed the
 // connection before it could read an answer.
 const cutOff = "connection closed"
+
+// TestHardening_BodiesNoHandlerReadsCloseTheConnection: a request with a
+// body that no handler reads, on any route but the webhook POST, is
+// answered with Connection: close, so that the server does not read the
+// body after the answer, outside http.max_inflight_bodies. A webhook POST
+// and a request without a body keep their connection.
+func TestHardening_BodiesNoHandlerReadsCloseTheConnection(t *testing.T) {
+	path := writeConfig(t, fmt.Sprintf(`
+store: memory
+delivery: log
+http: {addr: "127.0.0.1:0"}
+whatsapp: {app_secret: %s}
+tenants:
+  - id: acme
+    verify_token: %s
+    whatsapp: {waba_ids: [%q]}
+`, e2eAppSecret, e2eVerifyToken, e2eWABAID))
+	b := startBinary(t, path)
+	body := bytes.Repeat([]byte("x"), 200<<10)
+	payload := wabaPayload(e2eWABAID, textMsg("wamid.KEEP-1"))
+
+	tests := []struct {
+		name       string
+		method     string
+		path       string
+		body       io.Reader
+		sign       bool
+		wantStatus int
+		wantClose  bool
+	}{
+		{"handshake with a body", http.MethodGet, "/webhook/acme?hub.mode=subscribe", bytes.NewReader(body), false, http.StatusForbidden, true},
+		{"handshake with a chunked body", http.MethodGet, "/webhook/acme?hub.mode=subscribe", io.MultiReader(bytes.NewReader(body)), false, http.StatusForbidden, true},
+		{"PUT to the webhook", http.MethodPut, "/webhook/acme", bytes.NewReader(body), false, http.StatusMethodNotAllowed, true},
+		{"POST below the webhook", http.MethodPost, "/webhook/acme/more", bytes.NewReader(body), false, http.StatusNotFound, true},
+		{"POST without a tenant", http.MethodPost, "/webhook/", bytes.NewReader(body), false, http.StatusNotFound, true},
+		{"POST elsewhere", http.MethodPost, "/elsewhere", bytes.NewReader(body), false, http.StatusNotFound, true},
+		{"health check with a body", http.MethodGet, "/healthz", bytes.NewReader(body), false, http.StatusOK, true},
+		{"health check", http.MethodGet, "/healthz", nil, false, http.StatusOK, false},
+		{"webhook POST", http.MethodPost, "/webhook/acme", bytes.NewReader(payload), true, http.StatusOK, false},
+	}
+	client := &http.Client{Timeout: waitBound}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest(tt.method, "http://"+b.addr+tt.path, tt.body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.sign {
+				req.Header.Set(webhook.SignatureHeader, webhook.Sign([]byte(e2eAppSecret), payload))
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus || resp.Close != tt.wantClose {
+				t.Errorf("%s %s = %d, Connection: close %t; want %d, %t", tt.method, tt.path, resp.StatusCode, resp.Close, tt.wantStatus, tt.wantClose)
+			}
+		})
+	}
+}

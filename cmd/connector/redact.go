@@ -1,32 +1,22 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
-	"strings"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/wa2genesys/connectorcache/internal/redact"
 )
 
 // The configuration types that hold secrets print and log themselves with
 // every secret masked: the app secrets, the verify tokens, the Genesys
 // client secrets, and the module's Redis passwords. String serves %v and
-// %+v, GoString serves %#v, MarshalLogObject serves zap.Object and zap.Any.
+// %+v, GoString serves %#v, Format every other verb, MarshalJSON
+// encoding/json and zap.Reflect, MarshalLogObject zap.Object and zap.Any.
 // A new secret field must be masked in its type's redact and
 // MarshalLogObject.
-
-// redacted stands in for a secret's value wherever a configuration is
-// printed or logged.
-const redacted = "[redacted]"
-
-// mask returns redacted for a secret that is set, and "" for one that is
-// not, so that a reader still sees which are set.
-func mask(secret string) string {
-	if secret == "" {
-		return ""
-	}
-	return redacted
-}
 
 // Twins of the configuration types without their methods, which fmt
 // formats field by field. Their nested configuration types keep theirs, so
@@ -38,23 +28,16 @@ type (
 	plainTenantGenesys  TenantGenesys
 )
 
-// goString formats twin, a plain twin, with %#v under name, the name of
-// the type it twins.
-func goString(name string, twin any) string {
-	_, fields, _ := strings.Cut(fmt.Sprintf("%#v", twin), "{")
-	return name + "{" + fields
-}
-
 // redact returns c with its secrets masked and its Redis URL's password
 // hidden; its tenants mask their own.
 func (c Config) redact() plainConfig {
-	c.AppSecret = mask(c.AppSecret)
+	c.AppSecret = redact.Secret(c.AppSecret)
 	redis := &c.Module.Redis
 	if redis.URL != "" {
 		redis.URL = redis.RedactedURL()
 	}
-	redis.Password = mask(redis.Password)
-	redis.Sentinel.Password = mask(redis.Sentinel.Password)
+	redis.Password = redact.Secret(redis.Password)
+	redis.Sentinel.Password = redact.Secret(redis.Sentinel.Password)
 	return plainConfig(c)
 }
 
@@ -62,7 +45,14 @@ func (c Config) redact() plainConfig {
 func (c Config) String() string { return fmt.Sprintf("%+v", c.redact()) }
 
 // GoString formats c as %#v would, every secret masked.
-func (c Config) GoString() string { return goString("main.Config", c.redact()) }
+func (c Config) GoString() string { return redact.GoSyntax("main.Config", c.redact()) }
+
+// Format formats c for every verb, every secret masked: %#v as GoString, any other
+// verb as it formats String.
+func (c Config) Format(f fmt.State, verb rune) { redact.Format(f, verb, c.String, c.GoString) }
+
+// MarshalJSON encodes c as encoding/json would, every secret masked.
+func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(c.redact()) }
 
 // MarshalLogObject logs c's settings, every secret masked.
 func (c Config) MarshalLogObject(enc zapcore.ObjectEncoder) error {
@@ -72,7 +62,7 @@ func (c Config) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 		enc.AddString("redis_url", c.Module.Redis.RedactedURL())
 	}
 	enc.AddString("delivery", c.Delivery)
-	enc.AddString("app_secret", mask(c.AppSecret))
+	enc.AddString("app_secret", redact.Secret(c.AppSecret))
 	err := enc.AddObject("http", zapcore.ObjectMarshalerFunc(func(enc zapcore.ObjectEncoder) error {
 		enc.AddString("addr", c.HTTP.Addr)
 		enc.AddString("admin_addr", c.HTTP.AdminAddr)
@@ -110,7 +100,7 @@ func (c Config) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 // redact returns t with its verify token masked; its WhatsApp and Genesys
 // settings mask their own secrets.
 func (t TenantConfig) redact() plainTenantConfig {
-	t.VerifyToken = mask(t.VerifyToken)
+	t.VerifyToken = redact.Secret(t.VerifyToken)
 	return plainTenantConfig(t)
 }
 
@@ -118,12 +108,19 @@ func (t TenantConfig) redact() plainTenantConfig {
 func (t TenantConfig) String() string { return fmt.Sprintf("%+v", t.redact()) }
 
 // GoString formats t as %#v would, every secret masked.
-func (t TenantConfig) GoString() string { return goString("main.TenantConfig", t.redact()) }
+func (t TenantConfig) GoString() string { return redact.GoSyntax("main.TenantConfig", t.redact()) }
+
+// Format formats t for every verb, every secret masked: %#v as GoString, any other
+// verb as it formats String.
+func (t TenantConfig) Format(f fmt.State, verb rune) { redact.Format(f, verb, t.String, t.GoString) }
+
+// MarshalJSON encodes t as encoding/json would, every secret masked.
+func (t TenantConfig) MarshalJSON() ([]byte, error) { return json.Marshal(t.redact()) }
 
 // MarshalLogObject logs t's settings, every secret masked.
 func (t TenantConfig) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("id", t.ID)
-	enc.AddString("verify_token", mask(t.VerifyToken))
+	enc.AddString("verify_token", redact.Secret(t.VerifyToken))
 	if err := enc.AddObject("whatsapp", t.WhatsApp); err != nil {
 		return err
 	}
@@ -132,7 +129,7 @@ func (t TenantConfig) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 
 // redact returns w with its app secret masked.
 func (w TenantWhatsApp) redact() plainTenantWhatsApp {
-	w.AppSecret = mask(w.AppSecret)
+	w.AppSecret = redact.Secret(w.AppSecret)
 	return plainTenantWhatsApp(w)
 }
 
@@ -140,19 +137,26 @@ func (w TenantWhatsApp) redact() plainTenantWhatsApp {
 func (w TenantWhatsApp) String() string { return fmt.Sprintf("%+v", w.redact()) }
 
 // GoString formats w as %#v would, its app secret masked.
-func (w TenantWhatsApp) GoString() string { return goString("main.TenantWhatsApp", w.redact()) }
+func (w TenantWhatsApp) GoString() string { return redact.GoSyntax("main.TenantWhatsApp", w.redact()) }
+
+// Format formats w for every verb, its app secret masked: %#v as GoString, any other
+// verb as it formats String.
+func (w TenantWhatsApp) Format(f fmt.State, verb rune) { redact.Format(f, verb, w.String, w.GoString) }
+
+// MarshalJSON encodes w as encoding/json would, its app secret masked.
+func (w TenantWhatsApp) MarshalJSON() ([]byte, error) { return json.Marshal(w.redact()) }
 
 // MarshalLogObject logs w's settings, its app secret masked.
 func (w TenantWhatsApp) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	zap.Strings("waba_ids", w.WABAIDs).AddTo(enc)
 	zap.Strings("phone_number_ids", w.PhoneNumberIDs).AddTo(enc)
-	enc.AddString("app_secret", mask(w.AppSecret))
+	enc.AddString("app_secret", redact.Secret(w.AppSecret))
 	return nil
 }
 
 // redact returns g with its client secret masked.
 func (g TenantGenesys) redact() plainTenantGenesys {
-	g.ClientSecret = mask(g.ClientSecret)
+	g.ClientSecret = redact.Secret(g.ClientSecret)
 	return plainTenantGenesys(g)
 }
 
@@ -160,13 +164,20 @@ func (g TenantGenesys) redact() plainTenantGenesys {
 func (g TenantGenesys) String() string { return fmt.Sprintf("%+v", g.redact()) }
 
 // GoString formats g as %#v would, its client secret masked.
-func (g TenantGenesys) GoString() string { return goString("main.TenantGenesys", g.redact()) }
+func (g TenantGenesys) GoString() string { return redact.GoSyntax("main.TenantGenesys", g.redact()) }
+
+// Format formats g for every verb, its client secret masked: %#v as GoString, any other
+// verb as it formats String.
+func (g TenantGenesys) Format(f fmt.State, verb rune) { redact.Format(f, verb, g.String, g.GoString) }
+
+// MarshalJSON encodes g as encoding/json would, its client secret masked.
+func (g TenantGenesys) MarshalJSON() ([]byte, error) { return json.Marshal(g.redact()) }
 
 // MarshalLogObject logs g's settings, its client secret masked.
 func (g TenantGenesys) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("region", g.Region)
 	enc.AddString("client_id", g.ClientID)
-	enc.AddString("client_secret", mask(g.ClientSecret))
+	enc.AddString("client_secret", redact.Secret(g.ClientSecret))
 	enc.AddString("integration_id", g.IntegrationID)
 	enc.AddString("login_url", g.LoginURL)
 	enc.AddString("api_url", g.APIURL)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -10,6 +12,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/wa2genesys/connectorcache/app"
+	"github.com/wa2genesys/connectorcache/internal/redact"
 )
 
 // Secrets of the configuration redactedConfig returns: none may show.
@@ -63,7 +66,7 @@ func redactedConfig() Config {
 func checkRedacted(t *testing.T, what, out string, want ...string) {
 	t.Helper()
 	for _, secret := range configSecrets {
-		if strings.Contains(out, secret) {
+		if strings.Contains(out, secret) || strings.Contains(strings.ToLower(out), hex.EncodeToString([]byte(secret))) {
 			t.Errorf("%s shows the secret %q:\n%s", what, secret, out)
 		}
 	}
@@ -82,25 +85,35 @@ func TestConfig_FormatsWithoutSecrets(t *testing.T) {
 		give any
 		want []string
 	}{
-		{"Config", cfg, []string{"acme-eu", "globex", "acme-client-id", "209988776655443", "cache-1:6379", "mymaster", "10.0.0.5:9090", redacted}},
-		{"*Config", &cfg, []string{"acme-eu", "acme-client-id", redacted}},
-		{"TenantConfig", acme, []string{"acme-eu", "acme-client-id", "integ-1", "209988776655443", redacted}},
-		{"TenantWhatsApp", acme.WhatsApp, []string{"209988776655443", redacted}},
-		{"TenantGenesys", acme.Genesys, []string{"acme-client-id", "https://api.mypurecloud.ie", redacted}},
-		{"[]TenantConfig", cfg.Tenants, []string{"acme-eu", "globex", redacted}},
-		{"a struct holding a TenantConfig", struct{ T TenantConfig }{acme}, []string{"acme-eu", redacted}},
+		{"Config", cfg, []string{"acme-eu", "globex", "acme-client-id", "209988776655443", "cache-1:6379", "mymaster", "10.0.0.5:9090", redact.Mask}},
+		{"*Config", &cfg, []string{"acme-eu", "acme-client-id", redact.Mask}},
+		{"TenantConfig", acme, []string{"acme-eu", "acme-client-id", "integ-1", "209988776655443", redact.Mask}},
+		{"TenantWhatsApp", acme.WhatsApp, []string{"209988776655443", redact.Mask}},
+		{"TenantGenesys", acme.Genesys, []string{"acme-client-id", "https://api.mypurecloud.ie", redact.Mask}},
+		{"[]TenantConfig", cfg.Tenants, []string{"acme-eu", "globex", redact.Mask}},
+		{"a struct holding a TenantConfig", struct{ T TenantConfig }{acme}, []string{"acme-eu", redact.Mask}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+			for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%d", "%q", "%10.5000s"} {
 				checkRedacted(t, verb, fmt.Sprintf(verb, tt.give), tt.want...)
 			}
+			for _, verb := range []string{"%x", "%X"} {
+				checkRedacted(t, verb, fmt.Sprintf(verb, tt.give), fmt.Sprintf(verb, redact.Mask))
+			}
+			// encoding/json, which zap.Reflect, and zap.Any of a struct
+			// holding a configuration, go through.
+			b, err := json.Marshal(tt.give)
+			if err != nil {
+				t.Fatalf("json.Marshal: %v", err)
+			}
+			checkRedacted(t, "json.Marshal", string(b), tt.want...)
 		})
 	}
 	if got := fmt.Sprintf("%#v", acme.Genesys); !strings.HasPrefix(got, "main.TenantGenesys{") {
 		t.Errorf("%%#v = %s, want it to start with the type's name", got)
 	}
-	if got := fmt.Sprintf("%+v", TenantWhatsApp{WABAIDs: []string{"1"}}); strings.Contains(got, redacted) {
+	if got := fmt.Sprintf("%+v", TenantWhatsApp{WABAIDs: []string{"1"}}); strings.Contains(got, redact.Mask) {
 		t.Errorf("%%+v of a tenant without its own app secret = %s, want it shown unset, not masked", got)
 	}
 	if cfg.Tenants[0].VerifyToken != "acme-verify-token-91c2" || cfg.Module.Redis.Password != "redis-password-e90c" {
@@ -116,7 +129,7 @@ func TestConfig_LogsWithoutSecrets(t *testing.T) {
 	log.Info("tenant", zap.Any("tenant", cfg.Tenants[0]), zap.Any("genesys", cfg.Tenants[1].Genesys),
 		zap.Any("whatsapp", cfg.Tenants[0].WhatsApp), zap.Stringer("stringer", cfg))
 	for _, e := range logs.All() {
-		checkRedacted(t, "observed "+e.Message, fmt.Sprint(e.ContextMap()), "acme-eu", redacted)
+		checkRedacted(t, "observed "+e.Message, fmt.Sprint(e.ContextMap()), "acme-eu", redact.Mask)
 	}
 
 	// The JSON encoder the connector logs with.
@@ -132,5 +145,5 @@ func TestConfig_LogsWithoutSecrets(t *testing.T) {
 	})))
 	checkRedacted(t, "JSON log", out.String(), `"id":"acme-eu"`, `"client_id":"acme-client-id"`, `"waba_ids":["209988776655443"]`,
 		`"phone_number_ids":["214477885522001"]`, `"redis_url":"`+cfg.Module.Redis.RedactedURL()+`"`, `"admin_addr":"10.0.0.5:9090"`,
-		`"verify_token":"`+redacted+`"`, `"client_secret":"`+redacted+`"`)
+		`"verify_token":"`+redact.Mask+`"`, `"client_secret":"`+redact.Mask+`"`)
 }

@@ -188,7 +188,7 @@ func listen(cfg Config, svc *service, log *zap.Logger) ([]*listener, error) {
 		if err != nil {
 			return fmt.Errorf("listen on %s (%s): %w", addr, key, err)
 		}
-		handlers := newHandlerTracker(handler)
+		handlers := newHandlerTracker(closeUnreadBodies(handler))
 		out = append(out, &listener{name: name, ln: ln, handlers: handlers, srv: &http.Server{
 			Handler:           handlers,
 			ReadHeaderTimeout: readHeaderTimeout,
@@ -209,6 +209,27 @@ func listen(cfg Config, svc *service, log *zap.Logger) ([]*listener, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// closeUnreadBodies has the connection closed after the answer to a request
+// with a body that is not a webhook POST. No handler reads such a body, and
+// net/http would otherwise read and discard up to 256 KiB of it after the
+// answer, to reuse the connection: before authentication, and outside
+// http.max_inflight_bodies. The webhook handler reads a POST's body within
+// those bounds, or has the connection closed itself.
+func closeUnreadBodies(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 && !isWebhookPOST(r) {
+			w.Header().Set("Connection", "close")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// isWebhookPOST reports whether r is a POST to /webhook/{tenantId}.
+func isWebhookPOST(r *http.Request) bool {
+	tenantID, ok := strings.CutPrefix(r.URL.Path, "/webhook/")
+	return r.Method == http.MethodPost && ok && tenantID != "" && !strings.Contains(tenantID, "/")
 }
 
 // warnAtStart logs what an operator must know about cfg before trusting
