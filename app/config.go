@@ -152,7 +152,8 @@ type PoolConfig struct {
 // MemoryConfig tunes the in-process stores of [StoreMemory].
 type MemoryConfig struct {
 	// MaxEntries bounds each store (dedupe records, tokens, fetch locks):
-	// a full store drops the entry written least recently to make room.
+	// a full store drops an entry that has expired, or else the entry
+	// written least recently, to make room.
 	// Dropping a dedupe record can only let a redelivered message through
 	// twice, never lose one. Zero means memory.DefaultMaxEntries.
 	MaxEntries int

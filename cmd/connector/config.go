@@ -461,6 +461,9 @@ func checkOwnership(r *config.Reader, tenants []TenantConfig) {
 	phoneOwner := map[string]string{}
 	for _, t := range tenants {
 		for _, id := range t.WhatsApp.WABAIDs {
+			if owners := wabaOwners[id]; len(owners) > 0 && owners[len(owners)-1].ID == t.ID {
+				continue // listed twice by t: no other tenant's
+			}
 			wabaOwners[id] = append(wabaOwners[id], t)
 		}
 		for _, id := range t.WhatsApp.PhoneNumberIDs {

@@ -744,6 +744,25 @@ tenants:
 	}
 }
 
+// TestLoadConfig_AnIDListedTwiceByOneTenant: an id a tenant lists twice is
+// still that tenant's alone, not one two tenants could take.
+func TestLoadConfig_AnIDListedTwiceByOneTenant(t *testing.T) {
+	clearHostEnv(t)
+	cfg, err := loadConfig(writeConfig(t, `
+delivery: log
+whatsapp: {app_secret: test-app-secret-0123456789}
+tenants:
+  - {id: a, verify_token: test-verify-token-0123456789, whatsapp: {waba_ids: ["111", "111"]}}
+  - {id: b, verify_token: test-verify-token-0123456789, whatsapp: {waba_ids: ["222"]}}
+`))
+	if err != nil {
+		t.Fatalf("loadConfig: %v", err)
+	}
+	if got := cfg.Tenants[0].WhatsApp.WABAIDs; len(got) != 2 {
+		t.Errorf("tenant a's waba ids = %v, want both as listed", got)
+	}
+}
+
 func TestCheckSecret(t *testing.T) {
 	tests := []struct {
 		give    string

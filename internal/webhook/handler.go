@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wa2genesys/connectorcache/domain"
+	"github.com/wa2genesys/connectorcache/internal/redact"
 )
 
 // MaxBodyBytes is the largest webhook body accepted: 1 MiB.
@@ -122,7 +123,20 @@ func (c Config) GoString() string {
 }
 
 // Format formats c for every verb as [Tenant.Format] formats a tenant.
-func (c Config) Format(f fmt.State, verb rune) { format(f, verb, c.String, c.GoString) }
+func (c Config) Format(f fmt.State, verb rune) { redact.Format(f, verb, c.String, c.GoString) }
+
+// MarshalJSON encodes c's tenants, through [Tenant.MarshalJSON], so with
+// their secrets masked, and its limits as given, zero for a default; not
+// its Dedupe, Deliverer, Logger and Metrics.
+func (c Config) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Tenants                     map[string]Tenant
+		SettleTimeout, RetryAfter   time.Duration
+		MaxInflightBodies           int
+		BodyTimeout, RequestTimeout time.Duration
+		MaxMessages                 int
+	}{c.Tenants, c.SettleTimeout, c.RetryAfter, c.MaxInflightBodies, c.BodyTimeout, c.RequestTimeout, c.MaxMessages})
+}
 
 // Handler serves tenants' WhatsApp webhooks at /webhook/{tenantId}.
 //
@@ -157,7 +171,8 @@ func (c Config) Format(f fmt.State, verb rune) { format(f, verb, c.String, c.GoS
 // Nothing is claimed or delivered for any of these. Otherwise the messages
 // of the tenant's entries and changes are processed in payload order; the
 // other entries and changes are refused, and their messages skipped, as are
-// the messages that can never be delivered (a bad id, no sender): they are
+// the entries and changes of the wrong JSON types (see [Parse]) and the
+// messages that can never be delivered (a bad id, no sender): they are
 // counted and logged, and do not hold back the rest. Each message is
 // claimed, delivered, then committed. A message already delivered (its claim
 // is done) is skipped as a duplicate. The request is answered 503, with a
@@ -185,7 +200,8 @@ func (c Config) Format(f fmt.State, verb rune) { format(f, verb, c.String, c.GoS
 // What a request carries is logged only when it is a configured tenant's id
 // or passes an id syntax check (message ids as up to 128 bytes of printable
 // ASCII, WABA and phone number ids as up to 64 digits, message types as up
-// to 32 lower-case letters), and otherwise as its length; a body never is.
+// to 32 lower-case letters and underscores), and otherwise as its length;
+// a body never is.
 //
 // Before a POST is authenticated, a client can hold one of the
 // MaxInflightBodies slots for up to BodyTimeout by sending its body slowly,
@@ -307,7 +323,8 @@ type Result struct {
 	Deferred int `json:"deferred"`
 	// Skipped counts the messages that are never delivered: those that
 	// cannot be (a bad id, no sender), and those of entries and changes
-	// that are not the tenant's.
+	// that are not the tenant's. The messages of an entry or change of the
+	// wrong JSON types are unknown, and not counted.
 	Skipped int `json:"skipped"`
 	// Statuses counts the receipts acknowledged.
 	Statuses int `json:"statuses"`

@@ -348,21 +348,32 @@ func TestHandler_FailedDeliveryIsReleasedAndRedelivered(t *testing.T) {
 	}
 }
 
-func TestHandler_CancelledRequestReleasesItsClaim(t *testing.T) {
+// TestHandler_CancelledRequestStartsNothing: a request cancelled before its
+// messages start claims none of them, so that none is held until its claim
+// expires; it is answered 503 with them deferred, and the redelivery
+// delivers them.
+func TestHandler_CancelledRequestStartsNothing(t *testing.T) {
 	hs := newHarness(t)
-	hs.sink.fail = func(webhook.Message) error { return context.Canceled }
-	body := fixture(t, "text-message.json")
+	body := fixture(t, "batch-three-messages.json")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/webhook/acme", bytes.NewReader(body))
 	req.Header.Set(webhook.SignatureHeader, webhook.Sign([]byte(appSecret), body))
-	hs.h.ServeHTTP(httptest.NewRecorder(), req)
+	rec := httptest.NewRecorder()
+	hs.h.ServeHTTP(rec, req)
 
-	hs.sink.mu.Lock()
-	hs.sink.fail = nil
-	hs.sink.mu.Unlock()
-	if status, res := hs.postSigned(t, body); status != http.StatusOK || res.Delivered != 1 {
-		t.Errorf("retry after a cancelled request = %d %+v, want it delivered", status, res)
+	var res webhook.Result
+	if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil || rec.Code != http.StatusServiceUnavailable || res != (webhook.Result{Deferred: 3}) {
+		t.Errorf("cancelled request = %d %s, want 503 with 3 deferred", rec.Code, rec.Body)
+	}
+	if st := hs.dedupe.Stats(); st != (domain.DedupeStats{}) {
+		t.Errorf("dedupe stats = %+v, want nothing claimed", st)
+	}
+	if got := hs.sink.ids(); len(got) != 0 {
+		t.Errorf("delivered %v, want nothing", got)
+	}
+	if status, res := hs.postSigned(t, body); status != http.StatusOK || res.Delivered != 3 {
+		t.Errorf("redelivery = %d %+v, want the 3 delivered", status, res)
 	}
 }
 

@@ -41,7 +41,7 @@ const (
 var (
 	rejectReasons = []string{rejectUnauthorized, rejectBusy, rejectBodyTimeout, rejectBodyUnreadable,
 		rejectTooLarge, rejectNotUTF8, rejectMalformed, rejectTooManyMessages, rejectForeign}
-	refuseReasons = []SkipReason{SkipWABAID, SkipPhoneNumberID}
+	refuseReasons = []SkipReason{SkipWABAID, SkipPhoneNumberID, SkipMalformed}
 	skipReasons   = []SkipReason{SkipMalformed, SkipBadID, SkipNoSender, SkipWABAID, SkipPhoneNumberID}
 )
 
@@ -56,9 +56,11 @@ var (
 //     not_utf8, malformed, too_many_messages, foreign (nothing in it is the
 //     tenant's);
 //   - connector_webhook_refused_total{reason}: parts of signed payloads
-//     that are not the tenant's, by reason: waba_id (an entry of another
-//     WhatsApp Business Account), phone_number_id (a change for a phone
-//     number the tenant does not take);
+//     that are not the tenant's, or not shown to be, by reason: waba_id (an
+//     entry of another WhatsApp Business Account), phone_number_id (a
+//     change for a phone number the tenant does not take), malformed (an
+//     entry, or a change of the tenant's entries, whose fields do not have
+//     the JSON types WhatsApp sends: see [Parse]);
 //   - connector_webhook_skipped_messages_total{reason}: messages that can
 //     never be delivered, skipped while the rest of their payload is
 //     processed, by reason: malformed, bad_id, no_sender, waba_id,
@@ -82,7 +84,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "connector_webhook_refused_total",
-			Help: "Entries (reason waba_id) and changes (reason phone_number_id) of signed webhook payloads that are not the tenant's.",
+			Help: "Entries (reason waba_id) and changes (reason phone_number_id) of signed webhook payloads that are not the tenant's, and malformed entries and changes (reason malformed).",
 		}, []string{"reason"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "connector_webhook_skipped_messages_total",

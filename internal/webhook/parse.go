@@ -25,15 +25,27 @@ type Batch struct {
 // Entry is one entry[] of a payload: changes reported for one WhatsApp
 // Business Account.
 type Entry struct {
+	// Malformed reports that the entry's own fields do not have the JSON
+	// types WhatsApp sends: it is not an object, its id is not a string, or
+	// its changes are not an array. Nothing of a malformed entry is known,
+	// so its WABAID is empty and it has no Changes.
+	Malformed bool
 	// WABAID is the entry's id, the WhatsApp Business Account (WABA) the
 	// changes are for. It is the sender's claim, unchecked.
 	WABAID string
-	// Changes are the entry's changes[], in payload order.
+	// Changes are the entry's changes[], in payload order, the malformed
+	// ones included.
 	Changes []Change
 }
 
 // Change is one entry[].changes[]: what one phone number received.
 type Change struct {
+	// Malformed reports that the change's fields outside its messages do
+	// not have the JSON types WhatsApp sends: it or its value is not an
+	// object, its value.metadata is not an object or its phone_number_id
+	// not a string, or its messages or statuses are not an array. Nothing
+	// of a malformed change is known, so its other fields are zero.
+	Malformed bool
 	// PhoneNumberID is value.metadata.phone_number_id, the id of the phone
 	// number the messages were sent to. It is the sender's claim, unchecked.
 	PhoneNumberID string
@@ -56,7 +68,8 @@ type SkipReason string
 // Why Parse skips a message.
 const (
 	// SkipMalformed is a message whose fields do not have the JSON types
-	// WhatsApp sends, such as a number where a string belongs.
+	// WhatsApp sends, such as a number where a string belongs. The handler
+	// refuses a malformed [Entry] or [Change] under the same reason.
 	SkipMalformed SkipReason = "malformed"
 	// SkipBadID is a message whose id [domain.ValidateMessageID] refuses:
 	// the deduplicator cannot key on it.
@@ -79,8 +92,8 @@ const (
 // Skipped describes a message left out because it can never be delivered.
 // It holds none of the message's content.
 type Skipped struct {
-	// Index is the message's position among all the payload's messages,
-	// counted from 0 in payload order.
+	// Index is the message's position among the messages of the payload's
+	// well-formed entries and changes, counted from 0 in payload order.
 	Index int
 	// Reason says why the message is skipped.
 	Reason SkipReason
@@ -114,7 +127,8 @@ func (b Batch) Skipped() []Skipped {
 }
 
 // MessageCount returns how many messages the payload holds, usable or
-// skipped.
+// skipped. It counts only what could be decoded: the messages of a
+// malformed entry or change are unknown, and not counted.
 func (b Batch) MessageCount() int {
 	n := 0
 	for _, e := range b.Entries {
@@ -136,50 +150,87 @@ func (b Batch) Statuses() int {
 	return n
 }
 
-// payload is a webhook body, its messages decoded as M: [message] in one
-// pass, or [messageOrError] one message at a time.
-type payload[M any] struct {
+// payload is a webhook body, its entries decoded as E.
+type payload[E any] struct {
 	Object string `json:"object"`
-	Entry  []struct {
-		ID      string `json:"id"`
-		Changes []struct {
-			Value struct {
-				Metadata struct {
-					PhoneNumberID string `json:"phone_number_id"`
-				} `json:"metadata"`
-				Contacts []struct {
-					Profile struct {
-						Name string `json:"name"`
-					} `json:"profile"`
-					WaID string `json:"wa_id"`
-				} `json:"contacts"`
-				Messages []M               `json:"messages"`
-				Statuses []json.RawMessage `json:"statuses"`
-			} `json:"value"`
-		} `json:"changes"`
-	} `json:"entry"`
+	Entry  []E    `json:"entry"`
 }
 
-// messageOrError is one element of value.messages[], decoded on its own, so
-// that a message whose fields have the wrong JSON types spoils only itself.
-type messageOrError struct {
-	message
-	// err is what decoding the message found wrong.
-	err error
+// The two ways Parse decodes a payload: strict, the whole payload at once,
+// and lenient, each entry, change and message on its own, in an [orError],
+// so that a value of the wrong JSON type spoils only the part it is in.
+type (
+	strict  = payload[entry[change[message]]]
+	lenient = payload[orError[entry[orError[change[orError[message]]]]]]
+)
+
+// entry is one entry[], its changes decoded as C.
+type entry[C any] struct {
+	ID      string `json:"id"`
+	Changes []C    `json:"changes"`
 }
 
-func (m *messageOrError) UnmarshalJSON(data []byte) error {
-	m.err = json.Unmarshal(data, &m.message)
+// change is one entry[].changes[], its messages decoded as M.
+type change[M any] struct {
+	Value struct {
+		Metadata struct {
+			PhoneNumberID string `json:"phone_number_id"`
+		} `json:"metadata"`
+		Contacts names             `json:"contacts"`
+		Messages []M               `json:"messages"`
+		Statuses []json.RawMessage `json:"statuses"`
+	} `json:"value"`
+}
+
+// names is value.contacts[] as the profile name of each wa_id. It never
+// fails to decode: a contact whose fields do not have the JSON types
+// WhatsApp sends is left out, and so is every contact when contacts[] is
+// not an array. A name is only cosmetic: a message whose sender has none is
+// delivered without a nickname.
+type names map[string]string
+
+func (n *names) UnmarshalJSON(data []byte) error {
+	var contacts []json.RawMessage
+	if json.Unmarshal(data, &contacts) != nil {
+		return nil
+	}
+	*n = make(names, len(contacts))
+	for _, raw := range contacts {
+		var c struct {
+			Profile struct {
+				Name string `json:"name"`
+			} `json:"profile"`
+			WaID string `json:"wa_id"`
+		}
+		if json.Unmarshal(raw, &c) == nil {
+			(*n)[c.WaID] = c.Profile.Name
+		}
+	}
 	return nil
 }
 
-// decoded is one element of value.messages[] as decoded, and what was wrong
-// with it.
-type decoded interface {
-	decoded() (message, error)
+// orError is a T decoded on its own, and what decoding it found wrong.
+// Decoding an orError never fails: its error is kept for the caller.
+type orError[T any] struct {
+	v   T
+	err error
 }
 
-func (m messageOrError) decoded() (message, error) { return m.message, m.err }
+func (o *orError[T]) UnmarshalJSON(data []byte) error {
+	o.err = json.Unmarshal(data, &o.v)
+	return nil
+}
+
+// decoder is a T as decoded, and what was wrong with it: an [orError], or a
+// T decoded with the rest of its payload, never wrong.
+type decoder[T any] interface {
+	decoded() (T, error)
+}
+
+func (o orError[T]) decoded() (T, error)        { return o.v, o.err }
+func (e entry[C]) decoded() (entry[C], error)   { return e, nil }
+func (c change[M]) decoded() (change[M], error) { return c, nil }
+func (m message) decoded() (message, error)     { return m, nil }
 
 type message struct {
 	From      string `json:"from"`
@@ -204,8 +255,6 @@ type message struct {
 		} `json:"list_reply"`
 	} `json:"interactive"`
 }
-
-func (m message) decoded() (message, error) { return m, nil }
 
 type media struct {
 	Caption string `json:"caption"`
@@ -238,25 +287,38 @@ func (m message) text() string {
 // value.messages[], with the sender's profile name from the same value's
 // contacts[].
 //
-// Only a payload that is not JSON, is not a whatsapp_business_account
-// object, or whose entries and changes do not have the JSON types WhatsApp
-// sends, is rejected whole, with [ErrMalformed]; the error names where in
-// the payload it went wrong, never what the payload holds. A message that
-// can never be delivered is skipped instead, so that it does not hold back
-// the rest: one whose fields have the wrong JSON types ([SkipMalformed]),
-// whose id [domain.ValidateMessageID] refuses ([SkipBadID]: the
-// deduplicator could not key on it), or that has no sender
-// ([SkipNoSender]). Every message of the payload is either in Messages or
-// in Skipped of its change.
+// Only a payload that is not JSON, is not a JSON object, is not a
+// whatsapp_business_account object, or whose entry is not an array, is
+// rejected whole, with [ErrMalformed]; the error names where in the payload
+// it went wrong, never what the payload holds. Any other part of the wrong
+// JSON type spoils only itself, so that it does not hold back the rest:
+//   - an entry that is not an object, whose id is not a string, or whose
+//     changes are not an array, is kept only as an entry marked
+//     [Entry.Malformed], without its id or changes;
+//   - a change that is not an object, whose value or value.metadata is not
+//     an object, whose value.metadata.phone_number_id (which tenants are
+//     bound by) is not a string, or whose value.messages or value.statuses
+//     are not an array, is kept only as a change marked [Change.Malformed],
+//     without its phone number id, messages or statuses;
+//   - a contact of the wrong shape only loses its profile name, and all
+//     contacts do when contacts[] is not an array: their messages are kept,
+//     without a nickname;
+//   - a message that can never be delivered is skipped: one whose fields
+//     have the wrong JSON types ([SkipMalformed]), whose id
+//     [domain.ValidateMessageID] refuses ([SkipBadID]: the deduplicator
+//     could not key on it), or that has no sender ([SkipNoSender]).
+//
+// Every message of a well-formed change is either in Messages or in Skipped
+// of its change; the messages of a malformed entry or change are unknown.
 func Parse(body []byte) (Batch, error) {
 	// One pass decodes the payload unless a value has the wrong JSON type;
-	// then a second decodes each message on its own, so that such a value
-	// in a message spoils only that message.
-	var p payload[message]
+	// then a second decodes each entry, change and message on its own, so
+	// that such a value spoils only the part it is in.
+	var p strict
 	err := json.Unmarshal(body, &p)
 	var typ *json.UnmarshalTypeError
 	if errors.As(err, &typ) {
-		var each payload[messageOrError]
+		var each lenient
 		if err := json.Unmarshal(body, &each); err != nil {
 			return Batch{}, fmt.Errorf("%w: %s", ErrMalformed, describe(err))
 		}
@@ -268,47 +330,51 @@ func Parse(body []byte) (Batch, error) {
 	return batch(p)
 }
 
-// batch makes the Batch of a decoded payload.
-func batch[M decoded](p payload[M]) (Batch, error) {
+// batch makes the Batch of a decoded payload. An entry or change decoded
+// with an error is kept as malformed, with nothing of what was decoded.
+func batch[E decoder[entry[C]], C decoder[change[M]], M decoder[message]](p payload[E]) (Batch, error) {
 	if p.Object != objectWhatsApp {
 		return Batch{}, fmt.Errorf("%w: object is not %s", ErrMalformed, objectWhatsApp)
 	}
 	b := Batch{Entries: make([]Entry, 0, len(p.Entry))}
 	index := 0
-	for _, e := range p.Entry {
-		entry := Entry{WABAID: e.ID, Changes: make([]Change, 0, len(e.Changes))}
-		for _, c := range e.Changes {
-			v := c.Value
-			change := Change{PhoneNumberID: v.Metadata.PhoneNumberID, Statuses: len(v.Statuses)}
-			var names map[string]string
-			if len(v.Messages) > 0 {
-				names = make(map[string]string, len(v.Contacts))
-				for _, ct := range v.Contacts {
-					names[ct.WaID] = ct.Profile.Name
-				}
+	for _, de := range p.Entry {
+		e, err := de.decoded()
+		if err != nil {
+			b.Entries = append(b.Entries, Entry{Malformed: true})
+			continue
+		}
+		be := Entry{WABAID: e.ID, Changes: make([]Change, 0, len(e.Changes))}
+		for _, dc := range e.Changes {
+			c, err := dc.decoded()
+			if err != nil {
+				be.Changes = append(be.Changes, Change{Malformed: true})
+				continue
 			}
-			for _, d := range v.Messages {
-				m, err := d.decoded()
-				msg, reason := m.parse(err, names)
+			v := c.Value
+			bc := Change{PhoneNumberID: v.Metadata.PhoneNumberID, Statuses: len(v.Statuses)}
+			for _, dm := range v.Messages {
+				m, err := dm.decoded()
+				msg, reason := m.parse(err, v.Contacts)
 				if reason != "" {
-					change.Skipped = append(change.Skipped, Skipped{Index: index, Reason: reason, Type: msg.Type, IDLen: len(msg.MessageID)})
+					bc.Skipped = append(bc.Skipped, Skipped{Index: index, Reason: reason, Type: msg.Type, IDLen: len(msg.MessageID)})
 				} else {
-					change.Messages = append(change.Messages, msg)
+					bc.Messages = append(bc.Messages, msg)
 				}
 				index++
 			}
-			entry.Changes = append(entry.Changes, change)
+			be.Changes = append(be.Changes, bc)
 		}
-		b.Entries = append(b.Entries, entry)
+		b.Entries = append(b.Entries, be)
 	}
 	return b, nil
 }
 
-// parse makes m a Message, its sender's name looked up in names; err is what
-// decoding m found wrong. A message that can never be delivered comes back
-// with the reason it is skipped, and with its id and type as far as they
-// were read.
-func (m message) parse(err error, names map[string]string) (Message, SkipReason) {
+// parse makes m a Message, its sender's name looked up in nicknames; err is
+// what decoding m found wrong. A message that can never be delivered comes
+// back with the reason it is skipped, and with its id and type as far as
+// they were read.
+func (m message) parse(err error, nicknames names) (Message, SkipReason) {
 	msg := Message{MessageID: m.ID, Type: m.Type}
 	switch {
 	case err != nil:
@@ -321,7 +387,7 @@ func (m message) parse(err error, names map[string]string) (Message, SkipReason)
 	return Message{
 		MessageID: m.ID,
 		From:      m.From,
-		Nickname:  names[m.From],
+		Nickname:  nicknames[m.From],
 		Type:      m.Type,
 		Text:      m.text(),
 		Timestamp: unixTime(m.Timestamp),

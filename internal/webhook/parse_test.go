@@ -3,6 +3,7 @@ package webhook_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -156,9 +157,8 @@ func TestParse_EntriesAndChanges(t *testing.T) {
 }
 
 // TestParse_Malformed covers the payloads rejected whole: those that are not
-// JSON, not a WhatsApp Business Account object, or whose entries and changes
-// are not of the JSON types WhatsApp sends. The error never quotes the
-// payload.
+// JSON, not a JSON object, not a WhatsApp Business Account object, or whose
+// entry is not an array. The error never quotes the payload.
 func TestParse_Malformed(t *testing.T) {
 	const secret = "12345678901234567890123"
 	tests := []struct {
@@ -170,12 +170,15 @@ func TestParse_Malformed(t *testing.T) {
 		{"truncated", `{"object":"whatsapp_business_account","entry":[`},
 		{"trailing data", `{"object":"whatsapp_business_account"} {}`},
 		{"array", `[]`},
+		{"a number", secret},
 		{"other object", `{"object":"page` + secret + `","entry":[]}`},
+		{"object a number", `{"object":` + secret + `,"entry":[]}`},
+		{"other object, its entry malformed", `{"object":"page","entry":[{"id":` + secret + `}]}`},
 		{"no object", `{"entry":[]}`},
 		{"entry not a list", `{"object":"whatsapp_business_account","entry":{}}`},
-		{"entry id a number", `{"object":"whatsapp_business_account","entry":[{"id":` + secret + `}]}`},
-		{"metadata not an object", `{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{"metadata":"` + secret + `"}}]}]}`},
-		{"messages not a list", `{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{"messages":{}}}]}]}`},
+		{"entry a number", `{"object":"whatsapp_business_account","entry":` + secret + `}`},
+		{"entry a string", `{"object":"whatsapp_business_account","entry":"` + secret + `"}`},
+		{"entry not a list, after a malformed one", `{"object":"whatsapp_business_account","entry":[{"id":` + secret + `}],"entry":"` + secret + `"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -188,6 +191,166 @@ func TestParse_Malformed(t *testing.T) {
 			}
 			if len(got.Entries) != 0 {
 				t.Errorf("Parse returned %d entries with its error", len(got.Entries))
+			}
+		})
+	}
+}
+
+// rawMessage is a text message with id, from sender 1.
+func rawMessage(id string) string {
+	return `{"from":"1","id":"` + id + `","type":"text","text":{"body":"hi"}}`
+}
+
+// rawChange is a change for phone with messages.
+func rawChange(phone string, messages ...string) string {
+	return `{"field":"messages","value":{"metadata":{"phone_number_id":"` + phone + `"},"messages":[` + strings.Join(messages, ",") + `]}}`
+}
+
+// rawEntry is an entry of account waba with changes.
+func rawEntry(waba string, changes ...string) string {
+	return `{"id":"` + waba + `","changes":[` + strings.Join(changes, ",") + `]}`
+}
+
+// rawPayload is a WhatsApp Business Account payload of entries, built as
+// JSON text with rawEntry, rawChange and rawMessage so that any part of it
+// can be of the wrong JSON types.
+func rawPayload(entries ...string) []byte {
+	return []byte(`{"object":"whatsapp_business_account","entry":[` + strings.Join(entries, ",") + `]}`)
+}
+
+// outline is b as a line per entry: "malformed", or its account and its
+// changes, each "malformed" or its phone number and its messages' ids.
+func outline(b webhook.Batch) []string {
+	var lines []string
+	for _, e := range b.Entries {
+		if e.Malformed {
+			lines = append(lines, "malformed")
+			continue
+		}
+		var changes []string
+		for _, c := range e.Changes {
+			if c.Malformed {
+				changes = append(changes, "malformed")
+				continue
+			}
+			var ids []string
+			for _, m := range c.Messages {
+				ids = append(ids, m.MessageID)
+			}
+			changes = append(changes, c.PhoneNumberID+" ["+strings.Join(ids, " ")+"]")
+		}
+		lines = append(lines, e.WABAID+": "+strings.Join(changes, ", "))
+	}
+	return lines
+}
+
+// TestParse_MalformedEntriesAndChangesSpoilOnlyThemselves puts an entry or
+// a change of the wrong JSON types among good ones: it is marked malformed,
+// with nothing of what it holds, and the others are parsed as usual.
+func TestParse_MalformedEntriesAndChangesSpoilOnlyThemselves(t *testing.T) {
+	const (
+		secret     = "12345678901234567890123"
+		otherPhone = "114477885522002"
+	)
+	acme := rawEntry(wabaAcme, rawChange(phoneAcme, rawMessage("wamid.acme")))
+	globex := rawEntry(wabaGlobex, rawChange(phoneGlobex, rawMessage("wamid.globex")))
+	hidden := rawChange(phoneAcme, rawMessage("wamid.hidden"))
+	// inAcme is acme's entry with bad between two good changes.
+	inAcme := func(bad string) string {
+		return rawEntry(wabaAcme, rawChange(phoneAcme, rawMessage("wamid.1")), bad, rawChange(otherPhone, rawMessage("wamid.2")))
+	}
+	changeMalformed := []string{wabaAcme + ": " + phoneAcme + " [wamid.1], malformed, " + otherPhone + " [wamid.2]"}
+	tests := []struct {
+		name      string
+		give      []byte
+		want      []string // outline
+		wantCount int      // MessageCount
+	}{
+		{"entry id a number", rawPayload(acme, `{"id":`+secret+`,"changes":[`+hidden+`]}`, globex),
+			[]string{wabaAcme + ": " + phoneAcme + " [wamid.acme]", "malformed", wabaGlobex + ": " + phoneGlobex + " [wamid.globex]"}, 2},
+		{"entry changes a string", rawPayload(acme, `{"id":"`+secret+`","changes":"`+secret+`"}`, globex),
+			[]string{wabaAcme + ": " + phoneAcme + " [wamid.acme]", "malformed", wabaGlobex + ": " + phoneGlobex + " [wamid.globex]"}, 2},
+		{"entry changes an object", rawPayload(`{"id":"`+wabaAcme+`","changes":{"value":{}}}`, globex),
+			[]string{"malformed", wabaGlobex + ": " + phoneGlobex + " [wamid.globex]"}, 1},
+		{"entry not an object", rawPayload(secret, globex, `"`+secret+`"`),
+			[]string{"malformed", wabaGlobex + ": " + phoneGlobex + " [wamid.globex]", "malformed"}, 1},
+		{"every entry", rawPayload(`{"id":`+secret+`}`, `[]`), []string{"malformed", "malformed"}, 0},
+		{"phone number id a number", rawPayload(inAcme(`{"value":{"metadata":{"phone_number_id":` + secret + `},"messages":[` + rawMessage("wamid.hidden") + `]}}`)),
+			changeMalformed, 2},
+		{"metadata not an object", rawPayload(inAcme(`{"value":{"metadata":"` + secret + `","messages":[` + rawMessage("wamid.hidden") + `]}}`)),
+			changeMalformed, 2},
+		{"value not an object", rawPayload(inAcme(`{"value":"` + secret + `"}`)), changeMalformed, 2},
+		{"change not an object", rawPayload(inAcme(secret)), changeMalformed, 2},
+		{"messages not a list", rawPayload(inAcme(`{"value":{"metadata":{"phone_number_id":"` + phoneAcme + `"},"messages":{}}}`)),
+			changeMalformed, 2},
+		{"statuses not a list", rawPayload(inAcme(`{"value":{"metadata":{"phone_number_id":"` + phoneAcme + `"},"statuses":` + secret + `,"messages":[` + rawMessage("wamid.hidden") + `]}}`)),
+			changeMalformed, 2},
+		{"a malformed change and a malformed message", rawPayload(rawEntry(wabaAcme,
+			`{"value":{"metadata":{"phone_number_id":`+secret+`}}}`,
+			rawChange(phoneAcme, `{"from":"1","id":"wamid.bad","timestamp":`+secret+`}`, rawMessage("wamid.1")))),
+			[]string{wabaAcme + ": malformed, " + phoneAcme + " [wamid.1]"}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := webhook.Parse(tt.give)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := outline(b); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Parse = %q\nwant  %q", got, tt.want)
+			}
+			if n := b.MessageCount(); n != tt.wantCount {
+				t.Errorf("MessageCount = %d, want %d", n, tt.wantCount)
+			}
+			for _, m := range b.Messages() {
+				if m.MessageID == "wamid.hidden" {
+					t.Errorf("Parse kept message %+v of a malformed entry or change", m)
+				}
+			}
+			if s := fmt.Sprintf("%+v", b); strings.Contains(s, secret) {
+				t.Errorf("Parse kept a value of a malformed part: %s", s)
+			}
+		})
+	}
+}
+
+// TestParse_ContactsOfTheWrongShapeOnlyLoseNames checks that a contact of the
+// wrong JSON types spoils neither its change nor its messages: they are
+// delivered without the names it cannot give.
+func TestParse_ContactsOfTheWrongShapeOnlyLoseNames(t *testing.T) {
+	const secret = "12345678901234567890123"
+	msgs := `"messages":[{"from":"1","id":"wamid.1"},{"from":"2","id":"wamid.2"}]`
+	tests := []struct {
+		name string
+		give string // value.contacts
+		want []string
+	}{
+		{"good", `[{"profile":{"name":"One"},"wa_id":"1"},{"profile":{"name":"Two"},"wa_id":"2"}]`, []string{"One", "Two"}},
+		{"a wa_id a number", `[{"profile":{"name":"One"},"wa_id":1},{"profile":{"name":"Two"},"wa_id":"2"}]`, []string{"", "Two"}},
+		{"a name a number", `[{"profile":{"name":` + secret + `},"wa_id":"1"},{"profile":{"name":"Two"},"wa_id":"2"}]`, []string{"", "Two"}},
+		{"a profile a string", `[{"profile":"` + secret + `","wa_id":"1"},{"profile":{"name":"Two"},"wa_id":"2"}]`, []string{"", "Two"}},
+		{"a contact a number", `[` + secret + `,{"profile":{"name":"Two"},"wa_id":"2"}]`, []string{"", "Two"}},
+		{"not a list", `{"profile":{"name":"One"},"wa_id":"1"}`, []string{"", ""}},
+		{"a string", `"` + secret + `"`, []string{"", ""}},
+		{"null", `null`, []string{"", ""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := `{"object":"whatsapp_business_account","entry":[{"id":"` + wabaAcme + `","changes":[{"value":` +
+				`{"metadata":{"phone_number_id":"` + phoneAcme + `"},"contacts":` + tt.give + `,` + msgs + `}}]}]}`
+			b, err := webhook.Parse([]byte(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := outline(b); !reflect.DeepEqual(got, []string{wabaAcme + ": " + phoneAcme + " [wamid.1 wamid.2]"}) {
+				t.Errorf("Parse = %q, want both messages in a well-formed change", got)
+			}
+			var nicknames []string
+			for _, m := range b.Messages() {
+				nicknames = append(nicknames, m.Nickname)
+			}
+			if !reflect.DeepEqual(nicknames, tt.want) {
+				t.Errorf("nicknames = %q, want %q", nicknames, tt.want)
 			}
 		})
 	}
@@ -290,35 +453,48 @@ func TestParse_MessageIDsAsTheDeduplicatorChecksThem(t *testing.T) {
 	}
 }
 
-// countMessages counts the elements of every entry[].changes[].value.messages[]
-// of body, whatever they hold.
-func countMessages(body []byte) (int, error) {
+// messageCounts counts the elements of each entry[].changes[].value.messages[]
+// of body, whatever they hold: counts[i][j] for change j of entry i, -1 for
+// a change whose messages cannot be counted, and counts[i] nil for an entry
+// whose changes cannot be. Only an entry that is not an array fails.
+func messageCounts(body []byte) ([][]int, error) {
 	var p struct {
-		Entry []struct {
-			Changes []struct {
+		Entry []json.RawMessage `json:"entry"`
+	}
+	if err := json.Unmarshal(body, &p); err != nil {
+		return nil, err
+	}
+	counts := make([][]int, len(p.Entry))
+	for i, raw := range p.Entry {
+		var e struct {
+			Changes []json.RawMessage `json:"changes"`
+		}
+		if json.Unmarshal(raw, &e) != nil {
+			continue
+		}
+		counts[i] = make([]int, len(e.Changes))
+		for j, raw := range e.Changes {
+			var c struct {
 				Value struct {
 					Messages []json.RawMessage `json:"messages"`
 				} `json:"value"`
-			} `json:"changes"`
-		} `json:"entry"`
-	}
-	if err := json.Unmarshal(body, &p); err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, e := range p.Entry {
-		for _, c := range e.Changes {
-			n += len(c.Value.Messages)
+			}
+			counts[i][j] = -1
+			if json.Unmarshal(raw, &c) == nil {
+				counts[i][j] = len(c.Value.Messages)
+			}
 		}
 	}
-	return n, nil
+	return counts, nil
 }
 
 // FuzzParse checks that Parse never panics, that it fails only with
-// ErrMalformed, and that what it accepts is usable and complete: every
-// message kept has an id the deduplicator can key on and a sender, every
-// message skipped has a known reason and its own index, and kept plus skipped
-// are the payload's messages.
+// ErrMalformed, and that what it accepts is usable and complete: every entry
+// of the payload is in the batch, malformed or with every change; a
+// malformed entry or change holds nothing; every message kept has an id the
+// deduplicator can key on and a sender; every message skipped has a known
+// reason and its own index; and kept plus skipped are the messages of each
+// well-formed change.
 func FuzzParse(f *testing.F) {
 	for _, name := range []string{"text-message.json", "batch-three-messages.json", "image-message.json", "status-delivered.json"} {
 		f.Add(fixture(f, name))
@@ -327,6 +503,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"object":"whatsapp_business_account","entry":null}`))
 	f.Add([]byte(`{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"value":{"metadata":{"phone_number_id":"2"},"messages":[null,17,{"id":"wamid.a"},{"from":"1","id":"a b"},{"from":"1","id":"wamid.b","timestamp":1}]}}]}]}`))
 	f.Add(payload(entry(wabaAcme, phoneAcme, textMessages("wamid.f", 3)...), entry(wabaGlobex, phoneGlobex, textMessage("z\xfe9"))))
+	f.Add(rawPayload(`{"id":1,"changes":[]}`, `17`, rawEntry(wabaAcme, `{"value":{"metadata":{"phone_number_id":2}}}`, `[]`,
+		`{"value":{"contacts":[{"wa_id":1}],"statuses":{}}}`, rawChange(phoneAcme, rawMessage("wamid.c"), `{"from":1}`))))
 	known := map[webhook.SkipReason]bool{webhook.SkipMalformed: true, webhook.SkipBadID: true, webhook.SkipNoSender: true}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		b, err := webhook.Parse(body)
@@ -336,14 +514,39 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		want, err := countMessages(body)
+		counts, err := messageCounts(body)
 		if err != nil {
-			t.Fatalf("Parse accepted a payload whose messages cannot be counted: %v", err)
+			t.Fatalf("Parse accepted a payload whose entries cannot be counted: %v", err)
+		}
+		if len(b.Entries) != len(counts) {
+			t.Fatalf("Parse = %d entries, want the payload's %d", len(b.Entries), len(counts))
+		}
+		for i, e := range b.Entries {
+			switch {
+			case e.Malformed:
+				if !reflect.DeepEqual(e, webhook.Entry{Malformed: true}) {
+					t.Fatalf("entry %d is malformed but holds %+v", i, e)
+				}
+				continue
+			case counts[i] == nil || len(e.Changes) != len(counts[i]):
+				t.Fatalf("entry %d has %d changes, want the payload's %v", i, len(e.Changes), counts[i])
+			}
+			for j, c := range e.Changes {
+				switch {
+				case c.Malformed:
+					if !reflect.DeepEqual(c, webhook.Change{Malformed: true}) {
+						t.Fatalf("change %d of entry %d is malformed but holds %+v", j, i, c)
+					}
+				case len(c.Messages)+len(c.Skipped) != counts[i][j]:
+					t.Fatalf("change %d of entry %d: kept %d + skipped %d, want the payload's %d messages",
+						j, i, len(c.Messages), len(c.Skipped), counts[i][j])
+				}
+			}
 		}
 		msgs, skipped := b.Messages(), b.Skipped()
-		if len(msgs)+len(skipped) != want || b.MessageCount() != want {
-			t.Fatalf("kept %d + skipped %d (MessageCount %d), want the payload's %d messages",
-				len(msgs), len(skipped), b.MessageCount(), want)
+		total := b.MessageCount()
+		if len(msgs)+len(skipped) != total {
+			t.Fatalf("kept %d + skipped %d, want MessageCount %d", len(msgs), len(skipped), total)
 		}
 		if b.Statuses() < 0 {
 			t.Fatalf("Statuses = %d", b.Statuses())
@@ -355,8 +558,8 @@ func FuzzParse(f *testing.F) {
 		}
 		last := -1
 		for _, s := range skipped {
-			if !known[s.Reason] || s.Index <= last || s.Index >= want || s.IDLen < 0 {
-				t.Fatalf("skipped %+v after index %d of %d messages", s, last, want)
+			if !known[s.Reason] || s.Index <= last || s.Index >= total || s.IDLen < 0 {
+				t.Fatalf("skipped %+v after index %d of %d messages", s, last, total)
 			}
 			last = s.Index
 		}

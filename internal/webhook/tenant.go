@@ -1,11 +1,13 @@
 package webhook
 
 import (
+	"encoding/json"
 	"fmt"
-	"io"
 	"slices"
 
 	"go.uber.org/zap"
+
+	"github.com/wa2genesys/connectorcache/internal/redact"
 )
 
 // Tenant is one tenant's webhook settings.
@@ -32,36 +34,28 @@ type Tenant struct {
 // is set and as "" when it is not.
 func (t Tenant) String() string {
 	return fmt.Sprintf("webhook.Tenant{VerifyToken: %q, AppSecret: %q, WABAIDs: %v, PhoneNumberIDs: %v}",
-		masked(t.VerifyToken != ""), masked(len(t.AppSecret) > 0), t.WABAIDs, t.PhoneNumberIDs)
+		redact.Secret(t.VerifyToken), redact.Secret(string(t.AppSecret)), t.WABAIDs, t.PhoneNumberIDs)
 }
 
 // GoString formats t for %#v with its secrets masked as in [Tenant.String].
 func (t Tenant) GoString() string {
 	return fmt.Sprintf("webhook.Tenant{VerifyToken:%q, AppSecret:%q, WABAIDs:%#v, PhoneNumberIDs:%#v}",
-		masked(t.VerifyToken != ""), masked(len(t.AppSecret) > 0), t.WABAIDs, t.PhoneNumberIDs)
+		redact.Secret(t.VerifyToken), redact.Secret(string(t.AppSecret)), t.WABAIDs, t.PhoneNumberIDs)
 }
 
 // Format formats t for every verb with its secrets masked: %#v as
 // [Tenant.GoString], any other verb as it formats [Tenant.String]. Without
 // it, a verb such as %d would print the fields themselves.
-func (t Tenant) Format(f fmt.State, verb rune) { format(f, verb, t.String, t.GoString) }
+func (t Tenant) Format(f fmt.State, verb rune) { redact.Format(f, verb, t.String, t.GoString) }
 
-// format writes to f for verb: %#v as goString formats, any other verb
-// applied to what str formats.
-func format(f fmt.State, verb rune, str, goString func() string) {
-	if verb == 'v' && f.Flag('#') {
-		_, _ = io.WriteString(f, goString())
-		return
+// MarshalJSON encodes t as encoding/json would, with its secrets masked as
+// in [Tenant.String].
+func (t Tenant) MarshalJSON() ([]byte, error) {
+	type plain struct {
+		VerifyToken, AppSecret  string
+		WABAIDs, PhoneNumberIDs []string
 	}
-	_, _ = fmt.Fprintf(f, fmt.FormatString(f, verb), str())
-}
-
-// masked is a secret as printed: "xxxxx" when it is set, "" when it is not.
-func masked(set bool) string {
-	if !set {
-		return ""
-	}
-	return "xxxxx"
+	return json.Marshal(plain{redact.Secret(t.VerifyToken), redact.Secret(string(t.AppSecret)), t.WABAIDs, t.PhoneNumberIDs})
 }
 
 // tenant is a [Tenant] ready for lookups, and a copy: the caller may reuse
@@ -100,24 +94,37 @@ type admitted struct {
 	// changes, in payload order.
 	messages []Message
 	// skipped counts the messages left out: those Parse skipped in the
-	// tenant's changes, and every message of the others.
+	// tenant's changes, and every message of the others that Parse could
+	// decode (a malformed entry's or change's are unknown).
 	skipped int
 	// statuses counts the receipts of the tenant's changes.
 	statuses int
-	// owned reports whether any entry is the tenant's: one for one of its
-	// accounts and, when it takes only some phone numbers, with a change
-	// for one of them.
+	// owned reports whether any entry is the tenant's: a well-formed one
+	// for one of its accounts and, when it takes only some phone numbers,
+	// with a well-formed change for one of them. So an entry for one of the
+	// tenant's accounts whose changes are all malformed is owned when the
+	// tenant takes every phone number (answered 200, nothing delivered),
+	// and not when it takes only some: a malformed change's phone number is
+	// unknown. A malformed entry is never owned: its account is unknown.
 	owned bool
 }
 
 // admit keeps what of b is tenant t's, and counts and logs (sampled) what is
-// not: each entry for another account, each change for a phone number t does
-// not take, and each message skipped. Logs carry ids that pass an id syntax
-// check, the lengths of the others, and never a message's content.
+// not: each malformed entry (it cannot be shown to be the tenant's), each
+// entry for another account, each malformed change of the tenant's entries,
+// each change for a phone number t does not take, and each message skipped.
+// Logs carry ids that pass an id syntax check, the lengths of the others,
+// the positions of malformed entries and changes, and never a message's
+// content.
 func (h *Handler) admit(t *tenant, tenantID string, b Batch) admitted {
 	var a admitted
 	tf := h.tenantField(tenantID)
-	for _, e := range b.Entries {
+	for i, e := range b.Entries {
+		if e.Malformed {
+			h.metrics.refuse(SkipMalformed)
+			h.warn.Warn("webhook entry refused: malformed", tf, zap.Int("entry_index", i))
+			continue
+		}
 		if !t.wabaIDs[e.WABAID] {
 			n := changesMessages(e.Changes)
 			h.metrics.refuse(SkipWABAID)
@@ -130,7 +137,13 @@ func (h *Handler) admit(t *tenant, tenantID string, b Batch) admitted {
 		if t.phoneNumberIDs == nil {
 			a.owned = true
 		}
-		for _, c := range e.Changes {
+		for j, c := range e.Changes {
+			if c.Malformed {
+				h.metrics.refuse(SkipMalformed)
+				h.warn.Warn("webhook change refused: malformed", tf,
+					numericIDField("waba_id", e.WABAID), zap.Int("entry_index", i), zap.Int("change_index", j))
+				continue
+			}
 			if t.phoneNumberIDs != nil && !t.phoneNumberIDs[c.PhoneNumberID] {
 				n := len(c.Messages) + len(c.Skipped)
 				h.metrics.refuse(SkipPhoneNumberID)

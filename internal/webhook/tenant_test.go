@@ -3,6 +3,7 @@ package webhook_test
 import (
 	"bytes"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -202,6 +203,109 @@ func TestHandler_DeliversOnlyTheTenantsEntriesAndPhoneNumbers(t *testing.T) {
 	}
 }
 
+// TestHandler_MalformedEntriesAndChangesAreRefusedAlone checks that an
+// entry or a change of the wrong JSON types is refused, counted and logged by
+// its position without its content, while the rest of the payload is
+// delivered; and that it never makes a payload the tenant's, except a
+// malformed change in the tenant's entry when the tenant takes every phone
+// number of its accounts.
+func TestHandler_MalformedEntriesAndChangesAreRefusedAlone(t *testing.T) {
+	const secret = "12345678901234567890123"
+	good := rawEntry(wabaAcme, rawChange(phoneAcme, rawMessage("wamid.acme.1")))
+	badEntry := `{"id":` + secret + `,"changes":[` + rawChange(phoneAcme, rawMessage("wamid.hidden")) + `]}`
+	badChange := `{"value":{"metadata":{"phone_number_id":` + secret + `},"messages":[` + rawMessage("wamid.hidden") + `]}}`
+	const (
+		entryRefused  = "webhook entry refused: malformed"
+		changeRefused = "webhook change refused: malformed"
+	)
+	tests := []struct {
+		name          string
+		phones        []string // acme's PhoneNumberIDs
+		body          []byte
+		wantStatus    int
+		wantRes       webhook.Result
+		wantDelivered []string
+		wantRefused   map[string]float64 // by reason
+		wantLog       string
+		wantFields    map[string]any
+	}{
+		{"a malformed entry beside the tenant's", nil, rawPayload(badEntry, good), http.StatusOK,
+			webhook.Result{Delivered: 1}, []string{"wamid.acme.1"},
+			map[string]float64{"malformed": 1, "waba_id": 0},
+			entryRefused, map[string]any{"tenant": "acme", "entry_index": int64(0)}},
+		{"only a malformed entry", nil, rawPayload(badEntry), http.StatusForbidden,
+			webhook.Result{}, nil,
+			map[string]float64{"malformed": 1, "waba_id": 0},
+			entryRefused, map[string]any{"tenant": "acme", "entry_index": int64(0)}},
+		{"an entry that is not an object", nil, rawPayload(good, `"`+secret+`"`), http.StatusOK,
+			webhook.Result{Delivered: 1}, []string{"wamid.acme.1"},
+			map[string]float64{"malformed": 1},
+			entryRefused, map[string]any{"tenant": "acme", "entry_index": int64(1)}},
+		{"a malformed change beside a good one", nil,
+			rawPayload(rawEntry(wabaAcme, badChange, rawChange(phoneAcme, rawMessage("wamid.acme.1")))), http.StatusOK,
+			webhook.Result{Delivered: 1}, []string{"wamid.acme.1"},
+			map[string]float64{"malformed": 1, "phone_number_id": 0},
+			changeRefused, map[string]any{"tenant": "acme", "waba_id": wabaAcme, "entry_index": int64(0), "change_index": int64(0)}},
+		{"the tenant's entry, its only change malformed", nil, rawPayload(rawEntry(wabaAcme, badChange)), http.StatusOK,
+			webhook.Result{}, nil,
+			map[string]float64{"malformed": 1},
+			changeRefused, map[string]any{"tenant": "acme", "waba_id": wabaAcme, "entry_index": int64(0), "change_index": int64(0)}},
+		{"the tenant's entry, its only change malformed, one phone number", []string{phoneAcme},
+			rawPayload(rawEntry(wabaAcme, badChange)), http.StatusForbidden,
+			webhook.Result{}, nil,
+			map[string]float64{"malformed": 1, "phone_number_id": 0},
+			changeRefused, map[string]any{"tenant": "acme", "waba_id": wabaAcme, "entry_index": int64(0), "change_index": int64(0)}},
+		{"a malformed change of another tenant's entry", nil, rawPayload(rawEntry(wabaGlobex, badChange), good), http.StatusOK,
+			webhook.Result{Delivered: 1}, []string{"wamid.acme.1"},
+			map[string]float64{"malformed": 0, "waba_id": 1},
+			"webhook entry refused: not the tenant's account", map[string]any{"tenant": "acme", "waba_id": wabaGlobex, "messages": int64(0)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hs := newHarnessWith(t, harnessOptions{config: func(cfg *webhook.Config) {
+				acme := cfg.Tenants["acme"]
+				acme.PhoneNumberIDs = tt.phones
+				cfg.Tenants["acme"] = acme
+			}})
+			status, res := hs.postSigned(t, tt.body)
+			if status != tt.wantStatus || res != tt.wantRes {
+				t.Errorf("POST = %d %+v, want %d %+v", status, res, tt.wantStatus, tt.wantRes)
+			}
+			if got := hs.sink.ids(); strings.Join(got, ",") != strings.Join(tt.wantDelivered, ",") {
+				t.Errorf("delivered %v, want %v", got, tt.wantDelivered)
+			}
+			if st := hs.dedupe.Stats(); st.New != uint64(len(tt.wantDelivered)) || st.Done != 0 || st.InFlight != 0 {
+				t.Errorf("dedupe stats = %+v, want only the %d delivered claimed", st, len(tt.wantDelivered))
+			}
+			for reason, want := range tt.wantRefused {
+				if got := counterValue(t, hs.reg, "connector_webhook_refused_total", map[string]string{"reason": reason}); got != want {
+					t.Errorf("refused{reason=%s} = %v, want %v", reason, got, want)
+				}
+			}
+			logs := hs.logs.FilterMessage(tt.wantLog).All()
+			if len(logs) != 1 || !reflect.DeepEqual(logs[0].ContextMap(), tt.wantFields) {
+				t.Errorf("logs %q = %+v, want one with fields %v", tt.wantLog, logs, tt.wantFields)
+			}
+			for _, e := range hs.logs.All() {
+				if strings.Contains(e.Message+fmt.Sprint(e.ContextMap()), secret) {
+					t.Errorf("log %q shows a malformed part's content: %v", e.Message, e.ContextMap())
+				}
+			}
+		})
+	}
+}
+
+// TestHandler_RefusedMalformedShowsFromTheFirstScrape checks that the new
+// refusal reason is among the refused counter's fixed label values.
+func TestHandler_RefusedMalformedShowsFromTheFirstScrape(t *testing.T) {
+	hs := newHarness(t)
+	for _, reason := range []string{"waba_id", "phone_number_id", "malformed"} {
+		if findMetric(t, hs.reg, "connector_webhook_refused_total", map[string]string{"reason": reason}) == nil {
+			t.Errorf("refused{reason=%s} does not show before anything is refused", reason)
+		}
+	}
+}
+
 // TestHandler_RefusedIDsAreLoggedOnlyWhenTheyAreIDs checks that a refused
 // entry's account id is logged when it is one, and as its length otherwise.
 func TestHandler_RefusedIDsAreLoggedOnlyWhenTheyAreIDs(t *testing.T) {
@@ -257,12 +361,18 @@ func TestTenantAndConfigPrintWithoutSecrets(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			marshaled, err := json.Marshal(tt.give)
+			if err != nil {
+				t.Fatalf("json.Marshal: %v", err)
+			}
 			outputs := map[string]string{
 				"fmt":     fmt.Sprintf("%v %+v %#v %s", tt.give, tt.give, tt.give, tt.give),
 				"zap.Any": observedField(zap.Any("v", tt.give)),
-			}
-			if tt.name != "in a struct" { // zap reflects an arbitrary struct through encoding/json
-				outputs["zap, JSON"] = jsonField(t, zap.Any("v", tt.give))
+				// zap.Any of an arbitrary struct, and zap.Reflect, go
+				// through encoding/json.
+				"zap, JSON":    jsonField(t, zap.Any("v", tt.give)),
+				"zap.Reflect":  jsonField(t, zap.Reflect("v", tt.give)),
+				"json.Marshal": string(marshaled),
 			}
 			for _, verb := range []string{"%q", "%x", "%d", "%10.4s"} {
 				outputs[verb] = fmt.Sprintf(verb, tt.give)
