@@ -117,7 +117,7 @@ func (d *Deduplicator) Claim(ctx context.Context, tenantID, messageID string) (*
 	owner := rand.Text()
 	state, err := d.store.Claim(ctx, tenantID, messageID, owner, d.claimTTL)
 	if err != nil {
-		return nil, fmt.Errorf("claim message %s of tenant %s: %w", messageID, tenantID, err)
+		return nil, fmt.Errorf("claim message %q of tenant %q: %w", messageID, tenantID, err)
 	}
 	c := &Claim{d: d, tenantID: tenantID, messageID: messageID, owner: owner}
 	switch state {
@@ -130,7 +130,7 @@ func (d *Deduplicator) Claim(ctx context.Context, tenantID, messageID string) (*
 		c.status = ClaimDone
 		c.settled.Store(true)
 	default:
-		return nil, fmt.Errorf("claim message %s of tenant %s: store answered unknown state %d", messageID, tenantID, state)
+		return nil, fmt.Errorf("claim message %q of tenant %q: store answered unknown state %d", messageID, tenantID, state)
 	}
 	d.counts[c.status].Add(1)
 	return c, nil
@@ -181,9 +181,9 @@ func (c *Claim) Release(ctx context.Context) error {
 func (c *Claim) settle(op string, owned bool, err error) error {
 	switch {
 	case err != nil:
-		return fmt.Errorf("%s message %s of tenant %s: %w", op, c.messageID, c.tenantID, err)
+		return fmt.Errorf("%s message %q of tenant %q: %w", op, c.messageID, c.tenantID, err)
 	case !owned:
-		return fmt.Errorf("%s message %s of tenant %s: %w", op, c.messageID, c.tenantID, ErrClaimLost)
+		return fmt.Errorf("%s message %q of tenant %q: %w", op, c.messageID, c.tenantID, ErrClaimLost)
 	}
 	return nil
 }

@@ -127,6 +127,23 @@ func TestClaimStoreError(t *testing.T) {
 	}
 }
 
+// TestClaimErrorQuotesTheMessageID: a message id may hold format
+// characters that reorder the text around them (U+202E) and still be
+// valid; an error quotes it, so that it reads as it is wherever it is
+// logged.
+func TestClaimErrorQuotesTheMessageID(t *testing.T) {
+	const id = "wamid.\u202eABC"
+	store := newDedupeStore(t)
+	store.EXPECT().Claim(gomock.Any(), testTenant, id, gomock.Any(), gomock.Any()).
+		Return(ports.ClaimState(0), errors.New("store: connection reset"))
+	d := domain.NewDeduplicator(store, domain.DeduplicatorConfig{})
+
+	_, err := d.Claim(context.Background(), testTenant, id)
+	if err == nil || strings.ContainsRune(err.Error(), '\u202e') || !strings.Contains(err.Error(), `"wamid.\u202eABC"`) {
+		t.Errorf("Claim() error = %v, want the message id quoted, its U+202E escaped", err)
+	}
+}
+
 func TestClaimTTL(t *testing.T) {
 	tests := []struct {
 		name string

@@ -39,7 +39,7 @@ func NewDedupeStore(opts ...Option) *DedupeStore {
 // Claim implements [ports.DedupeStore].
 func (s *DedupeStore) Claim(_ context.Context, tenantID, messageID, owner string, ttl time.Duration) (ports.ClaimState, error) {
 	if err := checkTTL(ttl); err != nil {
-		return 0, fmt.Errorf("memory: claim %s/%s: %w", tenantID, messageID, err)
+		return 0, fmt.Errorf("memory: claim %q/%q: %w", tenantID, messageID, err)
 	}
 	k := messageKey{tenantID, messageID}
 	s.marks.mu.Lock()
@@ -60,7 +60,7 @@ func (s *DedupeStore) Claim(_ context.Context, tenantID, messageID, owner string
 // Commit implements [ports.DedupeStore].
 func (s *DedupeStore) Commit(_ context.Context, tenantID, messageID, owner string, ttl time.Duration) (bool, error) {
 	if err := checkTTL(ttl); err != nil {
-		return false, fmt.Errorf("memory: commit %s/%s: %w", tenantID, messageID, err)
+		return false, fmt.Errorf("memory: commit %q/%q: %w", tenantID, messageID, err)
 	}
 	k := messageKey{tenantID, messageID}
 	s.marks.mu.Lock()
