@@ -242,14 +242,7 @@ tenants: [{id: a, verify_token: test-verify-token-0123456789, whatsapp: {waba_id
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clearHostEnv(t)
-			for k, v := range tt.giveEnv {
-				t.Setenv(k, v)
-			}
-			cfg, err := loadConfig(writeConfig(t, yaml))
-			if err != nil {
-				t.Fatal(err)
-			}
+			cfg := loadWithEnv(t, yaml, tt.giveEnv)
 			if cfg.HTTP != tt.wantHTTP || cfg.Webhook.MaxMessages != tt.wantMax || cfg.Dev != tt.wantDev ||
 				cfg.Genesys.AllowInsecureHTTP != tt.wantInsecure {
 				t.Errorf("config = %+v\nwant http %+v, max_messages %d, dev %v, allow_insecure_http %v",
@@ -303,14 +296,7 @@ tenants:
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clearHostEnv(t)
-			for k, v := range tt.giveEnv {
-				t.Setenv(k, v)
-			}
-			cfg, err := loadConfig(writeConfig(t, yaml))
-			if err != nil {
-				t.Fatal(err)
-			}
+			cfg := loadWithEnv(t, yaml, tt.giveEnv)
 			if cfg.AppSecret != tt.wantGlobal {
 				t.Errorf("global app secret set = %v, want %v", cfg.AppSecret != "", tt.wantGlobal != "")
 			}
@@ -472,14 +458,7 @@ tenants:
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clearHostEnv(t)
-			for k, v := range tt.giveEnv {
-				t.Setenv(k, v)
-			}
-			cfg, err := loadConfig(writeConfig(t, yaml))
-			if err != nil {
-				t.Fatal(err)
-			}
+			cfg := loadWithEnv(t, yaml, tt.giveEnv)
 			if got := cfg.Module.Token; got.PoolSize != tt.wantSize || !maps.Equal(got.PoolSizes, tt.want) {
 				t.Errorf("Module.Token pool sizes = %d, %v; want %d, %v", got.PoolSize, got.PoolSizes, tt.wantSize, tt.want)
 			}
@@ -761,6 +740,21 @@ tenants:
 	if got := cfg.Tenants[0].WhatsApp.WABAIDs; len(got) != 2 {
 		t.Errorf("tenant a's waba ids = %v, want both as listed", got)
 	}
+}
+
+// loadWithEnv loads the configuration yaml with the host's variables
+// cleared, then env set, and fails t on an error.
+func loadWithEnv(t *testing.T, yaml string, env map[string]string) Config {
+	t.Helper()
+	clearHostEnv(t)
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	cfg, err := loadConfig(writeConfig(t, yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 func TestCheckSecret(t *testing.T) {

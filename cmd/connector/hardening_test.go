@@ -64,6 +64,21 @@ func binaryEnv(env ...string) []string {
 	return append(out, env...)
 }
 
+// acmeConfig writes a configuration of settings, YAML lines such as
+// store: memory, then delivery: log and the one tenant acme with the e2e
+// app secret, verify token and WABA id, and returns its path.
+func acmeConfig(t *testing.T, settings string) string {
+	t.Helper()
+	return writeConfig(t, settings+fmt.Sprintf(`
+delivery: log
+whatsapp: {app_secret: %s}
+tenants:
+  - id: acme
+    verify_token: %s
+    whatsapp: {waba_ids: [%q]}
+`, e2eAppSecret, e2eVerifyToken, e2eWABAID))
+}
+
 // startBinary starts the connector binary with the configuration file at
 // path and env (KEY=value), waits until it listens, and kills it when t
 // ends.
@@ -446,16 +461,9 @@ tenants:
     genesys: {region: mypurecloud.com, client_id: %s, client_secret: %s, integration_id: %s}
 `, e2eAppSecret, apiURL, insecure, e2eVerifyToken, e2eWABAID, e2eClientID, e2eClientSecret, e2eIntegration))
 	}
-	redisPath := writeConfig(t, fmt.Sprintf(`
+	redisPath := acmeConfig(t, `
 store: redis
-delivery: log
-http: {addr: "127.0.0.1:0"}
-whatsapp: {app_secret: %s}
-tenants:
-  - id: acme
-    verify_token: %s
-    whatsapp: {waba_ids: [%q]}
-`, e2eAppSecret, e2eVerifyToken, e2eWABAID))
+http: {addr: "127.0.0.1:0"}`)
 	caFile := redistest.NewPKI(t).CAFile
 
 	tests := []struct {
@@ -530,16 +538,9 @@ tenants:
 // megabyte and more: what the handler logs of them is their length, and no
 // line of the logs is long.
 func TestHardening_LongTenantIDLoggedAsLength(t *testing.T) {
-	path := writeConfig(t, fmt.Sprintf(`
+	path := acmeConfig(t, `
 store: memory
-delivery: log
-http: {addr: "127.0.0.1:0"}
-whatsapp: {app_secret: %s}
-tenants:
-  - id: acme
-    verify_token: %s
-    whatsapp: {waba_ids: [%q]}
-`, e2eAppSecret, e2eVerifyToken, e2eWABAID))
+http: {addr: "127.0.0.1:0"}`)
 	b := startBinary(t, path)
 	body := wabaPayload(e2eWABAID, textMsg("wamid.LONG-1"))
 
@@ -598,17 +599,10 @@ func TestHardening_MemoryStoreBounded(t *testing.T) {
 		bound = 1000
 		total = 3 * bound
 	)
-	path := writeConfig(t, fmt.Sprintf(`
+	path := acmeConfig(t, fmt.Sprintf(`
 store: memory
 memory: {max_entries: %d}
-delivery: log
-http: {addr: "127.0.0.1:0"}
-whatsapp: {app_secret: %s}
-tenants:
-  - id: acme
-    verify_token: %s
-    whatsapp: {waba_ids: [%q]}
-`, bound, e2eAppSecret, e2eVerifyToken, e2eWABAID))
+http: {addr: "127.0.0.1:0"}`, bound))
 	b := startBinary(t, path)
 
 	const prefix = "wamid.MEM-"
@@ -721,16 +715,9 @@ func TestHardening_StalledBodies(t *testing.T) {
 	if raceEnabled() {
 		growthBound = 1 << 30
 	}
-	path := writeConfig(t, fmt.Sprintf(`
+	path := acmeConfig(t, `
 store: memory
-delivery: log
-http: {addr: "127.0.0.1:0", max_inflight_bodies: 64, body_timeout: 5s}
-whatsapp: {app_secret: %s}
-tenants:
-  - id: acme
-    verify_token: %s
-    whatsapp: {waba_ids: [%q]}
-`, e2eAppSecret, e2eVerifyToken, e2eWABAID))
+http: {addr: "127.0.0.1:0", max_inflight_bodies: 64, body_timeout: 5s}`)
 	b := startBinary(t, path)
 	pid := b.cmd.Process.Pid
 	// One request first, so that the baseline holds what serving any
@@ -867,16 +854,9 @@ const cutOff = "connection closed"
 // body after the answer, outside http.max_inflight_bodies. A webhook POST
 // and a request without a body keep their connection.
 func TestHardening_BodiesNoHandlerReadsCloseTheConnection(t *testing.T) {
-	path := writeConfig(t, fmt.Sprintf(`
+	path := acmeConfig(t, `
 store: memory
-delivery: log
-http: {addr: "127.0.0.1:0"}
-whatsapp: {app_secret: %s}
-tenants:
-  - id: acme
-    verify_token: %s
-    whatsapp: {waba_ids: [%q]}
-`, e2eAppSecret, e2eVerifyToken, e2eWABAID))
+http: {addr: "127.0.0.1:0"}`)
 	b := startBinary(t, path)
 	body := bytes.Repeat([]byte("x"), 200<<10)
 	payload := wabaPayload(e2eWABAID, textMsg("wamid.KEEP-1"))

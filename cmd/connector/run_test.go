@@ -50,14 +50,7 @@ func TestServe_AdminListenerServesMetricsApartFromTheWebhook(t *testing.T) {
 	t.Setenv("HTTP_ADDR", "127.0.0.1:0")
 	t.Setenv("HTTP_ADMIN_ADDR", "127.0.0.1:0")
 	t.Setenv("STORE", "memory")
-	path := writeConfig(t, fmt.Sprintf(`
-delivery: log
-whatsapp: {app_secret: %s}
-tenants:
-  - id: acme
-    verify_token: %s
-    whatsapp: {waba_ids: [%q]}
-`, e2eAppSecret, e2eVerifyToken, e2eWABAID))
+	path := acmeConfig(t, "")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

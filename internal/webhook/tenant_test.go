@@ -156,51 +156,65 @@ func TestHandler_DeliversOnlyTheTenantsEntriesAndPhoneNumbers(t *testing.T) {
 	)
 	otherPhoneOnly := payload(entry(wabaAcme, otherPhone, textMessage("wamid.acme.other")))
 	tests := []struct {
-		name          string
-		phones        []string // acme's PhoneNumberIDs
-		body          []byte
-		wantStatus    int
-		wantRes       webhook.Result
-		wantDelivered []string
-		wantRefused   map[string]float64 // by reason
+		name string
+		admission
 	}{
-		{"every phone number", nil, mixed, http.StatusOK,
+		{"every phone number", admission{nil, mixed, http.StatusOK,
 			webhook.Result{Delivered: 3, Skipped: 3}, []string{"wamid.acme.1", "wamid.acme.2", "wamid.acme.other"},
-			map[string]float64{"waba_id": 3, "phone_number_id": 0}},
-		{"one phone number", []string{phoneAcme}, mixed, http.StatusOK,
+			map[string]float64{"waba_id": 3, "phone_number_id": 0}}},
+		{"one phone number", admission{[]string{phoneAcme}, mixed, http.StatusOK,
 			webhook.Result{Delivered: 2, Skipped: 4}, []string{"wamid.acme.1", "wamid.acme.2"},
-			map[string]float64{"waba_id": 3, "phone_number_id": 1}},
-		{"two phone numbers", []string{phoneAcme, otherPhone}, mixed, http.StatusOK,
+			map[string]float64{"waba_id": 3, "phone_number_id": 1}}},
+		{"two phone numbers", admission{[]string{phoneAcme, otherPhone}, mixed, http.StatusOK,
 			webhook.Result{Delivered: 3, Skipped: 3}, []string{"wamid.acme.1", "wamid.acme.2", "wamid.acme.other"},
-			map[string]float64{"waba_id": 3, "phone_number_id": 0}},
-		{"only a phone number not taken", []string{phoneAcme}, otherPhoneOnly, http.StatusForbidden,
+			map[string]float64{"waba_id": 3, "phone_number_id": 0}}},
+		{"only a phone number not taken", admission{[]string{phoneAcme}, otherPhoneOnly, http.StatusForbidden,
 			webhook.Result{}, nil,
-			map[string]float64{"waba_id": 0, "phone_number_id": 1}},
+			map[string]float64{"waba_id": 0, "phone_number_id": 1}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			hs := newHarnessWith(t, harnessOptions{config: func(cfg *webhook.Config) {
-				acme := cfg.Tenants["acme"]
-				acme.PhoneNumberIDs = tt.phones
-				cfg.Tenants["acme"] = acme
-			}})
-			status, res := hs.postSigned(t, tt.body)
-			if status != tt.wantStatus || res != tt.wantRes {
-				t.Errorf("POST = %d %+v, want %d %+v", status, res, tt.wantStatus, tt.wantRes)
-			}
-			if got := hs.sink.ids(); strings.Join(got, ",") != strings.Join(tt.wantDelivered, ",") {
-				t.Errorf("delivered %v, want %v", got, tt.wantDelivered)
-			}
-			if st := hs.dedupe.Stats(); st.New != uint64(len(tt.wantDelivered)) {
-				t.Errorf("dedupe stats = %+v, want only the tenant's %d claimed", st, len(tt.wantDelivered))
-			}
-			for reason, want := range tt.wantRefused {
-				if got := counterValue(t, hs.reg, "connector_webhook_refused_total", map[string]string{"reason": reason}); got != want {
-					t.Errorf("refused{reason=%s} = %v, want %v", reason, got, want)
-				}
-			}
+			tt.check(t)
 		})
 	}
+}
+
+// admission is a signed POST to tenant acme and what it comes to.
+type admission struct {
+	phones        []string // acme's PhoneNumberIDs
+	body          []byte
+	wantStatus    int
+	wantRes       webhook.Result
+	wantDelivered []string
+	wantRefused   map[string]float64 // by reason
+}
+
+// check POSTs a's body to a handler whose tenant acme takes a's phone
+// numbers, and checks the answer, the messages delivered, that only they
+// were claimed, and the refused counters. It returns the handler's harness.
+func (a admission) check(t *testing.T) *harness {
+	t.Helper()
+	hs := newHarnessWith(t, harnessOptions{config: func(cfg *webhook.Config) {
+		acme := cfg.Tenants["acme"]
+		acme.PhoneNumberIDs = a.phones
+		cfg.Tenants["acme"] = acme
+	}})
+	status, res := hs.postSigned(t, a.body)
+	if status != a.wantStatus || res != a.wantRes {
+		t.Errorf("POST = %d %+v, want %d %+v", status, res, a.wantStatus, a.wantRes)
+	}
+	if got := hs.sink.ids(); strings.Join(got, ",") != strings.Join(a.wantDelivered, ",") {
+		t.Errorf("delivered %v, want %v", got, a.wantDelivered)
+	}
+	if st := hs.dedupe.Stats(); st.New != uint64(len(a.wantDelivered)) || st.Done != 0 || st.InFlight != 0 {
+		t.Errorf("dedupe stats = %+v, want only the %d delivered claimed", st, len(a.wantDelivered))
+	}
+	for reason, want := range a.wantRefused {
+		if got := counterValue(t, hs.reg, "connector_webhook_refused_total", map[string]string{"reason": reason}); got != want {
+			t.Errorf("refused{reason=%s} = %v, want %v", reason, got, want)
+		}
+	}
+	return hs
 }
 
 // TestHandler_MalformedEntriesAndChangesAreRefusedAlone checks that an
@@ -219,69 +233,45 @@ func TestHandler_MalformedEntriesAndChangesAreRefusedAlone(t *testing.T) {
 		changeRefused = "webhook change refused: malformed"
 	)
 	tests := []struct {
-		name          string
-		phones        []string // acme's PhoneNumberIDs
-		body          []byte
-		wantStatus    int
-		wantRes       webhook.Result
-		wantDelivered []string
-		wantRefused   map[string]float64 // by reason
-		wantLog       string
-		wantFields    map[string]any
+		name string
+		admission
+		wantLog    string
+		wantFields map[string]any
 	}{
-		{"a malformed entry beside the tenant's", nil, rawPayload(badEntry, good), http.StatusOK,
+		{"a malformed entry beside the tenant's", admission{nil, rawPayload(badEntry, good), http.StatusOK,
 			webhook.Result{Delivered: 1}, []string{"wamid.acme.1"},
-			map[string]float64{"malformed": 1, "waba_id": 0},
+			map[string]float64{"malformed": 1, "waba_id": 0}},
 			entryRefused, map[string]any{"tenant": "acme", "entry_index": int64(0)}},
-		{"only a malformed entry", nil, rawPayload(badEntry), http.StatusForbidden,
+		{"only a malformed entry", admission{nil, rawPayload(badEntry), http.StatusForbidden,
 			webhook.Result{}, nil,
-			map[string]float64{"malformed": 1, "waba_id": 0},
+			map[string]float64{"malformed": 1, "waba_id": 0}},
 			entryRefused, map[string]any{"tenant": "acme", "entry_index": int64(0)}},
-		{"an entry that is not an object", nil, rawPayload(good, `"`+secret+`"`), http.StatusOK,
+		{"an entry that is not an object", admission{nil, rawPayload(good, `"`+secret+`"`), http.StatusOK,
 			webhook.Result{Delivered: 1}, []string{"wamid.acme.1"},
-			map[string]float64{"malformed": 1},
+			map[string]float64{"malformed": 1}},
 			entryRefused, map[string]any{"tenant": "acme", "entry_index": int64(1)}},
-		{"a malformed change beside a good one", nil,
+		{"a malformed change beside a good one", admission{nil,
 			rawPayload(rawEntry(wabaAcme, badChange, rawChange(phoneAcme, rawMessage("wamid.acme.1")))), http.StatusOK,
 			webhook.Result{Delivered: 1}, []string{"wamid.acme.1"},
-			map[string]float64{"malformed": 1, "phone_number_id": 0},
+			map[string]float64{"malformed": 1, "phone_number_id": 0}},
 			changeRefused, map[string]any{"tenant": "acme", "waba_id": wabaAcme, "entry_index": int64(0), "change_index": int64(0)}},
-		{"the tenant's entry, its only change malformed", nil, rawPayload(rawEntry(wabaAcme, badChange)), http.StatusOK,
+		{"the tenant's entry, its only change malformed", admission{nil, rawPayload(rawEntry(wabaAcme, badChange)), http.StatusOK,
 			webhook.Result{}, nil,
-			map[string]float64{"malformed": 1},
+			map[string]float64{"malformed": 1}},
 			changeRefused, map[string]any{"tenant": "acme", "waba_id": wabaAcme, "entry_index": int64(0), "change_index": int64(0)}},
-		{"the tenant's entry, its only change malformed, one phone number", []string{phoneAcme},
+		{"the tenant's entry, its only change malformed, one phone number", admission{[]string{phoneAcme},
 			rawPayload(rawEntry(wabaAcme, badChange)), http.StatusForbidden,
 			webhook.Result{}, nil,
-			map[string]float64{"malformed": 1, "phone_number_id": 0},
+			map[string]float64{"malformed": 1, "phone_number_id": 0}},
 			changeRefused, map[string]any{"tenant": "acme", "waba_id": wabaAcme, "entry_index": int64(0), "change_index": int64(0)}},
-		{"a malformed change of another tenant's entry", nil, rawPayload(rawEntry(wabaGlobex, badChange), good), http.StatusOK,
+		{"a malformed change of another tenant's entry", admission{nil, rawPayload(rawEntry(wabaGlobex, badChange), good), http.StatusOK,
 			webhook.Result{Delivered: 1}, []string{"wamid.acme.1"},
-			map[string]float64{"malformed": 0, "waba_id": 1},
+			map[string]float64{"malformed": 0, "waba_id": 1}},
 			"webhook entry refused: not the tenant's account", map[string]any{"tenant": "acme", "waba_id": wabaGlobex, "messages": int64(0)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			hs := newHarnessWith(t, harnessOptions{config: func(cfg *webhook.Config) {
-				acme := cfg.Tenants["acme"]
-				acme.PhoneNumberIDs = tt.phones
-				cfg.Tenants["acme"] = acme
-			}})
-			status, res := hs.postSigned(t, tt.body)
-			if status != tt.wantStatus || res != tt.wantRes {
-				t.Errorf("POST = %d %+v, want %d %+v", status, res, tt.wantStatus, tt.wantRes)
-			}
-			if got := hs.sink.ids(); strings.Join(got, ",") != strings.Join(tt.wantDelivered, ",") {
-				t.Errorf("delivered %v, want %v", got, tt.wantDelivered)
-			}
-			if st := hs.dedupe.Stats(); st.New != uint64(len(tt.wantDelivered)) || st.Done != 0 || st.InFlight != 0 {
-				t.Errorf("dedupe stats = %+v, want only the %d delivered claimed", st, len(tt.wantDelivered))
-			}
-			for reason, want := range tt.wantRefused {
-				if got := counterValue(t, hs.reg, "connector_webhook_refused_total", map[string]string{"reason": reason}); got != want {
-					t.Errorf("refused{reason=%s} = %v, want %v", reason, got, want)
-				}
-			}
+			hs := tt.check(t)
 			logs := hs.logs.FilterMessage(tt.wantLog).All()
 			if len(logs) != 1 || !reflect.DeepEqual(logs[0].ContextMap(), tt.wantFields) {
 				t.Errorf("logs %q = %+v, want one with fields %v", tt.wantLog, logs, tt.wantFields)
