@@ -315,6 +315,23 @@ func (d *heldOnce) Deliver(ctx context.Context, msg webhook.Message) error {
 	return d.next.Deliver(ctx, msg)
 }
 
+// heldDeliveryCases are what a POST of the three-message batch comes to
+// when its first delivery is held until the request is over: that
+// delivery finishes and is settled, the other two are deferred, and the
+// redelivery delivers what is left.
+var heldDeliveryCases = []struct {
+	name           string
+	fail           bool // whether the held delivery fails
+	want           webhook.Result
+	wantStats      domain.DedupeStats
+	wantRedelivery webhook.Result
+}{
+	{"the held delivery succeeds", false, webhook.Result{Delivered: 1, Deferred: 2},
+		domain.DedupeStats{New: 1, Committed: 1}, webhook.Result{Delivered: 2, Duplicates: 1}},
+	{"the held delivery fails", true, webhook.Result{Failed: 1, Deferred: 2},
+		domain.DedupeStats{New: 1, Released: 1}, webhook.Result{Delivered: 3}},
+}
+
 // TestHandler_RequestTimeoutDefersTheMessagesNotStarted holds the first
 // delivery of a batch until its request's time is up: the delivery still
 // finishes and its claim is settled as it went, and the messages after it
@@ -324,19 +341,7 @@ func (d *heldOnce) Deliver(ctx context.Context, msg webhook.Message) error {
 // first message started (a handler goroutine that did not run for
 // RequestTimeout), every message is deferred: a right answer too.
 func TestHandler_RequestTimeoutDefersTheMessagesNotStarted(t *testing.T) {
-	tests := []struct {
-		name           string
-		fail           bool // whether the held delivery fails
-		want           webhook.Result
-		wantStats      domain.DedupeStats
-		wantRedelivery webhook.Result
-	}{
-		{"the held delivery succeeds", false, webhook.Result{Delivered: 1, Deferred: 2},
-			domain.DedupeStats{New: 1, Committed: 1}, webhook.Result{Delivered: 2, Duplicates: 1}},
-		{"the held delivery fails", true, webhook.Result{Failed: 1, Deferred: 2},
-			domain.DedupeStats{New: 1, Released: 1}, webhook.Result{Delivered: 3}},
-	}
-	for _, tt := range tests {
+	for _, tt := range heldDeliveryCases {
 		t.Run(tt.name, func(t *testing.T) {
 			store := memory.NewDedupeStore()
 			requestCtx := make(chan context.Context, 1)
@@ -397,19 +402,7 @@ func TestHandler_RequestTimeoutDefersTheMessagesNotStarted(t *testing.T) {
 // delivery finishes and is committed (or, failed, released), and the
 // messages after it are left for the redelivery.
 func TestHandler_CancelledRequestLetsItsDeliveryFinish(t *testing.T) {
-	tests := []struct {
-		name           string
-		fail           bool // whether the held delivery fails
-		want           webhook.Result
-		wantStats      domain.DedupeStats
-		wantRedelivery webhook.Result
-	}{
-		{"the held delivery succeeds", false, webhook.Result{Delivered: 1, Deferred: 2},
-			domain.DedupeStats{New: 1, Committed: 1}, webhook.Result{Delivered: 2, Duplicates: 1}},
-		{"the held delivery fails", true, webhook.Result{Failed: 1, Deferred: 2},
-			domain.DedupeStats{New: 1, Released: 1}, webhook.Result{Delivered: 3}},
-	}
-	for _, tt := range tests {
+	for _, tt := range heldDeliveryCases {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
