@@ -31,7 +31,7 @@ func NewTokenLock(opts ...Option) *TokenLock {
 // LockToken implements [ports.TokenLock].
 func (l *TokenLock) LockToken(_ context.Context, tenantID, owner string, ttl time.Duration) (bool, error) {
 	if err := checkTTL(ttl); err != nil {
-		return false, fmt.Errorf("memory: lock token for tenant %s: %w", tenantID, err)
+		return false, fmt.Errorf("memory: lock token for tenant %q: %w", tenantID, err)
 	}
 	l.holders.mu.Lock()
 	defer l.holders.mu.Unlock()

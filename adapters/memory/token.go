@@ -34,7 +34,7 @@ func (s *TokenStore) GetToken(_ context.Context, tenantID string) (ports.CachedT
 // PutToken implements [ports.TokenStore].
 func (s *TokenStore) PutToken(_ context.Context, tenantID string, tok ports.CachedToken, ttl time.Duration) error {
 	if err := checkTTL(ttl); err != nil {
-		return fmt.Errorf("memory: put token for tenant %s: %w", tenantID, err)
+		return fmt.Errorf("memory: put token for tenant %q: %w", tenantID, err)
 	}
 	s.tokens.mu.Lock()
 	defer s.tokens.mu.Unlock()

@@ -369,7 +369,7 @@ func (c *Client) Get(ctx context.Context, key string) (val string, found bool, e
 		return "", false, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("redis GET %s: %w", key, err)
+		return "", false, fmt.Errorf("redis GET %q: %w", key, err)
 	}
 	return val, true, nil
 }
@@ -378,10 +378,10 @@ func (c *Client) Get(ctx context.Context, key string) (val string, found bool, e
 func (c *Client) Set(ctx context.Context, key, val string, ttl time.Duration) error {
 	exp, err := expiry(ttl)
 	if err != nil {
-		return fmt.Errorf("redis SET %s: %w", key, err)
+		return fmt.Errorf("redis SET %q: %w", key, err)
 	}
 	if _, err := c.do(ctx, "SET", append([]any{key, val}, exp...)...); err != nil {
-		return fmt.Errorf("redis SET %s: %w", key, err)
+		return fmt.Errorf("redis SET %q: %w", key, err)
 	}
 	return nil
 }
@@ -392,14 +392,14 @@ func (c *Client) Set(ctx context.Context, key, val string, ttl time.Duration) er
 func (c *Client) setNXGet(ctx context.Context, key, val string, ttl time.Duration) (old string, stored bool, err error) {
 	exp, err := expiry(ttl)
 	if err != nil {
-		return "", false, fmt.Errorf("redis SET NX GET %s: %w", key, err)
+		return "", false, fmt.Errorf("redis SET NX GET %q: %w", key, err)
 	}
 	old, err = redis.String(c.do(ctx, "SET", append([]any{key, val, "NX", "GET"}, exp...)...))
 	if errors.Is(err, redis.ErrNil) {
 		return "", true, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("redis SET NX GET %s: %w", key, err)
+		return "", false, fmt.Errorf("redis SET NX GET %q: %w", key, err)
 	}
 	return old, false, nil
 }
@@ -407,7 +407,7 @@ func (c *Client) setNXGet(ctx context.Context, key, val string, ttl time.Duratio
 // Del removes key. Removing a missing key is not an error.
 func (c *Client) Del(ctx context.Context, key string) error {
 	if _, err := c.do(ctx, "DEL", key); err != nil {
-		return fmt.Errorf("redis DEL %s: %w", key, err)
+		return fmt.Errorf("redis DEL %q: %w", key, err)
 	}
 	return nil
 }

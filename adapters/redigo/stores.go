@@ -57,7 +57,7 @@ func (s *TokenStore) GetToken(ctx context.Context, tenantID string) (ports.Cache
 	var st storedToken
 	if err := json.Unmarshal([]byte(raw), &st); err != nil || st.AccessToken == "" {
 		// Never echo the value: it holds a token.
-		return ports.CachedToken{}, false, fmt.Errorf("redis GET %s: %w", key, errMalformedToken)
+		return ports.CachedToken{}, false, fmt.Errorf("redis GET %q: %w", key, errMalformedToken)
 	}
 	tok := ports.CachedToken{AccessToken: st.AccessToken, ExpiresAt: time.UnixMilli(st.ExpiresAt)}
 	if st.RefreshAt != 0 {
@@ -93,7 +93,7 @@ func (s *TokenStore) DeleteTokenIf(ctx context.Context, tenantID, accessToken st
 	key := TokenKey(tenantID)
 	n, err := redis.Int(s.c.eval(ctx, deleteTokenIfScript, key, accessToken))
 	if err != nil {
-		return false, fmt.Errorf("redis delete-if %s: %w", key, err)
+		return false, fmt.Errorf("redis delete-if %q: %w", key, err)
 	}
 	return n == 1, nil
 }
@@ -120,7 +120,7 @@ func (s *TokenStore) LockToken(ctx context.Context, tenantID, owner string, ttl 
 func (s *TokenStore) UnlockToken(ctx context.Context, tenantID, owner string) error {
 	key := tokenLockKey(tenantID)
 	if _, err := s.c.eval(ctx, unlockScript, key, owner); err != nil {
-		return fmt.Errorf("redis unlock %s: %w", key, err)
+		return fmt.Errorf("redis unlock %q: %w", key, err)
 	}
 	return nil
 }
@@ -190,7 +190,7 @@ func (s *DedupeStore) Commit(ctx context.Context, tenantID, messageID, owner str
 	key := DedupeKey(tenantID, messageID)
 	n, err := redis.Int(s.c.eval(ctx, commitScript, key, claimMark(owner), doneMark(owner), strconv.FormatInt(ttl.Milliseconds(), 10)))
 	if err != nil {
-		return false, fmt.Errorf("redis commit %s: %w", key, err)
+		return false, fmt.Errorf("redis commit %q: %w", key, err)
 	}
 	return n == 1, nil
 }
@@ -200,7 +200,7 @@ func (s *DedupeStore) Release(ctx context.Context, tenantID, messageID, owner st
 	key := DedupeKey(tenantID, messageID)
 	n, err := redis.Int(s.c.eval(ctx, releaseScript, key, claimMark(owner)))
 	if err != nil {
-		return false, fmt.Errorf("redis release %s: %w", key, err)
+		return false, fmt.Errorf("redis release %q: %w", key, err)
 	}
 	return n == 1, nil
 }

@@ -227,6 +227,26 @@ func TestMalformedStoredTokenIsAnErrorWithoutTheValue(t *testing.T) {
 	})
 }
 
+// TestErrorsQuoteTheKey: a message id may hold format characters that
+// reorder the text around them (U+202E) and still be valid; an error
+// about its key, here the WRONGTYPE answer to a claim of a key that holds a
+// list, quotes the key, so that it reads as it is wherever it is logged.
+func TestErrorsQuoteTheKey(t *testing.T) {
+	const messageID = "wamid.\u202eABC"
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		s, raw, tenant := redigo.NewDedupeStore(sharedClient(t, tr)), rawConn(t), contract.TenantID(t)
+		key := redigo.DedupeKey(tenant, messageID)
+		if _, err := raw.Do("RPUSH", key, "not a claim"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _, _ = raw.Do("DEL", key) })
+		_, err := s.Claim(t.Context(), tenant, messageID, "owner-1", time.Minute)
+		if err == nil || strings.ContainsRune(err.Error(), '\u202e') || !strings.Contains(err.Error(), fmt.Sprintf("%q", key)) {
+			t.Errorf("Claim of a key holding a list = %v, want an error quoting the key %q", err, key)
+		}
+	})
+}
+
 // TestClaimIsOneAtomicSetNXEX checks that a claim is atomic: it sends
 // exactly one command for its key, a SET with NX and the claim TTL in
 // seconds, as the server's MONITOR shows.
