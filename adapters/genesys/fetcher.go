@@ -17,6 +17,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/wa2genesys/connectorcache/internal/redact"
 	"github.com/wa2genesys/connectorcache/ports"
 )
 
@@ -42,6 +43,29 @@ type Credentials struct {
 	// ClientSecret is a secret: never log it.
 	ClientSecret string
 }
+
+// plainCredentials is Credentials without its methods, for fmt and
+// encoding/json to format once the secret is masked.
+type plainCredentials Credentials
+
+// redacted is c with ClientSecret masked.
+func (c Credentials) redacted() plainCredentials {
+	c.ClientSecret = redact.Secret(c.ClientSecret)
+	return plainCredentials(c)
+}
+
+// String formats c as %+v would, with ClientSecret masked.
+func (c Credentials) String() string { return fmt.Sprintf("%+v", c.redacted()) }
+
+// GoString formats c as %#v would, with ClientSecret masked.
+func (c Credentials) GoString() string { return redact.GoSyntax("genesys.Credentials", c.redacted()) }
+
+// Format formats c for every verb with ClientSecret masked: %#v as
+// [Credentials.GoString], any other verb as it formats [Credentials.String].
+func (c Credentials) Format(f fmt.State, verb rune) { redact.Format(f, verb, c.String, c.GoString) }
+
+// MarshalJSON encodes c as encoding/json would, with ClientSecret masked.
+func (c Credentials) MarshalJSON() ([]byte, error) { return json.Marshal(c.redacted()) }
 
 // TokenFetcher fetches access tokens with the OAuth client-credentials
 // grant, each tenant with its own client. It is safe for concurrent use.

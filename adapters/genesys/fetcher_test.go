@@ -275,3 +275,34 @@ func decodeJSON(t *testing.T, body []byte) map[string]any {
 	}
 	return v
 }
+
+// TestCredentialsPrintWithoutTheClientSecret prints credentials every way
+// fmt and encoding/json do: the login URL and client id show, the client
+// secret never does.
+func TestCredentialsPrintWithoutTheClientSecret(t *testing.T) {
+	const secret = "client-S3cret-of-acme"
+	creds := genesys.Credentials{LoginURL: "https://login.mypurecloud.ie", ClientID: "acme-client", ClientSecret: secret}
+	holder := struct {
+		ByTenant map[string]genesys.Credentials
+	}{map[string]genesys.Credentials{"acme": creds}}
+	for _, v := range []any{creds, &creds, holder} {
+		marshaled, err := json.Marshal(v)
+		if err != nil {
+			t.Fatalf("json.Marshal(%T): %v", v, err)
+		}
+		for how, out := range map[string]string{
+			"fmt":          fmt.Sprintf("%v %+v %#v %s %d %q", v, v, v, v, v, v),
+			"json.Marshal": string(marshaled),
+		} {
+			if !strings.Contains(out, "acme-client") || !strings.Contains(out, "https://login.mypurecloud.ie") {
+				t.Errorf("%s of %T does not show the login URL and client id: %s", how, v, out)
+			}
+			if strings.Contains(out, secret) {
+				t.Errorf("%s of %T shows the client secret: %s", how, v, out)
+			}
+		}
+		if out := fmt.Sprintf("%x", v); strings.Contains(out, fmt.Sprintf("%x", secret)) {
+			t.Errorf("%%x of %T shows the client secret in hex: %s", v, out)
+		}
+	}
+}

@@ -28,16 +28,10 @@ type (
 	plainTenantGenesys  TenantGenesys
 )
 
-// redact returns c with its secrets masked and its Redis URL's password
-// hidden; its tenants mask their own.
+// redact returns c with its app secret masked; its module's configuration
+// (app.Config) and its tenants mask their own secrets.
 func (c Config) redact() plainConfig {
 	c.AppSecret = redact.Secret(c.AppSecret)
-	redis := &c.Module.Redis
-	if redis.URL != "" {
-		redis.URL = redis.RedactedURL()
-	}
-	redis.Password = redact.Secret(redis.Password)
-	redis.Sentinel.Password = redact.Secret(redis.Sentinel.Password)
 	return plainConfig(c)
 }
 

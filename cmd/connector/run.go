@@ -211,27 +211,6 @@ func listen(cfg Config, svc *service, log *zap.Logger) ([]*listener, error) {
 	return out, nil
 }
 
-// closeUnreadBodies has the connection closed after the answer to a request
-// with a body that is not a webhook POST. No handler reads such a body, and
-// net/http would otherwise read and discard up to 256 KiB of it after the
-// answer, to reuse the connection: before authentication, and outside
-// http.max_inflight_bodies. The webhook handler reads a POST's body within
-// those bounds, or has the connection closed itself.
-func closeUnreadBodies(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength != 0 && !isWebhookPOST(r) {
-			w.Header().Set("Connection", "close")
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// isWebhookPOST reports whether r is a POST to /webhook/{tenantId}.
-func isWebhookPOST(r *http.Request) bool {
-	tenantID, ok := strings.CutPrefix(r.URL.Path, "/webhook/")
-	return r.Method == http.MethodPost && ok && tenantID != "" && !strings.Contains(tenantID, "/")
-}
-
 // warnAtStart logs what an operator must know about cfg before trusting
 // the connector with traffic.
 func warnAtStart(cfg Config, log *zap.Logger) {

@@ -37,9 +37,10 @@ func Format(f fmt.State, verb rune, str, goString func() string) {
 	_, _ = fmt.Fprintf(f, fmt.FormatString(f, verb), str())
 }
 
-// GoSyntax is fmt's %#v of plain, under name: plain is a copy of a value
-// of the type called name, converted to a type with the same fields and
-// none of its methods, and with its secrets masked.
+// GoSyntax is fmt's %#v of plain, under name: plain is a copy of a struct
+// of the type called name, converted to a struct type with the same fields
+// and none of its methods, and with its secrets masked. plain must be a
+// struct: GoSyntax panics otherwise.
 func GoSyntax(name string, plain any) string {
 	s := fmt.Sprintf("%#v", plain)
 	return name + s[strings.IndexByte(s, '{'):]
