@@ -905,3 +905,34 @@ http: {addr: "127.0.0.1:0"}`)
 		})
 	}
 }
+
+// TestHardening_StalledBodyTimesOut: a body not sent within
+// http.body_timeout is answered 408, through every wrapper the connector
+// puts around the webhook handler, which must let it set the connection's
+// read deadline.
+func TestHardening_StalledBodyTimesOut(t *testing.T) {
+	b := startBinary(t, acmeConfig(t, `
+store: memory
+http: {addr: "127.0.0.1:0", body_timeout: 1s}`))
+	c, err := net.DialTimeout("tcp", b.addr, waitBound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := fmt.Fprintf(c, "POST /webhook/acme HTTP/1.1\r\nHost: %s\r\nContent-Length: 100\r\n%s: sha256=%s\r\n\r\n{\"object\":",
+		b.addr, webhook.SignatureHeader, strings.Repeat("0", 64)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(waitBound))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout || !resp.Close {
+		t.Errorf("stalled body = %s, Connection: close %t; want 408, closed", resp.Status, resp.Close)
+	}
+	if strings.Contains(b.logs.String(), "without a deadline") {
+		t.Errorf("the body was read without its deadline:\n%s", b.logs)
+	}
+}
