@@ -160,8 +160,8 @@ type payload[E any] struct {
 // and lenient, each entry, change and message on its own, in an [orError],
 // so that a value of the wrong JSON type spoils only the part it is in.
 type (
-	strict  = payload[entry[change[message]]]
-	lenient = payload[orError[entry[orError[change[orError[message]]]]]]
+	strict  = payload[entry[change[message, contacts]]]
+	lenient = payload[orError[entry[orError[change[orError[message], names]]]]]
 )
 
 // entry is one entry[], its changes decoded as C.
@@ -170,44 +170,68 @@ type entry[C any] struct {
 	Changes []C    `json:"changes"`
 }
 
-// change is one entry[].changes[], its messages decoded as M.
-type change[M any] struct {
+// change is one entry[].changes[], its messages decoded as M and its
+// contacts as N.
+type change[M any, N nicknames] struct {
 	Value struct {
 		Metadata struct {
 			PhoneNumberID string `json:"phone_number_id"`
 		} `json:"metadata"`
-		Contacts names             `json:"contacts"`
+		Contacts N                 `json:"contacts"`
 		Messages []M               `json:"messages"`
 		Statuses []json.RawMessage `json:"statuses"`
 	} `json:"value"`
 }
 
-// names is value.contacts[] as the profile name of each wa_id. It never
-// fails to decode: a contact whose fields do not have the JSON types
+// nicknames are value.contacts[] as decoded: the profile name of a sender,
+// by its wa_id, "" when it has none.
+type nicknames interface {
+	nickname(waID string) string
+}
+
+// contact is one element of value.contacts[].
+type contact struct {
+	Profile struct {
+		Name string `json:"name"`
+	} `json:"profile"`
+	WaID string `json:"wa_id"`
+}
+
+// contacts is value.contacts[] decoded with the rest of its payload.
+type contacts []contact
+
+func (cs contacts) nickname(waID string) string {
+	for _, c := range cs {
+		if c.WaID == waID {
+			return c.Profile.Name
+		}
+	}
+	return ""
+}
+
+// names is value.contacts[] decoded on its own, for the lenient pass: it
+// never fails to decode. A contact whose fields do not have the JSON types
 // WhatsApp sends is left out, and so is every contact when contacts[] is
 // not an array. A name is only cosmetic: a message whose sender has none is
 // delivered without a nickname.
 type names map[string]string
 
 func (n *names) UnmarshalJSON(data []byte) error {
-	var contacts []json.RawMessage
-	if json.Unmarshal(data, &contacts) != nil {
+	var raws []json.RawMessage
+	if json.Unmarshal(data, &raws) != nil {
 		return nil
 	}
-	*n = make(names, len(contacts))
-	for _, raw := range contacts {
-		var c struct {
-			Profile struct {
-				Name string `json:"name"`
-			} `json:"profile"`
-			WaID string `json:"wa_id"`
-		}
+	*n = make(names, len(raws))
+	for _, raw := range raws {
+		var c contact
 		if json.Unmarshal(raw, &c) == nil {
 			(*n)[c.WaID] = c.Profile.Name
 		}
 	}
 	return nil
 }
+
+func (n names) nickname(waID string) string { return n[waID] }
 
 // orError is a T decoded on its own, and what decoding it found wrong.
 // Decoding an orError never fails: its error is kept for the caller.
@@ -227,10 +251,10 @@ type decoder[T any] interface {
 	decoded() (T, error)
 }
 
-func (o orError[T]) decoded() (T, error)        { return o.v, o.err }
-func (e entry[C]) decoded() (entry[C], error)   { return e, nil }
-func (c change[M]) decoded() (change[M], error) { return c, nil }
-func (m message) decoded() (message, error)     { return m, nil }
+func (o orError[T]) decoded() (T, error)              { return o.v, o.err }
+func (e entry[C]) decoded() (entry[C], error)         { return e, nil }
+func (c change[M, N]) decoded() (change[M, N], error) { return c, nil }
+func (m message) decoded() (message, error)           { return m, nil }
 
 type message struct {
 	From      string `json:"from"`
@@ -332,7 +356,7 @@ func Parse(body []byte) (Batch, error) {
 
 // batch makes the Batch of a decoded payload. An entry or change decoded
 // with an error is kept as malformed, with nothing of what was decoded.
-func batch[E decoder[entry[C]], C decoder[change[M]], M decoder[message]](p payload[E]) (Batch, error) {
+func batch[E decoder[entry[C]], C decoder[change[M, N]], M decoder[message], N nicknames](p payload[E]) (Batch, error) {
 	if p.Object != objectWhatsApp {
 		return Batch{}, fmt.Errorf("%w: object is not %s", ErrMalformed, objectWhatsApp)
 	}
@@ -370,11 +394,11 @@ func batch[E decoder[entry[C]], C decoder[change[M]], M decoder[message]](p payl
 	return b, nil
 }
 
-// parse makes m a Message, its sender's name looked up in nicknames; err is
+// parse makes m a Message, its sender's name looked up in contacts; err is
 // what decoding m found wrong. A message that can never be delivered comes
 // back with the reason it is skipped, and with its id and type as far as
 // they were read.
-func (m message) parse(err error, nicknames names) (Message, SkipReason) {
+func (m message) parse(err error, contacts nicknames) (Message, SkipReason) {
 	msg := Message{MessageID: m.ID, Type: m.Type}
 	switch {
 	case err != nil:
@@ -387,7 +411,7 @@ func (m message) parse(err error, nicknames names) (Message, SkipReason) {
 	return Message{
 		MessageID: m.ID,
 		From:      m.From,
-		Nickname:  nicknames[m.From],
+		Nickname:  contacts.nickname(m.From),
 		Type:      m.Type,
 		Text:      m.text(),
 		Timestamp: unixTime(m.Timestamp),
