@@ -187,7 +187,15 @@ type change[M any, N nicknames] struct {
 // by its wa_id, "" when it has none.
 type nicknames interface {
 	nickname(waID string) string
+	// indexed returns the same nicknames, fit to be looked up once per
+	// message.
+	indexed() nicknames
 }
+
+// maxScannedContacts is how many contacts are looked up by a scan; more are
+// indexed in a map, so that a change's lookups take time in proportion to
+// its messages and contacts, not to their product.
+const maxScannedContacts = 8
 
 // contact is one element of value.contacts[].
 type contact struct {
@@ -199,6 +207,17 @@ type contact struct {
 
 // contacts is value.contacts[] decoded with the rest of its payload.
 type contacts []contact
+
+func (cs contacts) indexed() nicknames {
+	if len(cs) <= maxScannedContacts {
+		return cs
+	}
+	n := make(names, len(cs))
+	for _, c := range cs {
+		n[c.WaID] = c.Profile.Name
+	}
+	return n
+}
 
 func (cs contacts) nickname(waID string) string {
 	for _, c := range cs {
@@ -232,6 +251,8 @@ func (n *names) UnmarshalJSON(data []byte) error {
 }
 
 func (n names) nickname(waID string) string { return n[waID] }
+
+func (n names) indexed() nicknames { return n }
 
 // orError is a T decoded on its own, and what decoding it found wrong.
 // Decoding an orError never fails: its error is kept for the caller.
@@ -377,9 +398,13 @@ func batch[E decoder[entry[C]], C decoder[change[M, N]], M decoder[message], N n
 			}
 			v := c.Value
 			bc := Change{PhoneNumberID: v.Metadata.PhoneNumberID, Statuses: len(v.Statuses)}
+			var contacts nicknames
+			if len(v.Messages) > 0 {
+				contacts = v.Contacts.indexed()
+			}
 			for _, dm := range v.Messages {
 				m, err := dm.decoded()
-				msg, reason := m.parse(err, v.Contacts)
+				msg, reason := m.parse(err, contacts)
 				if reason != "" {
 					bc.Skipped = append(bc.Skipped, Skipped{Index: index, Reason: reason, Type: msg.Type, IDLen: len(msg.MessageID)})
 				} else {

@@ -586,3 +586,42 @@ func BenchmarkParse(b *testing.B) {
 		})
 	}
 }
+
+// TestParse_NicknamesOfFewAndManyContacts checks that each message gets its
+// sender's profile name whether its change has few contacts (looked up by a
+// scan) or many (indexed), in the strict pass and in the lenient one that a
+// value of the wrong JSON type elsewhere in the payload brings about.
+func TestParse_NicknamesOfFewAndManyContacts(t *testing.T) {
+	for _, n := range []int{1, 8, 9, 40} {
+		var contacts, messages []string
+		for i := range n {
+			contacts = append(contacts, fmt.Sprintf(`{"profile":{"name":"Name %d"},"wa_id":"%d"}`, i, 100+i))
+			// Senders in reverse order, one without a contact.
+			messages = append(messages, fmt.Sprintf(`{"from":"%d","id":"wamid.N%d","type":"text","text":{"body":"hi"}}`, 100+n-i, i))
+		}
+		change := `{"field":"messages","value":{"metadata":{"phone_number_id":"1"},"contacts":[` + strings.Join(contacts, ",") +
+			`],"messages":[` + strings.Join(messages, ",") + `]}}`
+		for pass, body := range map[string][]byte{
+			"strict":  rawPayload(rawEntry("1", change)),
+			"lenient": rawPayload(rawEntry("1", change), `{"id":7}`),
+		} {
+			b, err := webhook.Parse(body)
+			if err != nil {
+				t.Fatalf("%d contacts, %s: %v", n, pass, err)
+			}
+			msgs := b.Messages()
+			if len(msgs) != n {
+				t.Fatalf("%d contacts, %s: %d messages, want %d", n, pass, len(msgs), n)
+			}
+			for i, m := range msgs {
+				want := fmt.Sprintf("Name %d", n-i)
+				if i == 0 {
+					want = "" // its sender has no contact
+				}
+				if m.Nickname != want {
+					t.Errorf("%d contacts, %s: message %d from %s has nickname %q, want %q", n, pass, i, m.From, m.Nickname, want)
+				}
+			}
+		}
+	}
+}
