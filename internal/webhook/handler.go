@@ -103,40 +103,38 @@ type Config struct {
 	MaxMessages int
 }
 
-// String formats c's tenants, through [Tenant.String], so with their
-// secrets masked, the types of its Dedupe and Deliverer, and its limits as
-// given, zero for a default.
-func (c Config) String() string {
-	return fmt.Sprintf("webhook.Config{Tenants: %v, Dedupe: %T, Deliverer: %T, SettleTimeout: %v, RetryAfter: %v, "+
-		"MaxInflightBodies: %d, BodyTimeout: %v, RequestTimeout: %v, MaxMessages: %d}",
-		c.Tenants, c.Dedupe, c.Deliverer, c.SettleTimeout, c.RetryAfter,
-		c.MaxInflightBodies, c.BodyTimeout, c.RequestTimeout, c.MaxMessages)
+// printedConfig is a [Config] as it prints and encodes: its tenants, which
+// mask their own secrets, the types of its Dedupe and Deliverer, and its
+// limits as given, zero for a default; not its Logger and Metrics.
+type printedConfig struct {
+	Tenants                     map[string]Tenant
+	Dedupe, Deliverer           string
+	SettleTimeout, RetryAfter   time.Duration
+	MaxInflightBodies           int
+	BodyTimeout, RequestTimeout time.Duration
+	MaxMessages                 int
 }
 
-// GoString formats c for %#v as [Config.String] does, its tenants through
-// [Tenant.GoString].
-func (c Config) GoString() string {
-	return fmt.Sprintf("webhook.Config{Tenants:%#v, Dedupe:%T, Deliverer:%T, SettleTimeout:%d, RetryAfter:%d, "+
-		"MaxInflightBodies:%d, BodyTimeout:%d, RequestTimeout:%d, MaxMessages:%d}",
-		c.Tenants, c.Dedupe, c.Deliverer, int64(c.SettleTimeout), int64(c.RetryAfter),
-		c.MaxInflightBodies, int64(c.BodyTimeout), int64(c.RequestTimeout), c.MaxMessages)
+func (c Config) printed() printedConfig {
+	return printedConfig{
+		Tenants: c.Tenants, Dedupe: fmt.Sprintf("%T", c.Dedupe), Deliverer: fmt.Sprintf("%T", c.Deliverer),
+		SettleTimeout: c.SettleTimeout, RetryAfter: c.RetryAfter, MaxInflightBodies: c.MaxInflightBodies,
+		BodyTimeout: c.BodyTimeout, RequestTimeout: c.RequestTimeout, MaxMessages: c.MaxMessages,
+	}
 }
+
+// String formats c as %+v would, its tenants with their secrets masked
+// ([Tenant.String]) and its Dedupe and Deliverer as their types.
+func (c Config) String() string { return "webhook.Config" + fmt.Sprintf("%+v", c.printed()) }
+
+// GoString formats c for %#v as [Config.String] does.
+func (c Config) GoString() string { return redact.GoSyntax("webhook.Config", c.printed()) }
 
 // Format formats c for every verb as [Tenant.Format] formats a tenant.
 func (c Config) Format(f fmt.State, verb rune) { redact.Format(f, verb, c.String, c.GoString) }
 
-// MarshalJSON encodes c's tenants, through [Tenant.MarshalJSON], so with
-// their secrets masked, and its limits as given, zero for a default; not
-// its Dedupe, Deliverer, Logger and Metrics.
-func (c Config) MarshalJSON() ([]byte, error) {
-	return json.Marshal(struct {
-		Tenants                     map[string]Tenant
-		SettleTimeout, RetryAfter   time.Duration
-		MaxInflightBodies           int
-		BodyTimeout, RequestTimeout time.Duration
-		MaxMessages                 int
-	}{c.Tenants, c.SettleTimeout, c.RetryAfter, c.MaxInflightBodies, c.BodyTimeout, c.RequestTimeout, c.MaxMessages})
-}
+// MarshalJSON encodes c as [Config.String] formats it.
+func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(c.printed()) }
 
 // Handler serves tenants' WhatsApp webhooks at /webhook/{tenantId}.
 //

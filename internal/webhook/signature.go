@@ -23,11 +23,8 @@ func Sign(secret, body []byte) string {
 // ValidSignature reports whether header is the signature of body under
 // secret. The comparison takes constant time. An empty secret signs nothing.
 func ValidSignature(secret, body []byte, header string) bool {
-	if len(secret) == 0 || !strings.HasPrefix(header, signaturePrefix) {
-		return false
-	}
-	got, err := hex.DecodeString(strings.TrimPrefix(header, signaturePrefix))
-	if err != nil {
+	got, ok := signatureDigest(header)
+	if len(secret) == 0 || !ok {
 		return false
 	}
 	mac := hmac.New(sha256.New, secret)
@@ -39,15 +36,17 @@ func ValidSignature(secret, body []byte, header string) bool {
 // "sha256=" and 64 hex digits. One that cannot is refused before the body is
 // read.
 func wellFormedSignature(header string) bool {
+	_, ok := signatureDigest(header)
+	return ok
+}
+
+// signatureDigest is the HMAC-SHA256 digest header carries, if it is
+// "sha256=" and 64 hex digits.
+func signatureDigest(header string) ([]byte, bool) {
 	digits, ok := strings.CutPrefix(header, signaturePrefix)
 	if !ok || len(digits) != hex.EncodedLen(sha256.Size) {
-		return false
+		return nil, false
 	}
-	for i := 0; i < len(digits); i++ {
-		c := digits[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return false
-		}
-	}
-	return true
+	digest, err := hex.DecodeString(digits)
+	return digest, err == nil
 }

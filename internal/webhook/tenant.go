@@ -28,20 +28,29 @@ type Tenant struct {
 	PhoneNumberIDs []string
 }
 
+// plainTenant is a [Tenant] with its secrets masked, for fmt and
+// encoding/json to format: a secret shows as "xxxxx" when it is set and as
+// "" when it is not.
+type plainTenant struct {
+	VerifyToken, AppSecret  string
+	WABAIDs, PhoneNumberIDs []string
+}
+
+func (t Tenant) redacted() plainTenant {
+	return plainTenant{redact.Secret(t.VerifyToken), redact.Secret(string(t.AppSecret)), t.WABAIDs, t.PhoneNumberIDs}
+}
+
 // String formats t with its secrets masked, such as
 // webhook.Tenant{VerifyToken: "xxxxx", AppSecret: "xxxxx", WABAIDs:
-// [209988776655443], PhoneNumberIDs: []}: a secret shows as "xxxxx" when it
-// is set and as "" when it is not.
+// [209988776655443], PhoneNumberIDs: []}.
 func (t Tenant) String() string {
+	p := t.redacted()
 	return fmt.Sprintf("webhook.Tenant{VerifyToken: %q, AppSecret: %q, WABAIDs: %v, PhoneNumberIDs: %v}",
-		redact.Secret(t.VerifyToken), redact.Secret(string(t.AppSecret)), t.WABAIDs, t.PhoneNumberIDs)
+		p.VerifyToken, p.AppSecret, p.WABAIDs, p.PhoneNumberIDs)
 }
 
 // GoString formats t for %#v with its secrets masked as in [Tenant.String].
-func (t Tenant) GoString() string {
-	return fmt.Sprintf("webhook.Tenant{VerifyToken:%q, AppSecret:%q, WABAIDs:%#v, PhoneNumberIDs:%#v}",
-		redact.Secret(t.VerifyToken), redact.Secret(string(t.AppSecret)), t.WABAIDs, t.PhoneNumberIDs)
-}
+func (t Tenant) GoString() string { return redact.GoSyntax("webhook.Tenant", t.redacted()) }
 
 // Format formats t for every verb with its secrets masked: %#v as
 // [Tenant.GoString], any other verb as it formats [Tenant.String]. Without
@@ -50,13 +59,7 @@ func (t Tenant) Format(f fmt.State, verb rune) { redact.Format(f, verb, t.String
 
 // MarshalJSON encodes t as encoding/json would, with its secrets masked as
 // in [Tenant.String].
-func (t Tenant) MarshalJSON() ([]byte, error) {
-	type plain struct {
-		VerifyToken, AppSecret  string
-		WABAIDs, PhoneNumberIDs []string
-	}
-	return json.Marshal(plain{redact.Secret(t.VerifyToken), redact.Secret(string(t.AppSecret)), t.WABAIDs, t.PhoneNumberIDs})
-}
+func (t Tenant) MarshalJSON() ([]byte, error) { return json.Marshal(t.redacted()) }
 
 // tenant is a [Tenant] ready for lookups, and a copy: the caller may reuse
 // the slices of the Tenant it was made from.
