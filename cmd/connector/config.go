@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -117,6 +119,10 @@ type TenantWhatsApp struct {
 	// with. Empty means [Config.AppSecret]. A secret.
 	AppSecret string
 }
+
+// appSecret is the app secret t's webhooks are signed with: its own, or
+// else the global one.
+func (c Config) appSecret(t TenantConfig) string { return cmp.Or(t.WhatsApp.AppSecret, c.AppSecret) }
 
 // TenantGenesys is a tenant's Genesys organization and integration.
 type TenantGenesys struct {
@@ -473,7 +479,8 @@ func checkOwnership(r *config.Reader, tenants []TenantConfig) {
 			phoneOwner[id] = t.ID
 		}
 	}
-	for id, owners := range wabaOwners {
+	for _, id := range slices.Sorted(maps.Keys(wabaOwners)) {
+		owners := wabaOwners[id]
 		if len(owners) < 2 {
 			continue
 		}
@@ -489,12 +496,12 @@ func checkOwnership(r *config.Reader, tenants []TenantConfig) {
 // checkDevListeners fails the configuration when development mode, which
 // lets development secrets through, would listen beyond loopback.
 func checkDevListeners(r *config.Reader, h HTTPConfig) {
-	for key, addr := range map[string]string{"http.addr": h.Addr, "http.admin_addr": h.AdminAddr} {
-		if addr == "" {
+	for _, l := range []struct{ key, addr string }{{"http.addr", h.Addr}, {"http.admin_addr", h.AdminAddr}} {
+		if l.addr == "" {
 			continue
 		}
-		if host, _, err := net.SplitHostPort(addr); err == nil && !isLoopback(host) {
-			r.Fail(key, "is %s, not a loopback address, and dev is true: development mode listens on loopback only", addr)
+		if host, _, err := net.SplitHostPort(l.addr); err == nil && !isLoopback(host) {
+			r.Fail(l.key, "is %s, not a loopback address, and dev is true: development mode listens on loopback only", l.addr)
 		}
 	}
 }

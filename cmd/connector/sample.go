@@ -49,9 +49,9 @@ func sample(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if ti < 0 {
 		return fmt.Errorf("tenant %q is not configured", *tenant)
 	}
-	secret, secretKey := cfg.AppSecret, "whatsapp.app_secret"
-	if own := cfg.Tenants[ti].WhatsApp.AppSecret; own != "" {
-		secret, secretKey = own, "the tenant's whatsapp.app_secret"
+	secret, secretKey := cfg.appSecret(cfg.Tenants[ti]), "whatsapp.app_secret"
+	if cfg.Tenants[ti].WhatsApp.AppSecret != "" {
+		secretKey = "the tenant's whatsapp.app_secret"
 	}
 	target := strings.TrimSuffix(*base, "/") + "/webhook/" + url.PathEscape(*tenant)
 	sig := webhook.Sign([]byte(secret), body)

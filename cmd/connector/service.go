@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"io"
 	"net/http"
@@ -41,7 +40,7 @@ func newService(ctx context.Context, cfg Config, log *zap.Logger, stdout io.Writ
 	for _, t := range cfg.Tenants {
 		tenants[t.ID] = webhook.Tenant{
 			VerifyToken:    t.VerifyToken,
-			AppSecret:      []byte(cmp.Or(t.WhatsApp.AppSecret, cfg.AppSecret)),
+			AppSecret:      []byte(cfg.appSecret(t)),
 			WABAIDs:        t.WhatsApp.WABAIDs,
 			PhoneNumberIDs: t.WhatsApp.PhoneNumberIDs,
 		}
