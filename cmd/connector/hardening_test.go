@@ -313,21 +313,28 @@ tenants:%s%s%s%s
 		t.Helper()
 		return counter(t, b.addr, "connector_webhook_rejected_total", map[string]string{"reason": reason})
 	}
-
-	t.Run("replay to another tenant", func(t *testing.T) {
-		const id = "wamid.REPLAY-1"
-		body := wabaPayload(wabaA, textMsg(id))
-		foreign := rejected(t, "foreign")
-		if status, _ := signed(t, b.addr, "tenant-b", body); status != http.StatusForbidden {
-			t.Errorf("tenant-a's webhook POSTed to tenant-b = %d, want 403", status)
+	// rejectedByB POSTs body, signed, to tenant-b, and fails t unless it is
+	// answered status, counted as rejected whole for reason, and neither
+	// claims anything nor calls tenant-b's Genesys.
+	rejectedByB := func(t *testing.T, what string, body []byte, status int, reason string) {
+		t.Helper()
+		before := rejected(t, reason)
+		if got, _ := signed(t, b.addr, "tenant-b", body); got != status {
+			t.Errorf("%s = %d, want %d", what, got, status)
 		}
-		if d := rejected(t, "foreign") - foreign; d != 1 {
-			t.Errorf("connector_webhook_rejected_total{reason=foreign} grew by %v, want 1", d)
+		if d := rejected(t, reason) - before; d != 1 {
+			t.Errorf("connector_webhook_rejected_total{reason=%s} grew by %v, want 1", reason, d)
 		}
 		nothingClaimed(t, "tenant-b")
 		if n := gB.apiCalls.Load() + gB.login.Calls(); n != 0 {
 			t.Errorf("tenant-b's Genesys got %d calls, want none", n)
 		}
+	}
+
+	t.Run("replay to another tenant", func(t *testing.T) {
+		const id = "wamid.REPLAY-1"
+		body := wabaPayload(wabaA, textMsg(id))
+		rejectedByB(t, "tenant-a's webhook POSTed to tenant-b", body, http.StatusForbidden, "foreign")
 		if status, res := signed(t, b.addr, "tenant-a", body); status != http.StatusOK || res.Delivered != 1 {
 			t.Errorf("the same webhook POSTed to tenant-a = %d %+v, want 200, delivered", status, res)
 		}
@@ -387,17 +394,7 @@ tenants:%s%s%s%s
 
 	t.Run("too many messages", func(t *testing.T) {
 		body := wabaPayload(wabaB, textMsgs("wamid.MANY-", 0, 1001)...)
-		tooMany := rejected(t, "too_many_messages")
-		if status, _ := signed(t, b.addr, "tenant-b", body); status != http.StatusRequestEntityTooLarge {
-			t.Errorf("1001 messages = %d, want 413", status)
-		}
-		if d := rejected(t, "too_many_messages") - tooMany; d != 1 {
-			t.Errorf("connector_webhook_rejected_total{reason=too_many_messages} grew by %v, want 1", d)
-		}
-		nothingClaimed(t, "tenant-b")
-		if n := gB.apiCalls.Load() + gB.login.Calls(); n != 0 {
-			t.Errorf("tenant-b's Genesys got %d calls, want none", n)
-		}
+		rejectedByB(t, "1001 messages", body, http.StatusRequestEntityTooLarge, "too_many_messages")
 	})
 
 	t.Run("redirects not followed", func(t *testing.T) {
