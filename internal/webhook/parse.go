@@ -104,51 +104,28 @@ type Skipped struct {
 	IDLen int
 }
 
-// Messages returns the usable messages of every entry, in payload order.
-func (b Batch) Messages() []Message {
-	var msgs []Message
-	for _, e := range b.Entries {
-		for _, c := range e.Changes {
-			msgs = append(msgs, c.Messages...)
-		}
-	}
-	return msgs
-}
-
-// Skipped returns the skipped messages of every entry, in payload order.
-func (b Batch) Skipped() []Skipped {
-	var skipped []Skipped
-	for _, e := range b.Entries {
-		for _, c := range e.Changes {
-			skipped = append(skipped, c.Skipped...)
-		}
-	}
-	return skipped
-}
-
 // MessageCount returns how many messages the payload holds, usable or
 // skipped. It counts only what could be decoded: the messages of a
 // malformed entry or change are unknown, and not counted.
 func (b Batch) MessageCount() int {
 	n := 0
 	for _, e := range b.Entries {
-		for _, c := range e.Changes {
-			n += len(c.Messages) + len(c.Skipped)
-		}
+		n += e.messageCount()
 	}
 	return n
 }
 
-// Statuses returns how many receipts the payload holds.
-func (b Batch) Statuses() int {
+// messageCount is how many messages e's changes hold, usable or skipped.
+func (e Entry) messageCount() int {
 	n := 0
-	for _, e := range b.Entries {
-		for _, c := range e.Changes {
-			n += c.Statuses
-		}
+	for _, c := range e.Changes {
+		n += c.messageCount()
 	}
 	return n
 }
+
+// messageCount is how many messages c holds, usable or skipped.
+func (c Change) messageCount() int { return len(c.Messages) + len(c.Skipped) }
 
 // payload is a webhook body, its entries decoded as E.
 type payload[E any] struct {

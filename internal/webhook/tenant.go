@@ -129,7 +129,7 @@ func (h *Handler) admit(t *tenant, tenantID string, b Batch) admitted {
 			continue
 		}
 		if !t.wabaIDs[e.WABAID] {
-			n := changesMessages(e.Changes)
+			n := e.messageCount()
 			h.metrics.refuse(SkipWABAID)
 			h.metrics.skip(SkipWABAID, n)
 			a.skipped += n
@@ -148,7 +148,7 @@ func (h *Handler) admit(t *tenant, tenantID string, b Batch) admitted {
 				continue
 			}
 			if t.phoneNumberIDs != nil && !t.phoneNumberIDs[c.PhoneNumberID] {
-				n := len(c.Messages) + len(c.Skipped)
+				n := c.messageCount()
 				h.metrics.refuse(SkipPhoneNumberID)
 				h.metrics.skip(SkipPhoneNumberID, n)
 				a.skipped += n
@@ -170,13 +170,4 @@ func (h *Handler) admit(t *tenant, tenantID string, b Batch) admitted {
 		}
 	}
 	return a
-}
-
-// changesMessages counts the messages of changes, usable or skipped.
-func changesMessages(changes []Change) int {
-	n := 0
-	for _, c := range changes {
-		n += len(c.Messages) + len(c.Skipped)
-	}
-	return n
 }
